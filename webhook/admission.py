@@ -1,0 +1,169 @@
+"""The AdmissionReview (admission.k8s.io/v1) wire format and the pure decisions built on it.
+
+No HTTP here: ``review(body, endpoint, facts)`` turns a decoded request body into a response body, so
+the Flask shell and the offline checker run exactly the same code. Requests that are not a usable
+AdmissionReview raise ``BadReview`` (HTTP 400 in the shell); denials are ordinary responses.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any, Literal, NotRequired, TypedDict
+
+import jsonpatch
+
+from webhook import defaulting, validation
+from webhook.facts import ClusterFacts
+from webhook.field import ErrorType, FieldError, aggregate
+from wukong import api
+
+REVIEW_API_VERSION = "admission.k8s.io/v1"
+
+
+class BadReview(ValueError):
+    """The body is not an AdmissionReview we can answer; the message is the one-line reason."""
+
+
+class Endpoint(Enum):
+    MUTATE = "mutate"
+    VALIDATE = "validate"
+
+
+class GroupVersionKind(TypedDict):
+    group: str
+    version: str
+    kind: str
+
+
+class AdmissionRequest(TypedDict):
+    uid: str
+    kind: GroupVersionKind
+    operation: Literal["CREATE", "UPDATE", "DELETE", "CONNECT"]
+    object: NotRequired[dict[str, Any] | None]
+    oldObject: NotRequired[dict[str, Any] | None]
+    dryRun: NotRequired[bool]
+
+
+class Status(TypedDict):
+    code: int
+    reason: str
+    message: str
+
+
+class AdmissionResponse(TypedDict):
+    uid: str
+    allowed: bool
+    status: NotRequired[Status]
+    patchType: NotRequired[Literal["JSONPatch"]]
+    patch: NotRequired[str]
+    warnings: NotRequired[list[str]]
+
+
+@dataclass
+class Decision:
+    """What admission decided, before it is framed as a response."""
+
+    allowed: bool
+    errors: list[FieldError] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    patch: list[dict[str, Any]] = field(default_factory=list)
+    object: dict[str, Any] | None = None
+
+    @property
+    def message(self) -> str:
+        return aggregate(self.errors) if self.errors else ""
+
+    @property
+    def verdict(self) -> str:
+        if not self.allowed:
+            return "denied"
+        return "patched" if self.patch else "allowed"
+
+
+def parse_request(body: Any) -> AdmissionRequest:
+    """The request inside an AdmissionReview, or BadReview saying what is wrong with the body."""
+    if not isinstance(body, Mapping):
+        raise BadReview(f"expected a JSON object (an AdmissionReview), got {type(body).__name__}")
+    if body.get("kind") != "AdmissionReview" or body.get("apiVersion") != REVIEW_API_VERSION:
+        raise BadReview(
+            f"expected kind AdmissionReview, apiVersion {REVIEW_API_VERSION}; got kind {body.get('kind')!r}, "
+            f"apiVersion {body.get('apiVersion')!r}"
+        )
+    request = body.get("request")
+    if not isinstance(request, Mapping):
+        raise BadReview("the AdmissionReview has no request")
+    if not isinstance(request.get("uid"), str) or not request["uid"]:
+        raise BadReview("request.uid is missing")
+    if not isinstance(request.get("kind"), Mapping):
+        raise BadReview("request.kind is missing")
+    if request.get("operation") not in ("CREATE", "UPDATE", "DELETE", "CONNECT"):
+        raise BadReview(f"request.operation {request.get('operation')!r} is not CREATE, UPDATE, DELETE or CONNECT")
+    for key in ("object", "oldObject"):
+        if request.get(key) is not None and not isinstance(request[key], Mapping):
+            raise BadReview(f"request.{key} is not an object")
+    return request  # type: ignore[return-value]
+
+
+def decide(request: AdmissionRequest, endpoint: Endpoint, facts: ClusterFacts) -> Decision:
+    kind = request["kind"]
+    if (kind.get("group"), kind.get("kind")) != (api.GROUP, api.KIND):
+        return Decision(allowed=True, warnings=[
+            f"the Wukong webhook does not handle {kind.get('kind')!r} in group {kind.get('group')!r}; "
+            f"check the webhook configuration's rules"
+        ])
+    new = request.get("object")
+    if request["operation"] not in ("CREATE", "UPDATE") or new is None:
+        return Decision(allowed=True)
+    old = request.get("oldObject") if request["operation"] == "UPDATE" else None
+    if endpoint is Endpoint.MUTATE:
+        return _mutate(new, old, facts)
+    errors, warnings = validation.validate(new, old, facts)
+    return Decision(allowed=not errors, errors=errors, warnings=warnings, object=new)
+
+
+def _mutate(new: dict[str, Any], old: dict[str, Any] | None, facts: ClusterFacts) -> Decision:
+    defaulted, errors = defaulting.default(new, old, facts)
+    if errors:
+        return Decision(allowed=False, errors=errors, object=new)
+    patch = jsonpatch.make_patch(new, defaulted).patch
+    return Decision(allowed=True, patch=patch, object=defaulted)
+
+
+def response(request: AdmissionRequest, decision: Decision) -> AdmissionResponse:
+    framed: AdmissionResponse = {"uid": request["uid"], "allowed": decision.allowed}
+    if not decision.allowed:
+        forbidden = all(e.type is ErrorType.FORBIDDEN for e in decision.errors)
+        framed["status"] = {
+            "code": 403 if forbidden else 422,
+            "reason": "Forbidden" if forbidden else "Invalid",
+            "message": decision.message,
+        }
+    if decision.patch:
+        framed["patchType"] = "JSONPatch"
+        framed["patch"] = base64.b64encode(json.dumps(decision.patch).encode()).decode()
+    if decision.warnings:
+        framed["warnings"] = decision.warnings
+    return framed
+
+
+def review(request: AdmissionRequest, decision: Decision) -> dict[str, Any]:
+    """The AdmissionReview sent back: same apiVersion, the response echoing the request's uid."""
+    return {"apiVersion": REVIEW_API_VERSION, "kind": "AdmissionReview", "response": response(request, decision)}
+
+
+def internal_error(request: AdmissionRequest) -> dict[str, Any]:
+    """A denial for a decision that failed unexpectedly: fail closed, inside the review, never an HTTP 500."""
+    return {
+        "apiVersion": REVIEW_API_VERSION,
+        "kind": "AdmissionReview",
+        "response": {
+            "uid": request["uid"],
+            "allowed": False,
+            "status": {"code": 500, "reason": "InternalError",
+                       "message": "the Wukong webhook failed to evaluate this object; see the webhook's log"},
+        },
+    }

@@ -1,0 +1,144 @@
+"""The Flask shell around admission: framing, status codes, health and metrics. No decisions here."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from flask import Flask, Response, request
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+from werkzeug.exceptions import HTTPException
+
+from webhook import admission
+from webhook.admission import BadReview, Endpoint
+from webhook.facts import ClusterFacts
+
+MAX_BODY_BYTES = 3 * 1024 * 1024  # the API server's own limit for admission requests is 3 MiB
+log = logging.getLogger("wukong.webhook")
+
+
+class FactsSource(Protocol):
+    """Where cluster facts come from: a file, or a watch-backed cache of the API."""
+
+    def facts(self) -> ClusterFacts: ...
+
+    def ready(self) -> bool: ...
+
+
+@dataclass
+class StaticFacts:
+    value: ClusterFacts = field(default_factory=ClusterFacts)
+
+    def facts(self) -> ClusterFacts:
+        return self.value
+
+    def ready(self) -> bool:
+        return True
+
+
+@dataclass
+class WebhookConfig:
+    facts: FactsSource = field(default_factory=StaticFacts)
+    max_body_bytes: int = MAX_BODY_BYTES
+    registry: CollectorRegistry = field(default_factory=CollectorRegistry)
+
+
+class Metrics:
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.registry = registry
+        self.requests = Counter(
+            "wukong_webhook_requests", "Admission requests by endpoint, operation and verdict.",
+            ["endpoint", "operation", "verdict"], registry=registry,
+        )
+        self.latency = Histogram(
+            "wukong_webhook_request_duration_seconds", "Time to answer an admission request.", ["endpoint"],
+            buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0), registry=registry,
+        )
+
+
+def create_app(config: WebhookConfig | None = None) -> Flask:
+    config = config or WebhookConfig()
+    app = Flask("wukong-webhook")
+    app.config["MAX_CONTENT_LENGTH"] = config.max_body_bytes
+    metrics = Metrics(config.registry)
+
+    def admit(endpoint: Endpoint) -> Response:
+        started = time.perf_counter()
+        operation, verdict = "", "bad_request"
+        try:
+            body = _decode(request.get_data(cache=False))
+            review_request = admission.parse_request(body)
+            operation = review_request["operation"]
+            try:
+                decision = admission.decide(review_request, endpoint, config.facts.facts())
+                verdict, answer = decision.verdict, admission.review(review_request, decision)
+                _log_decision(endpoint, review_request, decision)
+            except Exception:
+                log.exception("admission %s failed for uid %s", endpoint.value, review_request["uid"])
+                verdict, answer = "error", admission.internal_error(review_request)
+            return _json(answer)
+        except BadReview as error:
+            return _plain(400, f"bad request: {error}")
+        finally:
+            metrics.requests.labels(endpoint.value, operation, verdict).inc()
+            metrics.latency.labels(endpoint.value).observe(time.perf_counter() - started)
+
+    app.add_url_rule("/mutate", "mutate", lambda: admit(Endpoint.MUTATE), methods=["POST"])
+    app.add_url_rule("/validate", "validate", lambda: admit(Endpoint.VALIDATE), methods=["POST"])
+
+    @app.get("/healthz")
+    def healthz() -> Response:
+        return _plain(200, "ok")
+
+    @app.get("/readyz")
+    def readyz() -> Response:
+        if config.facts.ready():
+            return _plain(200, "ok")
+        return _plain(503, "not ready: StorageClass cache not synced yet")
+
+    @app.get("/metrics")
+    def metrics_endpoint() -> Response:
+        return Response(generate_latest(metrics.registry), mimetype=CONTENT_TYPE_LATEST)
+
+    @app.errorhandler(HTTPException)
+    def http_error(error: HTTPException) -> Response:
+        if error.code == 413:
+            return _plain(413, f"request body is larger than {config.max_body_bytes} bytes")
+        return _plain(error.code or 400, f"{error.name.lower()}: {request.method} {request.path}")
+
+    return app
+
+
+def _decode(data: bytes) -> object:
+    if not data:
+        raise BadReview("the request body is empty; expected an AdmissionReview")
+    try:
+        return json.loads(data)
+    except (ValueError, RecursionError) as error:
+        raise BadReview(f"the request body is not valid JSON: {error}") from None
+
+
+def _json(body: object) -> Response:
+    return Response(json.dumps(body), mimetype="application/json")
+
+
+def _plain(status: int, text: str) -> Response:
+    return Response(text + "\n", status=status, mimetype="text/plain")
+
+
+def _log_decision(endpoint: Endpoint, req: admission.AdmissionRequest, decision: admission.Decision) -> None:
+    """One line per decision: who and what, never the object itself (it may carry passwords)."""
+    obj = req.get("object") or req.get("oldObject") or {}
+    meta = obj.get("metadata") or {}
+    log.info(
+        "%s %s %s/%s uid=%s verdict=%s%s", endpoint.value, req["operation"], meta.get("namespace", ""),
+        meta.get("name", ""), req["uid"], decision.verdict,
+        f" reason={decision.message!r}" if decision.errors else "",
+    )
+
+
+AppFactory = Callable[[], Flask]

@@ -1,0 +1,93 @@
+"""Mutating admission (M1-M3): fill in what the user left out, on a copy of the object.
+
+The handler computes the JSON Patch as the diff between the request and this copy, so the rules
+here only ever say what the object should look like, never how to patch it.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Mapping
+from typing import Any
+
+from webhook import field
+from webhook.facts import ClusterFacts
+from wukong.spec import disk_dicts
+
+STORAGE_CLASS = "storageClassName"
+BOOT = "boot"
+
+
+def default(new: Mapping[str, Any], old: Mapping[str, Any] | None, facts: ClusterFacts,
+            ) -> tuple[dict[str, Any], list[field.FieldError]]:
+    """The defaulted copy of ``new`` and the errors that stop defaulting (no StorageClass to give).
+
+    An object whose disks are not a list of objects is returned unchanged: it is not ours to
+    repair, and the validating side or the API server will say what is wrong with it.
+    """
+    obj = copy.deepcopy(dict(new))
+    disks = _disks(obj)
+    if disks is None:
+        return obj, []
+    _keep_previous_values(disks, old)  # M3 first: an existing disk keeps what it had
+    errors = _default_storage_classes(disks, facts)  # M1
+    _default_boot(disks)  # M2
+    return obj, errors
+
+
+def _disks(obj: dict[str, Any]) -> list[dict[str, Any]] | None:
+    spec = obj.get("spec")
+    disks = spec.get("disks") if isinstance(spec, dict) else None
+    if not isinstance(disks, list) or not all(isinstance(d, dict) for d in disks):
+        return None
+    return disks
+
+
+def _keep_previous_values(disks: list[dict[str, Any]], old: Mapping[str, Any] | None) -> None:
+    """M3: re-applying a minimal manifest changes nothing.
+
+    ``kubectl apply`` replaces a CRD's lists whole, so the defaults written on create are missing from
+    the next request. An existing disk gets them back. The old boot flag is carried over only when the
+    request marks no disk ``boot: true`` itself, so that moving the boot flag to another disk works.
+    """
+    previous = {d.get("name"): d for d in disk_dicts(old or {})}
+    boot_requested = any(d.get(BOOT) is True for d in disks)
+    for disk in disks:
+        before = previous.get(disk.get("name"))
+        if before is None:
+            continue
+        if STORAGE_CLASS not in disk and isinstance(before.get(STORAGE_CLASS), str):
+            disk[STORAGE_CLASS] = before[STORAGE_CLASS]
+        if BOOT not in disk and isinstance(before.get(BOOT), bool) and not boot_requested:
+            disk[BOOT] = before[BOOT]
+
+
+def _default_storage_classes(disks: list[dict[str, Any]], facts: ClusterFacts) -> list[field.FieldError]:
+    """M1: the configured default, else the cluster's default StorageClass; none at all is an error."""
+    errors = []
+    for index, disk in enumerate(disks):
+        if disk.get(STORAGE_CLASS):
+            continue
+        if facts.default_storage_class:
+            disk[STORAGE_CLASS] = facts.default_storage_class
+            continue
+        errors.append(field.required(
+            field.DISKS.index(index).child(STORAGE_CLASS),
+            f"disk {disk.get('name')!r} names no StorageClass and the cluster has no default one; "
+            f"set spec.disks[{index}].storageClassName, or mark a StorageClass as the default",
+        ))
+    return errors
+
+
+def _default_boot(disks: list[dict[str, Any]]) -> None:
+    """M2: with no boot disk marked, the first disk with an image boots, else the first disk.
+
+    A disk explicitly marked ``boot: false`` is never chosen; every other disk gets an explicit false.
+    """
+    if disks and not any(d.get(BOOT) is True for d in disks):
+        candidates = [d for d in disks if d.get(BOOT) is not False]
+        chosen = next((d for d in candidates if d.get("image")), candidates[0] if candidates else None)
+        if chosen is not None:
+            chosen[BOOT] = True
+    for disk in disks:
+        disk.setdefault(BOOT, False)

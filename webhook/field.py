@@ -1,0 +1,78 @@
+"""Field paths and field errors shaped like Kubernetes' own (k8s.io/apimachinery/pkg/util/validation/field).
+
+Users read these in ``kubectl apply``; keeping Kubernetes' wording makes them look like every other
+API error they know: ``spec.disks[1].size: Forbidden: disk "data" cannot shrink ...``.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from enum import Enum
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Path:
+    text: str = ""
+
+    def child(self, name: str) -> Path:
+        return Path(f"{self.text}.{name}" if self.text else name)
+
+    def index(self, i: int) -> Path:
+        return Path(f"{self.text}[{i}]")
+
+    def __str__(self) -> str:
+        return self.text
+
+
+SPEC = Path("spec")
+DISKS = SPEC.child("disks")
+
+
+class ErrorType(Enum):
+    REQUIRED = "Required value"
+    FORBIDDEN = "Forbidden"
+    INVALID = "Invalid value"
+    DUPLICATE = "Duplicate value"
+    NOT_SUPPORTED = "Unsupported value"
+
+
+_SHOWS_VALUE = {ErrorType.INVALID, ErrorType.DUPLICATE, ErrorType.NOT_SUPPORTED}
+
+
+@dataclass(frozen=True)
+class FieldError:
+    type: ErrorType
+    path: Path
+    detail: str = ""
+    value: Any = None
+
+    def __str__(self) -> str:
+        body = self.type.value
+        if self.type in _SHOWS_VALUE:
+            body += f": {json.dumps(self.value) if not isinstance(self.value, Path) else self.value}"
+        return f"{self.path}: {body}: {self.detail}" if self.detail else f"{self.path}: {body}"
+
+
+def required(path: Path, detail: str) -> FieldError:
+    return FieldError(ErrorType.REQUIRED, path, detail)
+
+
+def forbidden(path: Path, detail: str) -> FieldError:
+    return FieldError(ErrorType.FORBIDDEN, path, detail)
+
+
+def invalid(path: Path, value: Any, detail: str) -> FieldError:
+    return FieldError(ErrorType.INVALID, path, detail, value)
+
+
+def duplicate(path: Path, value: Any, detail: str = "") -> FieldError:
+    return FieldError(ErrorType.DUPLICATE, path, detail, value)
+
+
+def aggregate(errors: list[FieldError]) -> str:
+    """One message for all errors, as Kubernetes' ToAggregate prints them."""
+    if len(errors) == 1:
+        return str(errors[0])
+    return "[" + ", ".join(str(e) for e in errors) + "]"

@@ -1,0 +1,231 @@
+"""Validating admission (V1-V10, W1): what may not be created or changed, with every reason at once.
+
+``validate(new, old, facts)`` mirrors Kubernetes' ``ValidateUpdate(new, old, opts)``: it returns the
+field errors that deny the request and, separately, warnings that let it through.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping
+from functools import cache
+from typing import Any
+
+import jsonschema
+
+from webhook import field
+from webhook.facts import ClusterFacts
+from wukong import api, schema
+from wukong.image import ImageError, parse_image
+from wukong.quantity import Quantity, QuantityError, parse
+from wukong.spec import disk_dicts
+
+Old = Mapping[str, Any] | None
+Result = tuple[list[field.FieldError], list[str]]
+
+
+def validate(new: Mapping[str, Any], old: Old, facts: ClusterFacts) -> Result:
+    """All errors and warnings for a CREATE (``old`` None) or an UPDATE."""
+    if old is not None and old.get("spec") == new.get("spec"):
+        # Metadata- or finalizer-only updates pass even if an older object predates a rule.
+        return [], []
+    errors = list(_schema_errors(new))
+    for rule in _RULES:
+        errors.extend(rule(new, old, facts))
+    return errors, list(_warnings(new, facts))
+
+
+# V1 ----------------------------------------------------------------------------------------------------
+@cache
+def _validator() -> jsonschema.protocols.Validator:
+    crd_schema = schema.openapi_schema()
+    return jsonschema.Draft7Validator(crd_schema)
+
+
+def _schema_errors(obj: Mapping[str, Any]) -> Iterator[field.FieldError]:
+    for error in sorted(_validator().iter_errors(obj), key=lambda e: list(map(str, e.absolute_path))):
+        yield _field_error(error)
+
+
+def _field_error(error: jsonschema.ValidationError) -> field.FieldError:
+    path = field.Path()
+    for part in error.absolute_path:
+        path = path.index(part) if isinstance(part, int) else path.child(part)
+    kind, detail = error.validator, error.validator_value
+    if kind == "required":
+        missing = next((name for name in detail if name not in error.instance), detail[0])
+        return field.required(path.child(missing), f"{missing} is required")
+    if kind == "enum":
+        allowed = ", ".join(f'"{v}"' for v in detail)
+        return field.FieldError(field.ErrorType.NOT_SUPPORTED, path, f"supported values: {allowed}", error.instance)
+    messages = {
+        "type": f"must be of type {detail}",
+        "minimum": f"should be greater than or equal to {detail}",
+        "maximum": f"should be less than or equal to {detail}",
+        "minItems": f"must have at least {detail} items",
+        "maxItems": f"must have at most {detail} items",
+        "minLength": f"must be at least {detail} characters long",
+        "maxLength": f"may not be longer than {detail} characters",
+        "pattern": _pattern_message(path, detail),
+    }
+    value = error.instance if not isinstance(error.instance, (dict, list)) else type(error.instance).__name__
+    return field.invalid(path, value, messages.get(kind, error.message))
+
+
+def _pattern_message(path: field.Path, pattern: str) -> str:
+    if str(path).endswith(".name"):
+        return "must be a DNS-1123 label: lowercase letters, digits and '-', starting and ending alphanumeric"
+    return f"should match '{pattern}'"
+
+
+# V2-V10 ------------------------------------------------------------------------------------------------
+def _indexed(obj: Mapping[str, Any] | None) -> Iterator[tuple[int, Mapping[str, Any], str]]:
+    for index, disk in enumerate(disk_dicts(obj or {})):
+        name = disk.get("name")
+        if isinstance(name, str):
+            yield index, disk, name
+
+
+def _previous(old: Old) -> dict[str, Mapping[str, Any]]:
+    return {name: disk for _, disk, name in _indexed(old)}
+
+
+def _size(disk: Mapping[str, Any]) -> Quantity | None:
+    try:
+        return parse(disk.get("size"))
+    except QuantityError:
+        return None
+
+
+def unique_names(new: Mapping[str, Any], old: Old, facts: ClusterFacts) -> Iterator[field.FieldError]:
+    """V2."""
+    seen: set[str] = set()
+    for index, _, name in _indexed(new):
+        if name in seen:
+            yield field.duplicate(field.DISKS.index(index).child("name"), name, "disk names must be unique")
+        seen.add(name)
+
+
+def one_boot_disk(new: Mapping[str, Any], old: Old, facts: ClusterFacts) -> Iterator[field.FieldError]:
+    """V3."""
+    boots = [(index, name) for index, disk, name in _indexed(new) if disk.get("boot") is True]
+    if not boots and disk_dicts(new):
+        yield field.required(field.DISKS, "exactly one disk must have boot: true, and none has")
+    for index, name in boots[1:]:
+        yield field.invalid(
+            field.DISKS.index(index).child("boot"), True,
+            f"disk {name!r} is marked to boot but disk {boots[0][1]!r} already is; exactly one disk boots",
+        )
+
+
+def valid_quantities(new: Mapping[str, Any], old: Old, facts: ClusterFacts) -> Iterator[field.FieldError]:
+    """V4: sizes and memory parse as quantities, and are more than zero."""
+    spec = new.get("spec") if isinstance(new.get("spec"), Mapping) else {}
+    memory = spec.get("memory")
+    if isinstance(memory, str):
+        yield from _positive_quantity(field.SPEC.child("memory"), memory, "memory")
+    for index, disk, name in _indexed(new):
+        if isinstance(disk.get("size"), str):
+            yield from _positive_quantity(field.DISKS.index(index).child("size"), disk["size"], f"disk {name!r}")
+
+
+def _positive_quantity(path: field.Path, text: str, what: str) -> Iterator[field.FieldError]:
+    try:
+        quantity = parse(text)
+    except QuantityError as error:
+        yield field.invalid(path, text, f"{what}: {error}")
+        return
+    if quantity.value <= 0:
+        yield field.invalid(path, text, f"{what} must be greater than zero")
+
+
+def size_changes(new: Mapping[str, Any], old: Old, facts: ClusterFacts) -> Iterator[field.FieldError]:
+    """V5 (shrink) and V9 (growth needs an expandable StorageClass)."""
+    previous = _previous(old)
+    for index, disk, name in _indexed(new):
+        before = previous.get(name)
+        if before is None:
+            continue
+        was, now = _size(before), _size(disk)
+        if was is None or now is None or was == now:
+            continue
+        path = field.DISKS.index(index).child("size")
+        if now < was:
+            yield field.forbidden(path, f"disk {name!r} cannot shrink from {was} to {now}; disks can only grow")
+            continue
+        class_name = disk.get("storageClassName") or before.get("storageClassName")
+        storage_class = facts.storage_class(class_name) if isinstance(class_name, str) else None
+        if storage_class is not None and not storage_class.allow_volume_expansion:
+            yield field.forbidden(
+                path,
+                f"disk {name!r} cannot grow from {was} to {now}: StorageClass {class_name!r} does not allow "
+                f"volume expansion (allowVolumeExpansion is not true)",
+            )
+
+
+def immutable_fields(new: Mapping[str, Any], old: Old, facts: ClusterFacts) -> Iterator[field.FieldError]:
+    """V6 (storageClassName) and V7 (image) of an existing disk cannot change."""
+    previous = _previous(old)
+    for index, disk, name in _indexed(new):
+        before = previous.get(name)
+        if before is None:
+            continue
+        path = field.DISKS.index(index)
+        if before.get("storageClassName") and disk.get("storageClassName") != before["storageClassName"]:
+            yield field.forbidden(
+                path.child("storageClassName"),
+                f"disk {name!r} is on StorageClass {before['storageClassName']!r}, which cannot change; "
+                f"add a new disk to use another class",
+            )
+        if disk.get("image") != before.get("image"):
+            yield field.forbidden(
+                path.child("image"),
+                f"disk {name!r} image cannot change (was {before.get('image')!r}); add a new disk for another image",
+            )
+
+
+def no_removal(new: Mapping[str, Any], old: Old, facts: ClusterFacts) -> Iterator[field.FieldError]:
+    """V8: removing a disk needs the allow-disk-removal annotation; its volume is kept either way."""
+    if _allows_removal(new):
+        return
+    remaining = {name for _, _, name in _indexed(new)}
+    for _, _, name in _indexed(old):
+        if name not in remaining:
+            yield field.forbidden(
+                field.DISKS,
+                f"disk {name!r} cannot be removed: its data would be detached; to remove it anyway, annotate "
+                f'the Wukong with {api.ALLOW_DISK_REMOVAL_ANNOTATION}: "true" (its volume is kept, not deleted)',
+            )
+
+
+def _allows_removal(obj: Mapping[str, Any]) -> bool:
+    metadata = obj.get("metadata") if isinstance(obj.get("metadata"), Mapping) else {}
+    annotations = metadata.get("annotations") if isinstance(metadata.get("annotations"), Mapping) else {}
+    return annotations.get(api.ALLOW_DISK_REMOVAL_ANNOTATION) == "true"
+
+
+def supported_images(new: Mapping[str, Any], old: Old, facts: ClusterFacts) -> Iterator[field.FieldError]:
+    """V10."""
+    for index, disk, name in _indexed(new):
+        image = disk.get("image")
+        if not isinstance(image, str):
+            continue
+        try:
+            parse_image(image)
+        except ImageError as error:
+            yield field.invalid(field.DISKS.index(index).child("image"), image, f"disk {name!r}: {error}")
+
+
+_RULES: tuple[Callable[[Mapping[str, Any], Old, ClusterFacts], Iterator[field.FieldError]], ...] = (
+    unique_names, one_boot_disk, valid_quantities, size_changes, immutable_fields, no_removal, supported_images,
+)
+
+
+# W1 ----------------------------------------------------------------------------------------------------
+def _warnings(new: Mapping[str, Any], facts: ClusterFacts) -> Iterator[str]:
+    if not facts.knows_storage_classes:
+        return
+    for index, disk, name in _indexed(new):
+        class_name = disk.get("storageClassName")
+        if isinstance(class_name, str) and facts.storage_class(class_name) is None:
+            yield (f"spec.disks[{index}].storageClassName: StorageClass {class_name!r} does not exist; "
+                   f"disk {name!r} stays Pending until it does")

@@ -1,0 +1,28 @@
+"""Names that make up the Wukong API and the labels and annotations the project owns."""
+
+from typing import Final
+
+GROUP: Final = "vm.novasphere.dev"
+VERSION: Final = "v1alpha1"
+API_VERSION: Final = f"{GROUP}/{VERSION}"
+KIND: Final = "Wukong"
+PLURAL: Final = "wukongs"
+CRD_NAME: Final = f"{PLURAL}.{GROUP}"
+
+# Annotations and labels.
+ALLOW_DISK_REMOVAL_ANNOTATION: Final = f"{GROUP}/allow-disk-removal"
+WUKONG_LABEL: Final = f"{GROUP}/wukong"
+DISK_LABEL: Final = f"{GROUP}/disk"
+RELEASED_FROM_LABEL: Final = f"{GROUP}/released-from"
+MANAGED_BY_LABEL: Final = "app.kubernetes.io/managed-by"
+MANAGED_BY: Final = "wukong-reconciler"
+
+# Kubernetes' own StorageClass annotations (GA and beta spelling, as DefaultStorageClass admission reads them).
+DEFAULT_CLASS_ANNOTATIONS: Final = (
+    "storageclass.kubernetes.io/is-default-class",
+    "storageclass.beta.kubernetes.io/is-default-class",
+)
+
+MAX_DISKS: Final = 16
+MIN_CPU: Final = 1
+MAX_CPU: Final = 64
