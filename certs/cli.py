@@ -20,9 +20,10 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="wukong-certs", description=__doc__)
     commands = parser.add_subparsers(required=True, metavar="COMMAND")
     generate = commands.add_parser(
-        "generate", help="write ca.crt, ca.key, tls.crt and tls.key for the webhook Service",
+        "generate",
+        help="write ca.crt, ca.key, tls.crt and tls.key for the webhook Service",
         description="Creates a CA (or reuses --ca-cert/--ca-key) and a serving certificate whose SANs are "
-                    "SVC, SVC.NS, SVC.NS.svc and SVC.NS.svc.cluster.local plus any --dns/--ip. Keys are 0600.",
+        "SVC, SVC.NS, SVC.NS.svc and SVC.NS.svc.cluster.local plus any --dns/--ip. Keys are 0600.",
     )
     generate.add_argument("--service", required=True, help="the webhook Service name")
     generate.add_argument("--namespace", required=True, help="the webhook Service namespace")
@@ -31,8 +32,9 @@ def _parser() -> argparse.ArgumentParser:
     generate.add_argument("--ip", action="append", default=[], type=_ip, help="extra IP address (repeatable)")
     generate.add_argument("--days", type=_positive, default=365, help="serving certificate lifetime (default 365)")
     generate.add_argument("--ca-days", type=_positive, default=3650, help="CA lifetime (default 3650)")
-    generate.add_argument("--key-algorithm", choices=[a.value for a in pki.KeyAlgorithm],
-                          default=pki.KeyAlgorithm.ECDSA_P256.value)
+    generate.add_argument(
+        "--key-algorithm", choices=[a.value for a in pki.KeyAlgorithm], default=pki.KeyAlgorithm.ECDSA_P256.value
+    )
     generate.add_argument("--ca-cert", type=Path, help="sign with this existing CA certificate")
     generate.add_argument("--ca-key", type=Path, help="the existing CA's private key")
     generate.set_defaults(run=_generate)
@@ -48,12 +50,18 @@ def _generate(args: argparse.Namespace) -> int:
         if args.ca_cert:
             ca = files.read_pair(args.ca_cert, args.ca_key)
         else:
-            ca = pki.new_ca(f"wukong-webhook-ca@{int(datetime.datetime.now().timestamp())}",
-                            datetime.timedelta(days=args.ca_days), algorithm)
+            ca = pki.new_ca(
+                f"wukong-webhook-ca@{int(datetime.datetime.now().timestamp())}",
+                datetime.timedelta(days=args.ca_days),
+                algorithm,
+            )
             files.write_pair(ca, args.out_dir / files.CA_CERT, args.out_dir / files.CA_KEY)
         serving = pki.issue(
-            ca, f"{args.service}.{args.namespace}.svc", datetime.timedelta(days=args.days),
-            dns_names=[*pki.service_dns_names(args.service, args.namespace), *args.dns], ips=args.ip,
+            ca,
+            f"{args.service}.{args.namespace}.svc",
+            datetime.timedelta(days=args.days),
+            dns_names=[*pki.service_dns_names(args.service, args.namespace), *args.dns],
+            ips=args.ip,
             algorithm=algorithm,
         )
         if args.ca_cert:
@@ -62,8 +70,10 @@ def _generate(args: argparse.Namespace) -> int:
     except (OSError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    print(f"wrote {args.out_dir}/{{{files.CA_CERT},{files.TLS_CERT},{files.TLS_KEY}}}"
-          f" for {args.service}.{args.namespace}.svc, valid {args.days} days")
+    print(
+        f"wrote {args.out_dir}/{{{files.CA_CERT},{files.TLS_CERT},{files.TLS_KEY}}}"
+        f" for {args.service}.{args.namespace}.svc, valid {args.days} days"
+    )
     return 0
 
 

@@ -61,8 +61,9 @@ def service_dns_names(service: str, namespace: str) -> list[str]:
     return [service, f"{service}.{namespace}", f"{service}.{namespace}.svc", f"{service}.{namespace}.svc.cluster.local"]
 
 
-def new_ca(common_name: str, validity: datetime.timedelta,
-           algorithm: KeyAlgorithm = KeyAlgorithm.ECDSA_P256) -> KeyPair:
+def new_ca(
+    common_name: str, validity: datetime.timedelta, algorithm: KeyAlgorithm = KeyAlgorithm.ECDSA_P256
+) -> KeyPair:
     key = algorithm.generate()
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
     now = _now()
@@ -82,9 +83,17 @@ def new_ca(common_name: str, validity: datetime.timedelta,
     return KeyPair(certificate, key)
 
 
-def issue(ca: KeyPair, common_name: str, validity: datetime.timedelta, *, usages: Iterable[Usage] = (Usage.SERVER,),
-          dns_names: Iterable[str] = (), ips: Iterable[str] = (), organizations: Iterable[str] = (),
-          algorithm: KeyAlgorithm = KeyAlgorithm.ECDSA_P256) -> KeyPair:
+def issue(
+    ca: KeyPair,
+    common_name: str,
+    validity: datetime.timedelta,
+    *,
+    usages: Iterable[Usage] = (Usage.SERVER,),
+    dns_names: Iterable[str] = (),
+    ips: Iterable[str] = (),
+    organizations: Iterable[str] = (),
+    algorithm: KeyAlgorithm = KeyAlgorithm.ECDSA_P256,
+) -> KeyPair:
     """A leaf certificate signed by ``ca``: serving (SANs), client (CN/O are the user and groups), or both."""
     key = algorithm.generate()
     subject = [x509.NameAttribute(NameOID.COMMON_NAME, common_name)]
@@ -112,8 +121,15 @@ def issue(ca: KeyPair, common_name: str, validity: datetime.timedelta, *, usages
 
 def _key_usage(ca: bool) -> x509.KeyUsage:
     return x509.KeyUsage(
-        digital_signature=True, key_encipherment=not ca, content_commitment=False, data_encipherment=False,
-        key_agreement=False, key_cert_sign=ca, crl_sign=ca, encipher_only=False, decipher_only=False,
+        digital_signature=True,
+        key_encipherment=not ca,
+        content_commitment=False,
+        data_encipherment=False,
+        key_agreement=False,
+        key_cert_sign=ca,
+        crl_sign=ca,
+        encipher_only=False,
+        decipher_only=False,
     )
 
 

@@ -18,7 +18,7 @@ import jsonpatch
 
 from webhook import defaulting, validation
 from webhook.facts import ClusterFacts
-from webhook.field import ErrorType, FieldError, aggregate
+from webhook.field import ErrorType, FieldError, aggregate, quoted
 from wukong import api
 
 REVIEW_API_VERSION = "admission.k8s.io/v1"
@@ -90,8 +90,8 @@ def parse_request(body: Any) -> AdmissionRequest:
         raise BadReview(f"expected a JSON object (an AdmissionReview), got {type(body).__name__}")
     if body.get("kind") != "AdmissionReview" or body.get("apiVersion") != REVIEW_API_VERSION:
         raise BadReview(
-            f"expected kind AdmissionReview, apiVersion {REVIEW_API_VERSION}; got kind {body.get('kind')!r}, "
-            f"apiVersion {body.get('apiVersion')!r}"
+            f"expected kind AdmissionReview, apiVersion {REVIEW_API_VERSION}; got kind {quoted(body.get('kind'))}, "
+            f"apiVersion {quoted(body.get('apiVersion'))}"
         )
     request = body.get("request")
     if not isinstance(request, Mapping):
@@ -101,7 +101,9 @@ def parse_request(body: Any) -> AdmissionRequest:
     if not isinstance(request.get("kind"), Mapping):
         raise BadReview("request.kind is missing")
     if request.get("operation") not in ("CREATE", "UPDATE", "DELETE", "CONNECT"):
-        raise BadReview(f"request.operation {request.get('operation')!r} is not CREATE, UPDATE, DELETE or CONNECT")
+        raise BadReview(
+            f"request.operation {quoted(request.get('operation'))} is not CREATE, UPDATE, DELETE or CONNECT"
+        )
     for key in ("object", "oldObject"):
         if request.get(key) is not None and not isinstance(request[key], Mapping):
             raise BadReview(f"request.{key} is not an object")
@@ -111,10 +113,13 @@ def parse_request(body: Any) -> AdmissionRequest:
 def decide(request: AdmissionRequest, endpoint: Endpoint, facts: ClusterFacts) -> Decision:
     kind = request["kind"]
     if (kind.get("group"), kind.get("kind")) != (api.GROUP, api.KIND):
-        return Decision(allowed=True, warnings=[
-            f"the Wukong webhook does not handle {kind.get('kind')!r} in group {kind.get('group')!r}; "
-            f"check the webhook configuration's rules"
-        ])
+        return Decision(
+            allowed=True,
+            warnings=[
+                f"the Wukong webhook does not handle {quoted(kind.get('kind'))} in group {quoted(kind.get('group'))}; "
+                f"check the webhook configuration's rules"
+            ],
+        )
     new = request.get("object")
     if request["operation"] not in ("CREATE", "UPDATE") or new is None:
         return Decision(allowed=True)
@@ -163,7 +168,10 @@ def internal_error(request: AdmissionRequest) -> dict[str, Any]:
         "response": {
             "uid": request["uid"],
             "allowed": False,
-            "status": {"code": 500, "reason": "InternalError",
-                       "message": "the Wukong webhook failed to evaluate this object; see the webhook's log"},
+            "status": {
+                "code": 500,
+                "reason": "InternalError",
+                "message": "the Wukong webhook failed to evaluate this object; see the webhook's log",
+            },
         },
     }

@@ -51,12 +51,17 @@ class Metrics:
     def __init__(self, registry: CollectorRegistry) -> None:
         self.registry = registry
         self.requests = Counter(
-            "wukong_webhook_requests", "Admission requests by endpoint, operation and verdict.",
-            ["endpoint", "operation", "verdict"], registry=registry,
+            "wukong_webhook_requests",
+            "Admission requests by endpoint, operation and verdict.",
+            ["endpoint", "operation", "verdict"],
+            registry=registry,
         )
         self.latency = Histogram(
-            "wukong_webhook_request_duration_seconds", "Time to answer an admission request.", ["endpoint"],
-            buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0), registry=registry,
+            "wukong_webhook_request_duration_seconds",
+            "Time to answer an admission request.",
+            ["endpoint"],
+            buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0),
+            registry=registry,
         )
 
 
@@ -135,8 +140,13 @@ def _log_decision(endpoint: Endpoint, req: admission.AdmissionRequest, decision:
     obj = req.get("object") or req.get("oldObject") or {}
     meta = obj.get("metadata") or {}
     log.info(
-        "%s %s %s/%s uid=%s verdict=%s%s", endpoint.value, req["operation"], meta.get("namespace", ""),
-        meta.get("name", ""), req["uid"], decision.verdict,
+        "%s %s %s/%s uid=%s verdict=%s%s",
+        endpoint.value,
+        req["operation"],
+        meta.get("namespace", ""),
+        meta.get("name", ""),
+        req["uid"],
+        decision.verdict,
         f" reason={decision.message!r}" if decision.errors else "",
     )
 

@@ -23,8 +23,13 @@ class CheckResult:
     warnings: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
-        return {"allowed": self.allowed, "object": self.object, "patch": self.patch,
-                "message": self.message, "warnings": self.warnings}
+        return {
+            "allowed": self.allowed,
+            "object": self.object,
+            "patch": self.patch,
+            "message": self.message,
+            "warnings": self.warnings,
+        }
 
 
 def check(new: dict[str, Any], old: dict[str, Any] | None, facts: ClusterFacts) -> CheckResult:

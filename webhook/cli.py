@@ -13,6 +13,7 @@ import yaml
 from webhook.app import StaticFacts, WebhookConfig, create_app
 from webhook.check import check
 from webhook.facts import ClusterFacts
+from webhook.field import quoted
 from wukong.manifests import ManifestError, load_object, load_objects
 from wukong.storageclass import StorageClass
 
@@ -36,8 +37,10 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--tls-private-key-file", required=True)
     serve.add_argument("--threads", type=int, default=8, help="request threads (default 8)")
     _facts_arguments(serve)
-    serve.add_argument("--kubeconfig", help="kubeconfig for the StorageClass watch (default: in-cluster, "
-                                            "then $KUBECONFIG or ~/.kube/config)")
+    serve.add_argument(
+        "--kubeconfig",
+        help="kubeconfig for the StorageClass watch (default: in-cluster, then $KUBECONFIG or ~/.kube/config)",
+    )
     serve.set_defaults(run=_serve)
 
     offline = commands.add_parser("check", help="run a Wukong manifest through mutation and validation offline")
@@ -50,10 +53,16 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _facts_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--default-storage-class", metavar="NAME",
-                        help="StorageClass for disks that name none (default: the cluster's default class)")
-    parser.add_argument("--storage-classes", metavar="FILE",
-                        help="StorageClasses as YAML/JSON documents or a List, instead of asking the cluster")
+    parser.add_argument(
+        "--default-storage-class",
+        metavar="NAME",
+        help="StorageClass for disks that name none (default: the cluster's default class)",
+    )
+    parser.add_argument(
+        "--storage-classes",
+        metavar="FILE",
+        help="StorageClasses as YAML/JSON documents or a List, instead of asking the cluster",
+    )
 
 
 def _static_facts(args: argparse.Namespace) -> ClusterFacts:
@@ -61,7 +70,7 @@ def _static_facts(args: argparse.Namespace) -> ClusterFacts:
     if args.storage_classes:
         objects = load_objects(args.storage_classes)
         if others := [o.get("kind") for o in objects if o.get("kind") != "StorageClass"]:
-            raise ManifestError(f"{args.storage_classes}: expected StorageClasses, found kind {others[0]!r}")
+            raise ManifestError(f"{args.storage_classes}: expected StorageClasses, found kind {quoted(others[0])}")
         classes = [StorageClass.from_manifest(o) for o in objects]
     return ClusterFacts.of(classes, args.default_storage_class)
 
@@ -107,8 +116,10 @@ def _serve(args: argparse.Namespace) -> int:
         return create_app(WebhookConfig(facts=cache))
 
     options = ServeOptions(
-        bind=f"{args.bind_address}:{args.port}", cert_file=args.tls_cert_file,
-        key_file=args.tls_private_key_file, threads=args.threads,
+        bind=f"{args.bind_address}:{args.port}",
+        cert_file=args.tls_cert_file,
+        key_file=args.tls_private_key_file,
+        threads=args.threads,
     )
     try:
         WebhookServer(app_factory, options).run()

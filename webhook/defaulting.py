@@ -12,14 +12,18 @@ from typing import Any
 
 from webhook import field
 from webhook.facts import ClusterFacts
+from webhook.field import quoted
 from wukong.spec import disk_dicts
 
 STORAGE_CLASS = "storageClassName"
 BOOT = "boot"
 
 
-def default(new: Mapping[str, Any], old: Mapping[str, Any] | None, facts: ClusterFacts,
-            ) -> tuple[dict[str, Any], list[field.FieldError]]:
+def default(
+    new: Mapping[str, Any],
+    old: Mapping[str, Any] | None,
+    facts: ClusterFacts,
+) -> tuple[dict[str, Any], list[field.FieldError]]:
     """The defaulted copy of ``new`` and the errors that stop defaulting (no StorageClass to give).
 
     An object whose disks are not a list of objects is returned unchanged: it is not ours to
@@ -71,11 +75,13 @@ def _default_storage_classes(disks: list[dict[str, Any]], facts: ClusterFacts) -
         if facts.default_storage_class:
             disk[STORAGE_CLASS] = facts.default_storage_class
             continue
-        errors.append(field.required(
-            field.DISKS.index(index).child(STORAGE_CLASS),
-            f"disk {disk.get('name')!r} names no StorageClass and the cluster has no default one; "
-            f"set spec.disks[{index}].storageClassName, or mark a StorageClass as the default",
-        ))
+        errors.append(
+            field.required(
+                field.DISKS.index(index).child(STORAGE_CLASS),
+                f"disk {quoted(disk.get('name'))} names no StorageClass and the cluster has no default one; "
+                f"set spec.disks[{index}].storageClassName, or mark a StorageClass as the default",
+            )
+        )
     return errors
 
 

@@ -76,3 +76,8 @@ def aggregate(errors: list[FieldError]) -> str:
     if len(errors) == 1:
         return str(errors[0])
     return "[" + ", ".join(str(e) for e in errors) + "]"
+
+
+def quoted(value: Any) -> str:
+    """A value as Kubernetes messages quote it: "data", not Python's 'data'."""
+    return json.dumps(value)

@@ -90,8 +90,11 @@ class StorageClassCache:
         stream = watch.Watch()
         while not self._stopped.is_set():
             for event in stream.stream(
-                self._storage.list_storage_class, resource_version=version, allow_watch_bookmarks=True,
-                timeout_seconds=WATCH_TIMEOUT_SECONDS, deserialize=False,
+                self._storage.list_storage_class,
+                resource_version=version,
+                allow_watch_bookmarks=True,
+                timeout_seconds=WATCH_TIMEOUT_SECONDS,
+                deserialize=False,
             ):
                 self._apply(event)
                 if self._stopped.is_set():

@@ -14,6 +14,7 @@ import jsonschema
 
 from webhook import field
 from webhook.facts import ClusterFacts
+from webhook.field import quoted
 from wukong import api, schema
 from wukong.image import ImageError, parse_image
 from wukong.quantity import Quantity, QuantityError, parse
@@ -112,8 +113,9 @@ def one_boot_disk(new: Mapping[str, Any], old: Old, facts: ClusterFacts) -> Iter
         yield field.required(field.DISKS, "exactly one disk must have boot: true, and none has")
     for index, name in boots[1:]:
         yield field.invalid(
-            field.DISKS.index(index).child("boot"), True,
-            f"disk {name!r} is marked to boot but disk {boots[0][1]!r} already is; exactly one disk boots",
+            field.DISKS.index(index).child("boot"),
+            True,
+            f"disk {quoted(name)} is marked to boot but disk {quoted(boots[0][1])} already is; exactly one disk boots",
         )
 
 
@@ -125,7 +127,7 @@ def valid_quantities(new: Mapping[str, Any], old: Old, facts: ClusterFacts) -> I
         yield from _positive_quantity(field.SPEC.child("memory"), memory, "memory")
     for index, disk, name in _indexed(new):
         if isinstance(disk.get("size"), str):
-            yield from _positive_quantity(field.DISKS.index(index).child("size"), disk["size"], f"disk {name!r}")
+            yield from _positive_quantity(field.DISKS.index(index).child("size"), disk["size"], f"disk {quoted(name)}")
 
 
 def _positive_quantity(path: field.Path, text: str, what: str) -> Iterator[field.FieldError]:
@@ -150,15 +152,15 @@ def size_changes(new: Mapping[str, Any], old: Old, facts: ClusterFacts) -> Itera
             continue
         path = field.DISKS.index(index).child("size")
         if now < was:
-            yield field.forbidden(path, f"disk {name!r} cannot shrink from {was} to {now}; disks can only grow")
+            yield field.forbidden(path, f"disk {quoted(name)} cannot shrink from {was} to {now}; disks can only grow")
             continue
         class_name = disk.get("storageClassName") or before.get("storageClassName")
         storage_class = facts.storage_class(class_name) if isinstance(class_name, str) else None
         if storage_class is not None and not storage_class.allow_volume_expansion:
             yield field.forbidden(
                 path,
-                f"disk {name!r} cannot grow from {was} to {now}: StorageClass {class_name!r} does not allow "
-                f"volume expansion (allowVolumeExpansion is not true)",
+                f"disk {quoted(name)} cannot grow from {was} to {now}: StorageClass {quoted(class_name)} "
+                f"does not allow volume expansion (allowVolumeExpansion is not true)",
             )
 
 
@@ -173,13 +175,14 @@ def immutable_fields(new: Mapping[str, Any], old: Old, facts: ClusterFacts) -> I
         if before.get("storageClassName") and disk.get("storageClassName") != before["storageClassName"]:
             yield field.forbidden(
                 path.child("storageClassName"),
-                f"disk {name!r} is on StorageClass {before['storageClassName']!r}, which cannot change; "
+                f"disk {quoted(name)} is on StorageClass {quoted(before['storageClassName'])}, which cannot change; "
                 f"add a new disk to use another class",
             )
         if disk.get("image") != before.get("image"):
             yield field.forbidden(
                 path.child("image"),
-                f"disk {name!r} image cannot change (was {before.get('image')!r}); add a new disk for another image",
+                f"disk {quoted(name)} image cannot change (was {quoted(before.get('image'))}); "
+                f"add a new disk for another image",
             )
 
 
@@ -192,7 +195,7 @@ def no_removal(new: Mapping[str, Any], old: Old, facts: ClusterFacts) -> Iterato
         if name not in remaining:
             yield field.forbidden(
                 field.DISKS,
-                f"disk {name!r} cannot be removed: its data would be detached; to remove it anyway, annotate "
+                f"disk {quoted(name)} cannot be removed: its data would be detached; to remove it anyway, annotate "
                 f'the Wukong with {api.ALLOW_DISK_REMOVAL_ANNOTATION}: "true" (its volume is kept, not deleted)',
             )
 
@@ -212,11 +215,17 @@ def supported_images(new: Mapping[str, Any], old: Old, facts: ClusterFacts) -> I
         try:
             parse_image(image)
         except ImageError as error:
-            yield field.invalid(field.DISKS.index(index).child("image"), image, f"disk {name!r}: {error}")
+            yield field.invalid(field.DISKS.index(index).child("image"), image, f"disk {quoted(name)}: {error}")
 
 
 _RULES: tuple[Callable[[Mapping[str, Any], Old, ClusterFacts], Iterator[field.FieldError]], ...] = (
-    unique_names, one_boot_disk, valid_quantities, size_changes, immutable_fields, no_removal, supported_images,
+    unique_names,
+    one_boot_disk,
+    valid_quantities,
+    size_changes,
+    immutable_fields,
+    no_removal,
+    supported_images,
 )
 
 
@@ -227,5 +236,7 @@ def _warnings(new: Mapping[str, Any], facts: ClusterFacts) -> Iterator[str]:
     for index, disk, name in _indexed(new):
         class_name = disk.get("storageClassName")
         if isinstance(class_name, str) and facts.storage_class(class_name) is None:
-            yield (f"spec.disks[{index}].storageClassName: StorageClass {class_name!r} does not exist; "
-                   f"disk {name!r} stays Pending until it does")
+            yield (
+                f"spec.disks[{index}].storageClassName: StorageClass {quoted(class_name)} does not exist; "
+                f"disk {quoted(name)} stays Pending until it does"
+            )

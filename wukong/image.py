@@ -15,9 +15,7 @@ _DOMAIN_COMPONENT = r"(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])"
 _DOMAIN = rf"{_DOMAIN_COMPONENT}(?:\.{_DOMAIN_COMPONENT})*(?::[0-9]+)?"
 _TAG = r"[\w][\w.-]{0,127}"
 _DIGEST = r"[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,}"
-_REFERENCE = re.compile(
-    rf"(?:{_DOMAIN}/)?{_PATH_COMPONENT}(?:/{_PATH_COMPONENT})*(?::{_TAG})?(?:@{_DIGEST})?"
-)
+_REFERENCE = re.compile(rf"(?:{_DOMAIN}/)?{_PATH_COMPONENT}(?:/{_PATH_COMPONENT})*(?::{_TAG})?(?:@{_DIGEST})?")
 
 REGISTRY_SCHEME = "docker://"
 HINT = "use docker://REF, http(s)://URL, or a registry reference such as quay.io/containerdisks/fedora:40"
@@ -39,9 +37,9 @@ def parse_image(image: str) -> ImageSource:
     if image.startswith(("http://", "https://")):
         parts = urlsplit(image)
         if not parts.netloc or any(c.isspace() for c in image):
-            raise ImageError(f"{image!r} is not a valid URL: {HINT}")
+            raise ImageError(f"not a valid URL; {HINT}")
         return ImageSource("http", image)
     reference = image.removeprefix(REGISTRY_SCHEME)
     if "://" in reference or not _REFERENCE.fullmatch(reference):
-        raise ImageError(f"{image!r} is not a supported image: {HINT}")
+        raise ImageError(f"not a supported image; {HINT}")
     return ImageSource("registry", REGISTRY_SCHEME + reference)

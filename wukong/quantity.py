@@ -15,8 +15,14 @@ from functools import total_ordering
 
 BINARY_SUFFIXES = {"Ki": 1024, "Mi": 1024**2, "Gi": 1024**3, "Ti": 1024**4, "Pi": 1024**5, "Ei": 1024**6}
 DECIMAL_SUFFIXES = {
-    "m": Fraction(1, 1000), "": Fraction(1), "k": Fraction(10**3), "M": Fraction(10**6),
-    "G": Fraction(10**9), "T": Fraction(10**12), "P": Fraction(10**15), "E": Fraction(10**18),
+    "m": Fraction(1, 1000),
+    "": Fraction(1),
+    "k": Fraction(10**3),
+    "M": Fraction(10**6),
+    "G": Fraction(10**9),
+    "T": Fraction(10**12),
+    "P": Fraction(10**15),
+    "E": Fraction(10**18),
 }
 # Bounds that keep a hostile string from making us build a gigantic integer.
 MAX_TEXT_LENGTH = 64
@@ -79,19 +85,19 @@ class Quantity:
 def parse(text: str) -> Quantity:
     """Parse a quantity exactly, or raise QuantityError saying what a valid one looks like."""
     if not isinstance(text, str):
-        raise QuantityError(f"quantity must be a string, not {type(text).__name__}: {HINT}")
+        raise QuantityError(f"a quantity must be a string, not {type(text).__name__}; {HINT}")
     if len(text) > MAX_TEXT_LENGTH:
-        raise QuantityError(f"quantity is longer than {MAX_TEXT_LENGTH} characters: {HINT}")
+        raise QuantityError(f"longer than {MAX_TEXT_LENGTH} characters; {HINT}")
     match = _GRAMMAR.fullmatch(text)
     if match is None:
-        raise QuantityError(f"{text!r} is not a quantity: {HINT}")
+        raise QuantityError(f"not a quantity; {HINT}")
     number = _decimal_fraction(match["number"])
     if match["binary"]:
         value = number * BINARY_SUFFIXES[match["binary"]]
     elif match["exponent"] is not None:
         exponent = int(match["exponent"])
         if abs(exponent) > MAX_EXPONENT:
-            raise QuantityError(f"{text!r}: the exponent must lie within ±{MAX_EXPONENT}: {HINT}")
+            raise QuantityError(f"the exponent must lie within ±{MAX_EXPONENT}; {HINT}")
         value = number * Fraction(10) ** exponent
     else:
         value = number * DECIMAL_SUFFIXES[match["decimal"]]

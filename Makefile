@@ -1,0 +1,43 @@
+# Wukong: admission webhook + reconciler for KubeVirt VMs. `make help` lists the targets.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+PYTEST_ARGS ?=
+
+.DEFAULT_GOAL := help
+
+##@ General
+
+.PHONY: help
+help: ## Show this help
+	@awk 'BEGIN {FS = ":.*##"; printf "Usage: make \033[36m<target>\033[0m\n"} \
+		/^[a-zA-Z_-]+:.*?##/ { printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2 } \
+		/^##@/ { printf "\n\033[1m%s\033[0m\n", substr($$0, 5) }' $(MAKEFILE_LIST)
+
+##@ Development
+
+.PHONY: install
+install: $(VENV)/.installed ## Create .venv with the project (editable) and its dev tools
+
+$(VENV)/.installed: pyproject.toml
+	@echo ">> creating $(VENV) and installing the project with its dev dependencies"
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --progress-bar off -e '.[dev]' | grep -E '^(Successfully|ERROR)' || true
+	$(BIN)/python -c 'import webhook, certs, wukong, flask, gunicorn, kubernetes'
+	@touch $@
+
+.PHONY: lint
+lint: install ## ruff and the import-layer contracts
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
+
+.PHONY: unit
+unit: install ## Fast tests without a control plane
+	$(BIN)/pytest tests/unit $(PYTEST_ARGS)
+
+.PHONY: test
+test: install lint ## Everything: lint, unit, TLS server and end-to-end tests
+	$(BIN)/pytest $(PYTEST_ARGS)

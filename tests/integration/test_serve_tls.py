@@ -1,0 +1,168 @@
+"""The real ``wukong-webhook serve``: gunicorn over TLS, verified against a CA from ``wukong-certs generate``."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import socket
+import ssl
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from cryptography import x509
+
+from tests.builders import disk, wukong
+from webhook.server import ReloadingTLSContext
+
+ROOT = Path(__file__).resolve().parents[2]
+BIN = Path(sys.executable).parent
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def generate(out: Path, *extra: str) -> None:
+    subprocess.run(
+        [
+            BIN / "wukong-certs",
+            "generate",
+            "--service",
+            "wukong-webhook",
+            "--namespace",
+            "wukong-system",
+            "--out-dir",
+            out,
+            "--ip",
+            "127.0.0.1",
+            *extra,
+        ],
+        check=True,
+        capture_output=True,
+    )
+
+
+def review(uid: str) -> bytes:
+    body = {
+        "apiVersion": "admission.k8s.io/v1",
+        "kind": "AdmissionReview",
+        "request": {
+            "uid": uid,
+            "operation": "CREATE",
+            "object": wukong(disk("system")),
+            "kind": {"group": "vm.novasphere.dev", "version": "v1alpha1", "kind": "Wukong"},
+        },
+    }
+    return json.dumps(body).encode()
+
+
+@pytest.fixture
+def server(tmp_path):
+    certs = tmp_path / "certs"
+    generate(certs)
+    port = free_port()
+    process = subprocess.Popen(
+        [
+            BIN / "wukong-webhook",
+            "serve",
+            "--bind-address",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--tls-cert-file",
+            certs / "tls.crt",
+            "--tls-private-key-file",
+            certs / "tls.key",
+            "--storage-classes",
+            ROOT / "deploy/storageclasses/devcluster.yaml",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    context = ssl.create_default_context(cafile=str(certs / "ca.crt"))
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            connection = http.client.HTTPSConnection("127.0.0.1", port, context=context, timeout=5)
+            connection.request("GET", "/readyz")
+            if connection.getresponse().status == 200:
+                break
+        except OSError:
+            if process.poll() is not None or time.monotonic() > deadline:
+                process.kill()
+                pytest.fail(f"wukong-webhook serve did not start:\n{process.communicate()[0].decode()}")
+            time.sleep(0.1)
+    yield port, certs, context
+    process.terminate()
+    process.wait(timeout=30)
+
+
+def serial_served(port: int, context: ssl.SSLContext) -> int:
+    with (
+        socket.create_connection(("127.0.0.1", port)) as raw,
+        context.wrap_socket(raw, server_hostname="127.0.0.1") as tls,
+    ):
+        return x509.load_der_x509_certificate(tls.getpeercert(binary_form=True)).serial_number
+
+
+def test_admission_over_verified_tls_with_keep_alive(server):
+    port, _, context = server
+    connection = http.client.HTTPSConnection("127.0.0.1", port, context=context)
+    for uid in ("first", "second", "third"):  # one connection, three requests
+        connection.request("POST", "/mutate", body=review(uid), headers={"Content-Type": "application/json"})
+        reply = connection.getresponse()
+        answer = json.loads(reply.read())["response"]
+        assert (reply.status, answer["uid"], answer["allowed"]) == (200, uid, True)
+        assert answer["patchType"] == "JSONPatch"
+
+
+def test_tls_1_2_clients_are_served_and_the_floor_is_1_2(server):
+    port, certs, _ = server
+    tls12 = ssl.create_default_context(cafile=str(certs / "ca.crt"))
+    tls12.maximum_version = ssl.TLSVersion.TLSv1_2
+    with socket.create_connection(("127.0.0.1", port)) as raw, tls12.wrap_socket(raw, server_hostname="127.0.0.1") as s:
+        assert s.version() == "TLSv1.2"
+    served = ReloadingTLSContext(str(certs / "tls.crt"), str(certs / "tls.key")).get()
+    assert served.minimum_version == ssl.TLSVersion.TLSv1_2
+
+
+def test_a_replaced_certificate_is_served_without_restart_or_a_failed_request(server):
+    port, certs, context = server
+    before = serial_served(port, context)
+    failures: list[str] = []
+    done = threading.Event()
+
+    def keep_asking() -> None:
+        count = 0
+        while not done.is_set() and count < 2000:
+            count += 1
+            try:
+                connection = http.client.HTTPSConnection("127.0.0.1", port, context=context, timeout=5)
+                connection.request("POST", "/validate", body=review(f"r{count}"))
+                if connection.getresponse().status != 200:
+                    failures.append(f"request {count}: HTTP error")
+                connection.close()
+            except (OSError, http.client.HTTPException) as error:
+                failures.append(f"request {count}: {error}")
+
+    asker = threading.Thread(target=keep_asking)
+    asker.start()
+    generate(certs, "--ca-cert", str(certs / "ca.crt"), "--ca-key", str(certs / "ca.key"))
+    deadline = time.monotonic() + 10
+    while serial_served(port, context) == before and time.monotonic() < deadline:
+        time.sleep(0.05)
+    done.set()
+    asker.join()
+    assert serial_served(port, context) != before
+    assert x509.load_pem_x509_certificate((certs / "tls.crt").read_bytes()).serial_number == serial_served(
+        port, context
+    )
+    assert failures == []

@@ -1,0 +1,165 @@
+import base64
+import json
+
+import jsonpatch
+import pytest
+
+from tests.builders import disk, facts, wukong
+from webhook.app import StaticFacts, WebhookConfig, create_app
+
+
+class NotReady(StaticFacts):
+    def ready(self) -> bool:
+        return False
+
+
+@pytest.fixture
+def client():
+    return create_app(WebhookConfig(facts=StaticFacts(facts()))).test_client()
+
+
+def review(obj, old=None, operation="CREATE", uid="e911857d-c318-11e8-bbad-025000000001", kind=None):
+    request = {
+        "uid": uid,
+        "kind": kind or {"group": "vm.novasphere.dev", "version": "v1alpha1", "kind": "Wukong"},
+        "operation": operation,
+        "object": obj,
+    }
+    if old is not None:
+        request["oldObject"] = old
+    return {"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "request": request}
+
+
+def answer(client, path, body):
+    reply = client.post(path, json=body)
+    assert reply.status_code == 200, reply.text
+    return reply.get_json()["response"]
+
+
+def test_mutate_echoes_the_uid_and_returns_a_patch_that_applies_cleanly(client):
+    obj = wukong(disk("system", image="docker://x/y"), disk("data", "500Gi"))
+    response = answer(client, "/mutate", review(obj, uid="abc-123"))
+    assert response["uid"] == "abc-123"
+    assert response["allowed"] is True
+    assert response["patchType"] == "JSONPatch"
+    patched = jsonpatch.apply_patch(obj, json.loads(base64.b64decode(response["patch"])))
+    assert [(d["storageClassName"], d["boot"]) for d in patched["spec"]["disks"]] == [
+        ("longhorn", True),
+        ("longhorn", False),
+    ]
+
+
+def test_mutating_a_complete_object_sends_no_patch(client):
+    obj = wukong(disk("system", storageClassName="longhorn", boot=True))
+    response = answer(client, "/mutate", review(obj))
+    assert response == {"uid": response["uid"], "allowed": True}
+
+
+def test_a_shrink_is_denied_with_403_and_the_field_path(client):
+    old = wukong(disk("system", "500Gi", storageClassName="longhorn", boot=True))
+    new = wukong(disk("system", "400Gi", storageClassName="longhorn", boot=True))
+    response = answer(client, "/validate", review(new, old, operation="UPDATE"))
+    assert response["allowed"] is False
+    assert response["status"] == {
+        "code": 403,
+        "reason": "Forbidden",
+        "message": 'spec.disks[0].size: Forbidden: disk "system" cannot shrink from 500Gi to 400Gi; '
+        "disks can only grow",
+    }
+
+
+def test_an_invalid_object_is_denied_with_422(client):
+    response = answer(client, "/validate", review(wukong(disk("system", "lots", storageClassName="x", boot=True))))
+    assert response["status"]["code"] == 422
+    assert response["warnings"] == [
+        'spec.disks[0].storageClassName: StorageClass "x" does not exist; disk "system" stays Pending until it does'
+    ]
+
+
+def test_another_kind_is_allowed_with_a_warning(client):
+    kind = {"group": "apps", "version": "v1", "kind": "Deployment"}
+    response = answer(client, "/validate", review({"kind": "Deployment"}, kind=kind))
+    assert response["allowed"] is True
+    assert "does not handle" in response["warnings"][0]
+
+
+def test_delete_is_allowed(client):
+    response = answer(client, "/validate", review(None, wukong(disk("a")), operation="DELETE"))
+    assert response["allowed"] is True
+
+
+@pytest.mark.parametrize(
+    ("data", "reason"),
+    [
+        (b"{not json", "the request body is not valid JSON"),
+        (b"", "the request body is empty"),
+        (b"[1, 2]", "expected a JSON object (an AdmissionReview), got list"),
+        (
+            json.dumps({"apiVersion": "admission.k8s.io/v1beta1", "kind": "AdmissionReview"}).encode(),
+            'apiVersion "admission.k8s.io/v1beta1"',
+        ),
+        (
+            json.dumps({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview"}).encode(),
+            "the AdmissionReview has no request",
+        ),
+        (json.dumps(review(wukong(), uid="")).encode(), "request.uid is missing"),
+        (json.dumps(review(wukong(), operation="PATCH")).encode(), 'request.operation "PATCH" is not'),
+        (json.dumps(review("a string")).encode(), "request.object is not an object"),
+        (b"[" * 100000 + b"]" * 100000, "not valid JSON"),
+    ],
+    ids=[
+        "malformed-json",
+        "empty",
+        "not-an-object",
+        "wrong-version",
+        "no-request",
+        "no-uid",
+        "bad-operation",
+        "object-not-a-dict",
+        "deeply-nested",
+    ],
+)
+@pytest.mark.parametrize("path", ["/mutate", "/validate"])
+def test_bad_bodies_get_400_with_a_one_line_reason(client, path, data, reason):
+    reply = client.post(path, data=data, content_type="application/json")
+    assert reply.status_code == 400
+    assert reason in reply.text
+    assert reply.text.count("\n") == 1
+    assert "Traceback" not in reply.text
+
+
+def test_a_body_over_3_mib_gets_413(client):
+    reply = client.post("/validate", data=b" " * (3 * 1024 * 1024 + 1), content_type="application/json")
+    assert reply.status_code == 413
+    assert reply.text == "request body is larger than 3145728 bytes\n"
+
+
+def test_a_failing_decision_is_denied_inside_the_review_never_a_500(client, monkeypatch):
+    def explode(*_args):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr("webhook.validation.validate", explode)
+    response = answer(client, "/validate", review(wukong(disk("a"))))
+    assert response["allowed"] is False
+    assert response["status"]["code"] == 500
+    assert "boom" not in response["status"]["message"]
+
+
+def test_get_on_an_admission_path_is_405(client):
+    assert client.get("/mutate").status_code == 405
+
+
+def test_health_and_readiness(client):
+    assert client.get("/healthz").status_code == 200
+    assert client.get("/readyz").status_code == 200
+    not_ready = create_app(WebhookConfig(facts=NotReady())).test_client()
+    assert not_ready.get("/readyz").status_code == 503
+
+
+def test_metrics_count_requests_by_endpoint_operation_and_verdict(client):
+    client.post("/mutate", json=review(wukong(disk("a"))))
+    client.post("/validate", data=b"nope")
+    text = client.get("/metrics").text
+    assert 'wukong_webhook_requests_total{endpoint="mutate",operation="CREATE",verdict="patched"} 1.0' in text
+    assert 'wukong_webhook_requests_total{endpoint="validate",operation="",verdict="bad_request"} 1.0' in text
+    assert 'wukong_webhook_request_duration_seconds_count{endpoint="mutate"} 1.0' in text

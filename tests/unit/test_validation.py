@@ -1,0 +1,227 @@
+import pytest
+
+from tests.builders import disk, facts, wukong
+from webhook.validation import validate
+
+
+def messages(new, old=None, cluster=None):
+    errors, _ = validate(new, old, cluster or facts())
+    return [str(e) for e in errors]
+
+
+def warnings(new, old=None, cluster=None):
+    return validate(new, old, cluster or facts())[1]
+
+
+def sc(name="data", size="500Gi", **fields):
+    return disk(name, size, storageClassName=fields.pop("storageClassName", "longhorn"), **fields)
+
+
+BOOT = disk("system", "20Gi", storageClassName="longhorn", boot=True, image="docker://quay.io/containerdisks/fedora:40")
+
+
+def test_a_valid_wukong_passes():
+    assert messages(wukong(BOOT, sc(boot=False))) == []
+
+
+# V1 ---------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("mutate", "expected"),
+    [
+        (lambda o: o["spec"].pop("cpu"), "spec.cpu: Required value: cpu is required"),
+        (lambda o: o["spec"].update(cpu=0), "spec.cpu: Invalid value: 0: should be greater than or equal to 1"),
+        (lambda o: o["spec"].update(cpu=65), "spec.cpu: Invalid value: 65: should be less than or equal to 64"),
+        (lambda o: o["spec"].update(cpu="two"), 'spec.cpu: Invalid value: "two": must be of type integer'),
+        (lambda o: o["spec"].update(disks=[]), 'spec.disks: Invalid value: "list": must have at least 1 items'),
+        (
+            lambda o: o["spec"]["disks"][0].update(name="Sys_1"),
+            'spec.disks[0].name: Invalid value: "Sys_1": must be a DNS-1123 label',
+        ),
+        (
+            lambda o: o["spec"].update(startStrategy={"runStrategy": "Sometimes"}),
+            'spec.startStrategy.runStrategy: Unsupported value: "Sometimes": supported values: "Always"',
+        ),
+    ],
+    ids=["cpu-missing", "cpu-zero", "cpu-too-many", "cpu-a-string", "no-disks", "bad-disk-name", "bad-run-strategy"],
+)
+def test_schema_errors_name_the_field(mutate, expected):
+    obj = wukong(BOOT)
+    mutate(obj)
+    assert any(m.startswith(expected) for m in messages(obj)), messages(obj)
+
+
+def test_too_many_disks_are_refused():
+    disks = [BOOT] + [sc(f"d{i}", boot=False) for i in range(16)]
+    assert 'spec.disks: Invalid value: "list": must have at most 16 items' in messages(wukong(*disks))
+
+
+# V2 / V3 ----------------------------------------------------------------------------------------------
+def test_duplicate_disk_names_are_refused():
+    assert messages(wukong(BOOT, sc(boot=False), sc(boot=False))) == [
+        'spec.disks[2].name: Duplicate value: "data": disk names must be unique'
+    ]
+
+
+def test_two_boot_disks_are_refused_naming_both():
+    assert messages(wukong(BOOT, sc(boot=True))) == [
+        'spec.disks[1].boot: Invalid value: true: disk "data" is marked to boot but disk "system" already is; '
+        "exactly one disk boots"
+    ]
+
+
+def test_no_boot_disk_is_refused():
+    assert messages(wukong(sc(boot=False))) == [
+        "spec.disks: Required value: exactly one disk must have boot: true, and none has"
+    ]
+
+
+# V4 ---------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("size", "expected"),
+    [
+        ("lots", 'spec.disks[1].size: Invalid value: "lots": disk "data": not a quantity; use a number'),
+        ("0", 'spec.disks[1].size: Invalid value: "0": disk "data" must be greater than zero'),
+        ("-1Gi", 'spec.disks[1].size: Invalid value: "-1Gi": disk "data" must be greater than zero'),
+    ],
+    ids=["not-a-quantity", "zero", "negative"],
+)
+def test_disk_sizes_must_be_positive_quantities(size, expected):
+    [message] = messages(wukong(BOOT, sc(size=size, boot=False)))
+    assert message.startswith(expected)
+
+
+def test_memory_must_be_a_quantity():
+    [message] = messages(wukong(BOOT, memory="4 gigs"))
+    assert message.startswith('spec.memory: Invalid value: "4 gigs": memory: not a quantity')
+
+
+# V5 ---------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("before", "after"),
+    [("500Gi", "400Gi"), ("1Ti", "1000Gi"), ("2Gi", "2G"), ("1.5Gi", "1535Mi")],
+    ids=lambda s: s,
+)
+def test_shrinking_a_disk_is_refused(before, after):
+    old = wukong(BOOT, sc(size=before, boot=False))
+    new = wukong(BOOT, sc(size=after, boot=False))
+    assert messages(new, old) == [
+        f'spec.disks[1].size: Forbidden: disk "data" cannot shrink from {before} to {after}; disks can only grow'
+    ]
+
+
+def test_shrink_from_1Ti_to_1000Gi_is_refused():
+    old, new = wukong(BOOT, sc(size="1Ti", boot=False)), wukong(BOOT, sc(size="1000Gi", boot=False))
+    assert len(messages(new, old)) == 1
+
+
+@pytest.mark.parametrize(("before", "after"), [("1Ti", "1024Gi"), ("1536Mi", "1.5Gi"), ("500Gi", "1Ti")])
+def test_equal_or_larger_sizes_are_allowed(before, after):
+    assert messages(wukong(BOOT, sc(size=after, boot=False)), wukong(BOOT, sc(size=before, boot=False))) == []
+
+
+def test_a_shrink_is_found_wherever_the_disk_moved_in_the_list():
+    old = wukong(BOOT, sc(size="500Gi", boot=False))
+    new = wukong(sc(size="100Gi", boot=False), BOOT)
+    assert messages(new, old)[0].startswith('spec.disks[0].size: Forbidden: disk "data" cannot shrink')
+
+
+# V6 / V7 ----------------------------------------------------------------------------------------------
+def test_the_storage_class_of_an_existing_disk_is_immutable():
+    old = wukong(BOOT, sc(boot=False))
+    new = wukong(BOOT, sc(boot=False, storageClassName="longhorn-hdd"))
+    assert messages(new, old) == [
+        'spec.disks[1].storageClassName: Forbidden: disk "data" is on StorageClass "longhorn", which cannot '
+        "change; add a new disk to use another class"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("before", "after"),
+    [("docker://a/b:1", "docker://a/b:2"), (None, "docker://a/b:1"), ("docker://a/b:1", None)],
+    ids=["changed", "added", "removed"],
+)
+def test_the_image_of_an_existing_disk_is_immutable(before, after):
+    def data(image):
+        return sc(boot=False, **({"image": image} if image else {}))
+
+    [message] = messages(wukong(BOOT, data(after)), wukong(BOOT, data(before)))
+    assert message.startswith('spec.disks[1].image: Forbidden: disk "data" image cannot change')
+
+
+# V8 ---------------------------------------------------------------------------------------------------
+def test_removing_a_disk_is_refused_and_says_how_to_allow_it():
+    assert messages(wukong(BOOT), wukong(BOOT, sc(boot=False))) == [
+        'spec.disks: Forbidden: disk "data" cannot be removed: its data would be detached; to remove it anyway, '
+        'annotate the Wukong with vm.novasphere.dev/allow-disk-removal: "true" (its volume is kept, not deleted)'
+    ]
+
+
+def test_removing_a_disk_with_the_annotation_is_allowed():
+    new = wukong(BOOT, annotations={"vm.novasphere.dev/allow-disk-removal": "true"})
+    assert messages(new, wukong(BOOT, sc(boot=False))) == []
+
+
+# V9 ---------------------------------------------------------------------------------------------------
+def test_growing_on_a_class_without_expansion_is_refused_naming_the_class():
+    old = wukong(BOOT, sc(storageClassName="local-path", boot=False))
+    new = wukong(BOOT, sc(size="600Gi", storageClassName="local-path", boot=False))
+    assert messages(new, old) == [
+        'spec.disks[1].size: Forbidden: disk "data" cannot grow from 500Gi to 600Gi: StorageClass "local-path" '
+        "does not allow volume expansion (allowVolumeExpansion is not true)"
+    ]
+
+
+def test_growing_on_an_expandable_class_is_allowed():
+    assert messages(wukong(BOOT, sc(size="1Ti", boot=False)), wukong(BOOT, sc(boot=False))) == []
+
+
+def test_growth_is_not_judged_when_the_classes_are_unknown():
+    old = wukong(BOOT, sc(storageClassName="local-path", boot=False))
+    new = wukong(BOOT, sc(size="600Gi", storageClassName="local-path", boot=False))
+    assert messages(new, old, facts(classes=None)) == []
+
+
+# V10 --------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "image",
+    [
+        "docker://quay.io/containerdisks/fedora:40",
+        "quay.io/containerdisks/fedora:40",
+        "fedora",
+        "registry:5000/team/img@sha256:" + "a" * 64,
+        "https://example.com/disk.img",
+        "http://10.0.0.1:8080/x.qcow2",
+    ],
+)
+def test_supported_images_are_allowed(image):
+    assert messages(wukong(disk("system", boot=True, storageClassName="longhorn", image=image))) == []
+
+
+@pytest.mark.parametrize(
+    "image", ["s3://bucket/disk.img", "ftp://host/x", "Quay.io/UPPER/Case", "https://", "docker://", "a b"]
+)
+def test_unsupported_images_are_refused(image):
+    [message] = messages(wukong(disk("system", boot=True, storageClassName="longhorn", image=image)))
+    assert message.startswith("spec.disks[0].image: Invalid value: ") and 'disk "system": not a' in message
+
+
+# W1 and all-at-once -----------------------------------------------------------------------------------
+def test_an_unknown_storage_class_is_a_warning_not_an_error():
+    new = wukong(BOOT, sc(boot=False, storageClassName="fast"))
+    assert messages(new) == []
+    assert warnings(new) == [
+        'spec.disks[1].storageClassName: StorageClass "fast" does not exist; disk "data" stays Pending until it does'
+    ]
+    assert all(len(w) < 120 for w in warnings(new))
+
+
+def test_all_errors_are_reported_together():
+    old = wukong(BOOT, sc(boot=False), sc("logs", boot=False))
+    new = wukong(BOOT, sc(size="1Gi", boot=False, storageClassName="longhorn-hdd"), cpu=99)
+    assert len(messages(new, old)) == 4  # cpu, shrink, class change, removal
+
+
+def test_a_metadata_only_update_of_an_old_invalid_object_passes():
+    old = wukong(BOOT, sc(boot=True))
+    new = wukong(BOOT, sc(boot=True), annotations={"note": "x"})
+    assert messages(new, old) == []
