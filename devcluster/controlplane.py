@@ -1,0 +1,296 @@
+"""A real Kubernetes control plane on loopback: etcd and kube-apiserver with throwaway PKI.
+
+Started the way controller-runtime's envtest starts one: etcd on free loopback ports with fsync off,
+kube-apiserver with RBAC, its own serving CA, a client CA whose ``admin`` certificate (group
+system:masters) goes into a kubeconfig, and a service-account signing key. Ready once /readyz answers
+and the ``default`` namespace exists; then the Wukong CRD, the upstream KubeVirt/CDI CRDs and the
+StorageClasses are installed. ``stop()`` ends both processes and removes every file it made; the
+processes also die with the process that started them, so a killed test run leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import datetime
+import json
+import os
+import shutil
+import signal
+import socket
+import ssl
+import subprocess
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from certs import files, pki
+from devcluster import crds, toolchain
+from wukong import schema
+
+ROOT = Path(__file__).resolve().parent.parent
+STORAGE_CLASSES = ROOT / "deploy" / "storageclasses" / "devcluster.yaml"
+START_TIMEOUT_SECONDS = 60.0
+Log = Callable[[str], None]
+
+
+def _die_with_parent() -> None:
+    """Runs in the child before exec: SIGTERM it when the process that started it goes away."""
+    libc = ctypes.CDLL("libc.so.6", use_errno=True)
+    libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@dataclass
+class ControlPlane:
+    workdir: Path
+    bin_dir: Path
+    api_port: int = 0
+    processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    log: Log = print
+
+    # -- paths ------------------------------------------------------------------------------------------
+    @property
+    def kubeconfig(self) -> Path:
+        return self.workdir / "admin.kubeconfig"
+
+    @property
+    def server(self) -> str:
+        return f"https://127.0.0.1:{self.api_port}"
+
+    @property
+    def pki_dir(self) -> Path:
+        return self.workdir / "pki"
+
+    def binary(self, name: str) -> Path:
+        return self.bin_dir / name
+
+    # -- lifecycle --------------------------------------------------------------------------------------
+    @classmethod
+    def start(cls, log: Log = print, workdir: Path | None = None) -> ControlPlane:
+        bin_dir = toolchain.ensure_built(log)
+        workdir = workdir or Path(tempfile.mkdtemp(prefix="wukong-devcluster-"))
+        plane = cls(workdir=workdir, bin_dir=bin_dir, log=log)
+        try:
+            plane._start()
+        except BaseException:
+            plane.stop()
+            raise
+        return plane
+
+    def _start(self) -> None:
+        started = time.monotonic()
+        self._make_pki()
+        etcd_url = self._start_etcd()
+        self._start_apiserver(etcd_url)
+        self._write_kubeconfig()
+        self._wait_ready()
+        self.log(
+            f"devcluster: kube-apiserver {toolchain.kubernetes_version()} ready at {self.server} "
+            f"after {time.monotonic() - started:.1f}s"
+        )
+        self.install_base()
+        self.log(f"devcluster: CRDs and StorageClasses installed, {time.monotonic() - started:.1f}s in all")
+
+    def stop(self) -> None:
+        for name in ("kube-apiserver", "etcd"):
+            process = self.processes.pop(name, None)
+            if process is None or process.poll() is not None:
+                continue
+            process.terminate()
+            try:
+                process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        shutil.rmtree(self.workdir, ignore_errors=True)
+
+    def __enter__(self) -> ControlPlane:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.stop()
+
+    # -- pieces -----------------------------------------------------------------------------------------
+    def _make_pki(self) -> None:
+        day = datetime.timedelta(days=1)
+        serving_ca = pki.new_ca("devcluster-serving-ca", day)
+        serving = pki.issue(
+            serving_ca, "kube-apiserver", day, dns_names=["localhost", "kubernetes.default.svc"], ips=["127.0.0.1"]
+        )
+        client_ca = pki.new_ca("devcluster-client-ca", day)
+        admin = pki.issue(client_ca, "admin", day, usages=[pki.Usage.CLIENT], organizations=["system:masters"])
+        signer = pki.new_ca("devcluster-service-accounts", day)  # only its key is used, to sign tokens
+        d = self.pki_dir
+        files.write_pair(serving_ca, d / "serving-ca.crt", d / "serving-ca.key")
+        files.write_pair(serving, d / "apiserver.crt", d / "apiserver.key")
+        files.write_pair(client_ca, d / "client-ca.crt", d / "client-ca.key")
+        files.write_pair(admin, d / "admin.crt", d / "admin.key")
+        files.write_pair(signer, d / "sa.crt", d / "sa.key")
+
+    def _spawn(self, name: str, args: list[str]) -> subprocess.Popen[bytes]:
+        log_file = open(self.workdir / f"{name}.log", "wb")  # noqa: SIM115 - lives as long as the process
+        process = subprocess.Popen(
+            [str(self.binary(name)), *args],
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            preexec_fn=_die_with_parent,
+        )
+        self.processes[name] = process
+        return process
+
+    def _start_etcd(self) -> str:
+        client, peer = free_port(), free_port()
+        url = f"http://127.0.0.1:{client}"
+        self._spawn(
+            "etcd",
+            [
+                f"--data-dir={self.workdir / 'etcd'}",
+                f"--listen-client-urls={url}",
+                f"--advertise-client-urls={url}",
+                f"--listen-peer-urls=http://127.0.0.1:{peer}",
+                f"--initial-advertise-peer-urls=http://127.0.0.1:{peer}",
+                f"--initial-cluster=default=http://127.0.0.1:{peer}",
+                "--unsafe-no-fsync=true",
+                "--log-level=warn",
+            ],
+        )
+        self._wait("etcd", lambda: _http_ok(f"{url}/health"))
+        return url
+
+    def _start_apiserver(self, etcd_url: str) -> None:
+        self.api_port = free_port()
+        d = self.pki_dir
+        self._spawn(
+            "kube-apiserver",
+            [
+                f"--etcd-servers={etcd_url}",
+                f"--secure-port={self.api_port}",
+                "--bind-address=127.0.0.1",
+                "--advertise-address=127.0.0.1",
+                f"--tls-cert-file={d / 'apiserver.crt'}",
+                f"--tls-private-key-file={d / 'apiserver.key'}",
+                f"--client-ca-file={d / 'client-ca.crt'}",
+                "--authorization-mode=RBAC",
+                f"--service-account-issuer={self.server}",
+                f"--service-account-key-file={d / 'sa.crt'}",
+                f"--service-account-signing-key-file={d / 'sa.key'}",
+                "--service-cluster-ip-range=10.0.0.0/24",
+                "--allow-privileged=true",
+                "--disable-admission-plugins=ServiceAccount",
+                f"--cert-dir={self.workdir / 'cert-dir'}",
+                "--endpoint-reconciler-type=none",
+                "--profiling=false",
+                "--v=0",
+            ],
+        )
+
+    def _write_kubeconfig(self) -> None:
+        d = self.pki_dir
+        config = {
+            "apiVersion": "v1",
+            "kind": "Config",
+            "current-context": "devcluster",
+            "clusters": [
+                {
+                    "name": "devcluster",
+                    "cluster": {"server": self.server, "certificate-authority": str(d / "serving-ca.crt")},
+                }
+            ],
+            "users": [
+                {
+                    "name": "admin",
+                    "user": {"client-certificate": str(d / "admin.crt"), "client-key": str(d / "admin.key")},
+                }
+            ],
+            "contexts": [{"name": "devcluster", "context": {"cluster": "devcluster", "user": "admin"}}],
+        }
+        files.write_file(self.kubeconfig, yaml.safe_dump(config).encode(), 0o600)
+
+    def _wait_ready(self) -> None:
+        self._wait("kube-apiserver", lambda: self.get("/readyz") is not None)
+        self._wait("the default namespace", lambda: self.get("/api/v1/namespaces/default") is not None)
+
+    def _wait(self, what: str, ready: Callable[[], bool]) -> None:
+        deadline = time.monotonic() + START_TIMEOUT_SECONDS
+        while not ready():
+            for name, process in self.processes.items():
+                if process.poll() is not None:
+                    raise RuntimeError(
+                        f"{name} exited with {process.returncode} while waiting for {what}:\n{self.log_tail(name)}"
+                    )
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"timed out after {START_TIMEOUT_SECONDS:.0f}s waiting for {what}")
+            time.sleep(0.05)
+
+    def log_tail(self, name: str, lines: int = 30) -> str:
+        path = self.workdir / f"{name}.log"
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:]) if path.exists() else ""
+
+    # -- talking to it ----------------------------------------------------------------------------------
+    def _ssl_context(self) -> ssl.SSLContext:
+        context = ssl.create_default_context(cafile=str(self.pki_dir / "serving-ca.crt"))
+        context.load_cert_chain(str(self.pki_dir / "admin.crt"), str(self.pki_dir / "admin.key"))
+        return context
+
+    def get(self, path: str) -> bytes | None:
+        """GET a path as admin; None for any failure (used while waiting, and for /metrics)."""
+        try:
+            with urllib.request.urlopen(self.server + path, context=self._ssl_context(), timeout=5) as reply:
+                return reply.read()
+        except (urllib.error.URLError, OSError):
+            return None
+
+    def kubectl(self, *args: str, stdin: str | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
+        result = subprocess.run(
+            [str(self.binary("kubectl")), f"--kubeconfig={self.kubeconfig}", *args],
+            input=stdin,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        if check and result.returncode != 0:
+            raise RuntimeError(f"kubectl {' '.join(args)} failed ({result.returncode}):\n{result.stderr}")
+        return result
+
+    def apply(self, objects: Iterable[dict[str, Any]]) -> None:
+        """Server-side apply: no last-applied annotation, which the large upstream CRDs would overflow."""
+        self.kubectl(
+            "apply",
+            "--server-side",
+            "--force-conflicts",
+            "--field-manager=devcluster",
+            "-f",
+            "-",
+            stdin=json.dumps({"apiVersion": "v1", "kind": "List", "items": list(objects)}),
+        )
+
+    def install_base(self) -> None:
+        custom = [schema.crd(), *(crds.crd(kind) for kind in crds.UPSTREAM_KINDS)]
+        storage = list(yaml.safe_load_all(STORAGE_CLASSES.read_text()))
+        self.apply([*custom, *storage])
+        names = [f"crd/{c['metadata']['name']}" for c in custom]
+        self.kubectl("wait", "--for=condition=Established", "--timeout=60s", *names)
+
+    def environment(self) -> dict[str, str]:
+        return {"KUBECONFIG": str(self.kubeconfig), "PATH": f"{self.bin_dir}{os.pathsep}{os.environ['PATH']}"}
+
+
+def _http_ok(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=2) as reply:
+            return reply.status == 200
+    except (urllib.error.URLError, OSError):
+        return False
