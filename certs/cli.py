@@ -5,8 +5,11 @@ from __future__ import annotations
 import argparse
 import datetime
 import ipaddress
+import json
 import sys
 from pathlib import Path
+
+from cryptography import x509
 
 from certs import files, pki
 
@@ -38,7 +41,55 @@ def _parser() -> argparse.ArgumentParser:
     generate.add_argument("--ca-cert", type=Path, help="sign with this existing CA certificate")
     generate.add_argument("--ca-key", type=Path, help="the existing CA's private key")
     generate.set_defaults(run=_generate)
+
+    inject = commands.add_parser(
+        "inject-ca-bundle",
+        help="put a CA bundle into Mutating/ValidatingWebhookConfigurations",
+        description="Sets clientConfig.caBundle on every webhook of the named configurations.",
+    )
+    inject.add_argument("--ca-file", required=True, type=Path, help="PEM bundle (one or more CA certificates)")
+    inject.add_argument(
+        "--mutating", action="append", default=[], metavar="NAME", help="MutatingWebhookConfiguration name (repeatable)"
+    )
+    inject.add_argument(
+        "--validating",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="ValidatingWebhookConfiguration name (repeatable)",
+    )
+    inject.add_argument("--kubeconfig", help="default: in-cluster, then $KUBECONFIG or ~/.kube/config")
+    inject.set_defaults(run=_inject)
     return parser
+
+
+def _inject(args: argparse.Namespace) -> int:
+    from certs.inject import ApiException, api_client, inject_ca_bundle
+
+    if not args.mutating and not args.validating:
+        print("error: name at least one --mutating or --validating configuration", file=sys.stderr)
+        return 2
+    try:
+        bundle = args.ca_file.read_bytes()
+        certificates = x509.load_pem_x509_certificates(bundle)
+    except (OSError, ValueError) as error:
+        print(f"error: {args.ca_file}: not a PEM certificate bundle ({error})", file=sys.stderr)
+        return 2
+    try:
+        count = inject_ca_bundle(api_client(args.kubeconfig), bundle, args.mutating, args.validating)
+    except ApiException as error:
+        print(f"error: {error.status} {error.reason}: {_api_message(error)}", file=sys.stderr)
+        return 1
+    print(f"injected a bundle of {len(certificates)} CA certificate(s) into {count} webhook(s)")
+    return 0
+
+
+def _api_message(error: Exception) -> str:
+    body = getattr(error, "body", None)
+    try:
+        return json.loads(body)["message"]
+    except (TypeError, ValueError, KeyError):
+        return str(body or error)
 
 
 def _generate(args: argparse.Namespace) -> int:

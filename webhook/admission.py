@@ -131,7 +131,16 @@ def decide(request: AdmissionRequest, endpoint: Endpoint, facts: ClusterFacts) -
 
 
 def _mutate(new: dict[str, Any], old: dict[str, Any] | None, facts: ClusterFacts) -> Decision:
+    """Default, then refuse what validation would refuse.
+
+    The API server checks the CRD schema and its CEL rules after mutating admission and before
+    validating admission. Refusing here means users read this webhook's message (``disk "data" cannot
+    shrink from 500Gi to 400Gi``) rather than the terser CEL safety net's. Warnings are left to the
+    validating endpoint, so kubectl does not print them twice.
+    """
     defaulted, errors = defaulting.default(new, old, facts)
+    if not errors:
+        errors, _ = validation.validate(defaulted, old, facts)
     if errors:
         return Decision(allowed=False, errors=errors, object=new)
     patch = jsonpatch.make_patch(new, defaulted).patch

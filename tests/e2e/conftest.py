@@ -1,0 +1,81 @@
+"""End-to-end fixtures: one real control plane and one real webhook for the whole session."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import yaml
+
+from devcluster.controlplane import ControlPlane
+from devcluster.webhooks import LocalWebhook, deregister
+
+ROOT = Path(__file__).resolve().parents[2]
+SAMPLES = ROOT / "deploy" / "samples"
+_names = itertools.count()
+
+
+@pytest.fixture(scope="session")
+def cluster() -> Iterator[ControlPlane]:
+    plane = ControlPlane.start(log=lambda line: print(line, flush=True))
+    try:
+        yield plane
+    finally:
+        plane.stop()
+
+
+@pytest.fixture(scope="session")
+def webhook(cluster: ControlPlane) -> Iterator[LocalWebhook]:
+    server = LocalWebhook(cluster).start()
+    server.register()
+    wait_for_webhooks(cluster)
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def namespace(cluster: ControlPlane) -> str:
+    """A fresh namespace per test (devcluster has no namespace controller; the cluster is thrown away)."""
+    name = f"t{next(_names)}-{int(time.time() * 1000) % 100000}"
+    cluster.kubectl("create", "namespace", name)
+    return name
+
+
+def wait_for_webhooks(cluster: ControlPlane, timeout: float = 20.0) -> None:
+    """The API server picks up configuration changes asynchronously: wait until a dry run is defaulted."""
+    probe = yaml.safe_load((SAMPLES / "single-disk.yaml").read_text())
+    probe["metadata"]["name"] = "webhook-probe"
+    deadline = time.monotonic() + timeout
+    while True:
+        result = cluster.kubectl(
+            "create", "--dry-run=server", "-n", "default", "-o", "json", "-f", "-", stdin=json.dumps(probe), check=False
+        )
+        if result.returncode == 0 and "storageClassName" in result.stdout:
+            return
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"the webhooks did not take effect: {result.stderr or result.stdout[:200]}")
+        time.sleep(0.2)
+
+
+def wait_for_webhooks_gone(cluster: ControlPlane, timeout: float = 20.0) -> None:
+    probe = yaml.safe_load((SAMPLES / "single-disk.yaml").read_text())
+    probe["metadata"]["name"] = "webhook-probe"
+    deadline = time.monotonic() + timeout
+    while True:
+        result = cluster.kubectl(
+            "create", "--dry-run=server", "-n", "default", "-o", "json", "-f", "-", stdin=json.dumps(probe), check=False
+        )
+        if result.returncode == 0 and "storageClassName" not in result.stdout:
+            return
+        if time.monotonic() > deadline:
+            raise RuntimeError("the webhooks are still called")
+        time.sleep(0.2)
+
+
+__all__ = ["ROOT", "SAMPLES", "deregister", "wait_for_webhooks", "wait_for_webhooks_gone"]

@@ -1,0 +1,160 @@
+"""Admission through the real API server and the real kubectl: what users see in `kubectl apply`."""
+
+from __future__ import annotations
+
+import base64
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from devcluster import toolchain
+from devcluster.controlplane import ControlPlane
+from devcluster.webhooks import LocalWebhook, deregister
+from tests.e2e.conftest import SAMPLES, wait_for_webhooks, wait_for_webhooks_gone
+
+# The mutating webhook refuses first: the API server runs the CRD schema and CEL rules after mutating
+# admission and before validating admission, and users should read this project's message, not CEL's.
+MUTATING = "mutate.wukongs.vm.novasphere.dev"
+pytestmark = pytest.mark.usefixtures("webhook")
+
+
+def write(tmp_path: Path, sample: str, *edits: tuple[str, str]) -> Path:
+    text = (SAMPLES / sample).read_text()
+    for old, new in edits:
+        assert old in text
+        text = text.replace(old, new)
+    path = tmp_path / f"{len(list(tmp_path.iterdir()))}-{sample}"
+    path.write_text(text)
+    return path
+
+
+def get(cluster: ControlPlane, namespace: str, name: str) -> dict:
+    return json.loads(cluster.kubectl("get", "wukong", name, "-n", namespace, "-o", "json").stdout)
+
+
+def apply(cluster: ControlPlane, namespace: str, path: Path, *extra: str) -> subprocess.CompletedProcess[str]:
+    return cluster.kubectl("apply", "-n", namespace, "-f", str(path), *extra, check=False)
+
+
+def test_kubectl_reports_the_pinned_release(cluster):
+    version = json.loads(cluster.kubectl("version", "-o", "json").stdout)
+    assert version["serverVersion"]["gitVersion"] == toolchain.kubernetes_version()
+    assert version["clientVersion"]["gitVersion"] == toolchain.kubernetes_version()
+
+
+@pytest.mark.parametrize(
+    ("sample", "expected"),
+    [
+        ("single-disk.yaml", [("system", "longhorn", True)]),
+        ("system-and-data.yaml", [("system", "longhorn", True), ("data", "longhorn", False)]),
+        (
+            "storage-classes.yaml",
+            [("system", "longhorn-ssd", True), ("data", "longhorn-hdd", False), ("scratch", "local-path", False)],
+        ),
+    ],
+)
+def test_applied_samples_show_the_defaults(cluster, namespace, tmp_path, sample, expected):
+    result = apply(cluster, namespace, SAMPLES / sample)
+    assert result.returncode == 0, result.stderr
+    name = yaml.safe_load((SAMPLES / sample).read_text())["metadata"]["name"]
+    shown = yaml.safe_load(cluster.kubectl("get", "wukong", name, "-n", namespace, "-o", "yaml").stdout)
+    assert [(d["name"], d["storageClassName"], d["boot"]) for d in shown["spec"]["disks"]] == expected
+
+
+def test_a_shrink_is_refused_with_the_field_path_and_the_object_is_unchanged(cluster, namespace, tmp_path):
+    assert apply(cluster, namespace, SAMPLES / "system-and-data.yaml").returncode == 0
+    before = get(cluster, namespace, "system-and-data")
+    result = apply(cluster, namespace, write(tmp_path, "system-and-data.yaml", ("500Gi", "400Gi")))
+    assert result.returncode != 0
+    assert (
+        f'admission webhook "{MUTATING}" denied the request: spec.disks[1].size: Forbidden: '
+        f'disk "data" cannot shrink from 500Gi to 400Gi; disks can only grow'
+    ) in result.stderr
+    assert get(cluster, namespace, "system-and-data") == before
+
+
+def test_growing_on_local_path_is_refused_naming_the_class_and_on_longhorn_accepted(cluster, namespace, tmp_path):
+    assert apply(cluster, namespace, SAMPLES / "storage-classes.yaml").returncode == 0
+    refused = apply(cluster, namespace, write(tmp_path, "storage-classes.yaml", ("100Gi", "200Gi")))
+    assert refused.returncode != 0
+    assert 'StorageClass "local-path" does not allow volume expansion' in refused.stderr
+    grown = apply(cluster, namespace, write(tmp_path, "storage-classes.yaml", ("2Ti", "3Ti")))
+    assert grown.returncode == 0, grown.stderr
+    assert get(cluster, namespace, "tiered-storage")["spec"]["disks"][1]["size"] == "3Ti"
+
+
+def test_server_dry_run_goes_through_the_webhooks_and_creates_nothing(cluster, namespace):
+    result = cluster.kubectl(
+        "apply", "--dry-run=server", "-n", namespace, "-o", "json", "-f", str(SAMPLES / "single-disk.yaml")
+    )
+    assert json.loads(result.stdout)["spec"]["disks"][0]["storageClassName"] == "longhorn"
+    missing = cluster.kubectl("get", "wukong", "single-disk", "-n", namespace, check=False)
+    assert "NotFound" in missing.stderr
+
+
+@pytest.mark.parametrize("mode", [(), ("--server-side",)], ids=["client-side-apply", "server-side-apply"])
+def test_reapplying_the_same_manifest_changes_nothing(cluster, namespace, mode):
+    sample = SAMPLES / "system-and-data.yaml"
+    assert apply(cluster, namespace, sample, *mode).returncode == 0
+    first = get(cluster, namespace, "system-and-data")["metadata"]["resourceVersion"]
+    for _ in range(2):
+        result = apply(cluster, namespace, sample, *mode)
+        assert result.returncode == 0, result.stderr
+    assert get(cluster, namespace, "system-and-data")["metadata"]["resourceVersion"] == first
+
+
+def test_with_the_webhook_down_failure_policy_fail_still_blocks_a_shrink(cluster, namespace, tmp_path, webhook):
+    assert apply(cluster, namespace, SAMPLES / "system-and-data.yaml").returncode == 0
+    before = get(cluster, namespace, "system-and-data")
+    webhook.stop()
+    try:
+        result = apply(cluster, namespace, write(tmp_path, "system-and-data.yaml", ("500Gi", "400Gi")))
+        assert result.returncode != 0
+        assert "failed calling webhook" in result.stderr
+        assert get(cluster, namespace, "system-and-data") == before
+    finally:
+        webhook.start()
+        wait_for_webhooks(cluster)
+
+
+def test_without_any_webhook_the_crd_rule_still_refuses_a_shrink(cluster, namespace, tmp_path, webhook):
+    assert apply(cluster, namespace, SAMPLES / "system-and-data.yaml").returncode == 0
+    before = get(cluster, namespace, "system-and-data")
+    deregister(cluster)
+    try:
+        wait_for_webhooks_gone(cluster)
+        result = apply(cluster, namespace, write(tmp_path, "system-and-data.yaml", ("500Gi", "400Gi")))
+        assert result.returncode != 0
+        assert "spec.disks[1].size: Forbidden: disk data cannot shrink; disks can only grow" in result.stderr
+        assert get(cluster, namespace, "system-and-data") == before
+    finally:
+        webhook.register()
+        wait_for_webhooks(cluster)
+
+
+def test_inject_ca_bundle_sets_the_bundle_on_every_webhook(cluster, webhook: LocalWebhook):
+    command = [
+        str(Path(sys.executable).parent / "wukong-certs"),
+        "inject-ca-bundle",
+        "--kubeconfig",
+        str(cluster.kubeconfig),
+        "--ca-file",
+        str(webhook.certs_dir / "ca.crt"),
+        "--mutating",
+        "wukong-webhook",
+        "--validating",
+        "wukong-webhook",
+    ]
+    result = subprocess.run(command, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert "into 2 webhook(s)" in result.stdout
+    for kind in ("mutatingwebhookconfiguration", "validatingwebhookconfiguration"):
+        config = json.loads(cluster.kubectl("get", kind, "wukong-webhook", "-o", "json").stdout)
+        assert base64.b64decode(config["webhooks"][0]["clientConfig"]["caBundle"]) == webhook.ca_pem
+    missing = subprocess.run([*command[:6], "--mutating", "absent"], capture_output=True, text=True)
+    assert missing.returncode == 1
+    assert missing.stderr.startswith("error: 404 Not Found:") and "absent" in missing.stderr
