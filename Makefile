@@ -12,7 +12,7 @@ PYTEST_ARGS ?=
 .PHONY: help
 help: ## Show this help
 	@awk 'BEGIN {FS = ":.*##"; printf "Usage: make \033[36m<target>\033[0m\n"} \
-		/^[a-zA-Z_-]+:.*?##/ { printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2 } \
+		/^[a-zA-Z0-9_-]+:.*?##/ { printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2 } \
 		/^##@/ { printf "\n\033[1m%s\033[0m\n", substr($$0, 5) }' $(MAKEFILE_LIST)
 
 ##@ Development
@@ -39,5 +39,19 @@ unit: install ## Fast tests without a control plane
 	$(BIN)/pytest tests/unit $(PYTEST_ARGS)
 
 .PHONY: test
-test: install lint ## Everything: lint, unit, TLS server and end-to-end tests
+test: install lint k8s-bin ## Everything: lint, unit, TLS server and end-to-end tests on devcluster
 	$(BIN)/pytest $(PYTEST_ARGS)
+
+##@ Local control plane
+
+.PHONY: k8s-bin
+k8s-bin: install ## Build kube-apiserver, kubectl and etcd from the pinned Go modules (once per machine)
+	$(BIN)/wukong-devcluster build
+
+.PHONY: up
+up: k8s-bin ## Start devcluster and the webhook in the background (`.venv/bin/wukong-devcluster env` prints its exports)
+	$(BIN)/wukong-devcluster up --detach
+
+.PHONY: down
+down: install ## Stop the background devcluster
+	$(BIN)/wukong-devcluster down
