@@ -1,9 +1,9 @@
 """``wukong-devcluster`` (or ``python -m devcluster``): build, start and stop the local control plane.
 
-    wukong-devcluster build          build kube-apiserver, kubectl and etcd once per machine
-    wukong-devcluster up             start it in the foreground (Ctrl-C stops it and removes everything)
-    wukong-devcluster up --detach    start it in the background; `down` stops it
-    eval "$(wukong-devcluster env)"  point kubectl at it
+wukong-devcluster build          build kube-apiserver, kubectl and etcd once per machine
+wukong-devcluster up             start it in the foreground (Ctrl-C stops it and removes everything)
+wukong-devcluster up --detach    start it in the background; `down` stops it
+eval "$(wukong-devcluster env)"  point kubectl at it
 """
 
 from __future__ import annotations
@@ -28,8 +28,9 @@ def state_path() -> Path:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="wukong-devcluster", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="wukong-devcluster", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     commands = parser.add_subparsers(required=True, metavar="COMMAND")
     commands.add_parser("build", help="build the pinned binaries into the cache").set_defaults(run=_build)
     up = commands.add_parser("up", help="start etcd, kube-apiserver and the webhook")
@@ -69,8 +70,13 @@ def _up(args: argparse.Namespace) -> int:
             webhook = LocalWebhook(plane).start()
             webhook.register()
             print(f"devcluster: wukong-webhook serving at {webhook.url} and registered", flush=True)
-        state = {"pid": os.getpid(), "kubeconfig": str(plane.kubeconfig), "server": plane.server,
-                 "bin_dir": str(plane.bin_dir), "workdir": str(plane.workdir)}
+        state = {
+            "pid": os.getpid(),
+            "kubeconfig": str(plane.kubeconfig),
+            "server": plane.server,
+            "bin_dir": str(plane.bin_dir),
+            "workdir": str(plane.workdir),
+        }
         state_path().parent.mkdir(parents=True, exist_ok=True)
         state_path().write_text(json.dumps(state))
         print(_exports(state), flush=True)
@@ -90,8 +96,9 @@ def _detach(args: argparse.Namespace) -> int:
     log_path = toolchain.cache_dir() / "devcluster.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with open(log_path, "wb") as log:
-        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                   start_new_session=True)
+        process = subprocess.Popen(
+            command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
+        )
     shown = 0
     while (state := _running_state()) is None:
         shown = _follow(log_path, shown)

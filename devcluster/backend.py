@@ -1,0 +1,268 @@
+"""A SIMULATED storage and VM backend for devcluster: it plays Longhorn, CDI and KubeVirt.
+
+devcluster has an API server but no controllers, kubelets or storage. This simulation does, through
+the same API, what those systems would do, so the reconciler can be exercised end to end:
+  - provisioner (Longhorn): binds a Pending PVC to a new PersistentVolume of the requested size
+    (WaitForFirstConsumer classes: once a VirtualMachine uses the claim); grows capacity after an
+    expansion on classes with allowVolumeExpansion;
+  - CDI: gives a DataVolume its PVC (same name, owned by the DataVolume) and moves it to Succeeded once the
+    PVC is bound, or to Failed when the source URL contains "simulate-import-failure";
+  - KubeVirt: marks a VirtualMachine Running once all its volumes are bound (Stopped when Halted).
+It is used only by the tests, the benchmarks and the demo; nothing in deploy/ runs it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+from typing import Any
+
+from reconciler.informer import Informer
+from reconciler.kube import AlreadyExists, ApiError, Conflict, Kube, NotFound
+from reconciler.resources import DATA_VOLUMES, PVCS, PVS, STORAGE_CLASSES, VIRTUAL_MACHINES, Resource
+from reconciler.workqueue import ShutDown, WorkQueue
+from wukong.storageclass import StorageClass
+
+log = logging.getLogger("wukong.devcluster.simulation")
+FAILURE_MARKER = "simulate-import-failure"
+Item = tuple[str, str, str]  # (kind, namespace, name)
+
+
+class SimulatedBackend:
+    def __init__(self, kube: Kube, delay: float = 0.0, workers: int = 2) -> None:
+        self.kube, self.delay, self.workers = kube, delay, workers
+        self.pvcs = Informer(kube, PVCS)
+        self.data_volumes = Informer(kube, DATA_VOLUMES)
+        self.vms = Informer(kube, VIRTUAL_MACHINES)
+        self.storage_classes = Informer(kube, STORAGE_CLASSES)
+        self.queue: WorkQueue[Item] = WorkQueue()
+        for informer, kind in ((self.pvcs, "pvc"), (self.data_volumes, "dv"), (self.vms, "vm")):
+            informer.on_change(lambda event, obj, kind=kind: self._seen(kind, event, obj))
+        self._threads: list[threading.Thread] = []
+
+    def start(self) -> SimulatedBackend:
+        for informer in (self.storage_classes, self.pvcs, self.data_volumes, self.vms):
+            informer.start()
+        for informer in (self.storage_classes, self.pvcs, self.data_volumes, self.vms):
+            informer.wait_synced(30)
+        for index in range(self.workers):
+            thread = threading.Thread(target=self._work, name=f"simulation-{index}", daemon=True)
+            thread.start()
+            self._threads.append(thread)
+        return self
+
+    def stop(self) -> None:
+        self.queue.shut_down()
+        for informer in (self.storage_classes, self.pvcs, self.data_volumes, self.vms):
+            informer.stop()
+
+    def _seen(self, kind: str, event: str, obj: dict[str, Any]) -> None:
+        if event == "DELETED":
+            return
+        item = (kind, obj["metadata"]["namespace"], obj["metadata"]["name"])
+        self.queue.add_after(item, self.delay)
+        if kind == "vm":  # a VM is the first consumer of its WaitForFirstConsumer claims
+            for claim in _claims(obj):
+                self.queue.add_after(("pvc", item[1], claim), self.delay)
+        if kind == "pvc":  # a bound claim may finish an import or let a VM start
+            self.queue.add(("dv", item[1], item[2]))
+            for vm in self.vms.items():
+                if vm["metadata"]["namespace"] == item[1] and item[2] in _claims(vm):
+                    self.queue.add(("vm", item[1], vm["metadata"]["name"]))
+
+    def _work(self) -> None:
+        while True:
+            try:
+                item = self.queue.get()
+            except ShutDown:
+                return
+            try:
+                {"pvc": self._claim, "dv": self._data_volume, "vm": self._vm}[item[0]](item[1], item[2])
+                self.queue.forget(item)
+            except (Conflict, AlreadyExists, NotFound):
+                self.queue.add_rate_limited(item)
+            except ApiError as error:
+                log.warning("simulation of %s %s/%s failed: %s", *item, error)
+                self.queue.add_rate_limited(item)
+            finally:
+                self.queue.done(item)
+
+    def _class(self, name: str | None) -> StorageClass | None:
+        for obj in self.storage_classes.items():
+            if obj["metadata"]["name"] == name:
+                return StorageClass.from_manifest(obj)
+        return None
+
+    # -- Longhorn ----------------------------------------------------------------------------------------
+    def _claim(self, namespace: str, name: str) -> None:
+        pvc = self.pvcs.get(namespace, name)
+        if pvc is None:
+            return
+        storage_class = self._class(pvc["spec"].get("storageClassName"))
+        if storage_class is None:
+            return  # no provisioner for it: stays Pending, as on a real cluster
+        requested = pvc["spec"]["resources"]["requests"]["storage"]
+        status = pvc.get("status") or {}
+        if status.get("phase") != "Bound":
+            if storage_class.waits_for_first_consumer and not self._consumed(namespace, name):
+                return
+            self._bind(pvc, storage_class, requested)
+        elif storage_class.allow_volume_expansion and (status.get("capacity") or {}).get("storage") != requested:
+            volume = pvc["spec"].get("volumeName")
+            if volume:
+                self.kube.patch(PVS, None, volume, {"spec": {"capacity": {"storage": requested}}})
+            self._status(PVCS, namespace, name, {"capacity": {"storage": requested}})
+
+    def _consumed(self, namespace: str, claim: str) -> bool:
+        return any(vm["metadata"]["namespace"] == namespace and claim in _claims(vm) for vm in self.vms.items())
+
+    def _bind(self, pvc: dict[str, Any], storage_class: StorageClass, requested: str) -> None:
+        metadata = pvc["metadata"]
+        volume = pvc["spec"].get("volumeName") or f"pvc-{metadata['uid']}"
+        with contextlib.suppress(AlreadyExists):
+            self.kube.create(
+                PVS,
+                {
+                    "apiVersion": "v1",
+                    "kind": "PersistentVolume",
+                    "metadata": {"name": volume, "labels": {"devcluster.novasphere.dev/simulated": "true"}},
+                    "spec": {
+                        "capacity": {"storage": requested},
+                        "accessModes": pvc["spec"].get("accessModes") or ["ReadWriteOnce"],
+                        "persistentVolumeReclaimPolicy": "Delete",
+                        "storageClassName": storage_class.name,
+                        "claimRef": {
+                            "apiVersion": "v1",
+                            "kind": "PersistentVolumeClaim",
+                            "namespace": metadata["namespace"],
+                            "name": metadata["name"],
+                            "uid": metadata["uid"],
+                        },
+                        "csi": {"driver": storage_class.provisioner or "simulated", "volumeHandle": volume},
+                    },
+                },
+            )
+        if not pvc["spec"].get("volumeName"):
+            self.kube.patch(PVCS, metadata["namespace"], metadata["name"], {"spec": {"volumeName": volume}})
+        self._status(
+            PVCS,
+            metadata["namespace"],
+            metadata["name"],
+            {
+                "phase": "Bound",
+                "capacity": {"storage": requested},
+                "accessModes": pvc["spec"].get("accessModes") or ["ReadWriteOnce"],
+            },
+        )
+
+    # -- CDI ---------------------------------------------------------------------------------------------
+    def _data_volume(self, namespace: str, name: str) -> None:
+        dv = self.data_volumes.get(namespace, name)
+        if dv is None:
+            return
+        status = dv.get("status") or {}
+        if status.get("phase") in ("Succeeded", "Failed"):
+            return
+        source = dv["spec"].get("source") or {}
+        url = next((s.get("url", "") for s in source.values() if isinstance(s, dict)), "")
+        if FAILURE_MARKER in url:
+            self._status(
+                DATA_VOLUMES,
+                namespace,
+                name,
+                {
+                    "phase": "Failed",
+                    "progress": "N/A",
+                    "claimName": name,
+                    "conditions": [
+                        {
+                            "type": "Running",
+                            "status": "False",
+                            "reason": "Error",
+                            "message": f"Unable to process data: simulated import failure for {url}",
+                        }
+                    ],
+                },
+            )
+            return
+        pvc = self.pvcs.get(namespace, name)
+        if pvc is None:
+            self._create_claim(dv)
+            self._status(
+                DATA_VOLUMES, namespace, name, {"phase": "ImportScheduled", "progress": "N/A", "claimName": name}
+            )
+            return
+        if (pvc.get("status") or {}).get("phase") == "Bound":
+            self._status(DATA_VOLUMES, namespace, name, {"phase": "Succeeded", "progress": "100.0%", "claimName": name})
+        elif (storage_class := self._class(pvc["spec"].get("storageClassName"))) and (
+            storage_class.waits_for_first_consumer
+        ):
+            self._status(
+                DATA_VOLUMES, namespace, name, {"phase": "WaitForFirstConsumer", "progress": "N/A", "claimName": name}
+            )
+
+    def _create_claim(self, dv: dict[str, Any]) -> None:
+        metadata, storage = dv["metadata"], dv["spec"].get("storage") or {}
+        spec: dict[str, Any] = {
+            "accessModes": storage.get("accessModes") or ["ReadWriteOnce"],
+            "resources": {"requests": dict(storage["resources"]["requests"])},
+        }
+        if storage.get("storageClassName"):
+            spec["storageClassName"] = storage["storageClassName"]
+        with contextlib.suppress(AlreadyExists):
+            self.kube.create(
+                PVCS,
+                {
+                    "apiVersion": "v1",
+                    "kind": "PersistentVolumeClaim",
+                    "metadata": {
+                        "name": metadata["name"],
+                        "namespace": metadata["namespace"],
+                        "labels": dict(metadata.get("labels") or {}),
+                        "ownerReferences": [
+                            {
+                                "apiVersion": "cdi.kubevirt.io/v1beta1",
+                                "kind": "DataVolume",
+                                "name": metadata["name"],
+                                "uid": metadata["uid"],
+                                "controller": True,
+                                "blockOwnerDeletion": True,
+                            }
+                        ],
+                    },
+                    "spec": spec,
+                },
+            )
+
+    # -- KubeVirt ----------------------------------------------------------------------------------------
+    def _vm(self, namespace: str, name: str) -> None:
+        vm = self.vms.get(namespace, name)
+        if vm is None:
+            return
+        if vm["spec"].get("runStrategy") == "Halted":
+            wanted = {"created": False, "ready": False, "printableStatus": "Stopped"}
+        elif all(self._claim_bound(namespace, claim) for claim in _claims(vm)):
+            wanted = {"created": True, "ready": True, "printableStatus": "Running"}
+        else:
+            wanted = {"created": False, "ready": False, "printableStatus": "WaitingForVolumeBinding"}
+        if {k: (vm.get("status") or {}).get(k) for k in wanted} != wanted:
+            self._status(VIRTUAL_MACHINES, namespace, name, wanted)
+
+    def _claim_bound(self, namespace: str, claim: str) -> bool:
+        pvc = self.pvcs.get(namespace, claim)
+        return pvc is not None and (pvc.get("status") or {}).get("phase") == "Bound"
+
+    def _status(self, resource: Resource, namespace: str, name: str, status: dict[str, Any]) -> None:
+        self.kube.patch(resource, namespace, name, {"status": status}, subresource="status")
+
+
+def _claims(vm: dict[str, Any]) -> list[str]:
+    volumes = (((vm.get("spec") or {}).get("template") or {}).get("spec") or {}).get("volumes") or []
+    names = []
+    for volume in volumes:
+        if "persistentVolumeClaim" in volume:
+            names.append(volume["persistentVolumeClaim"]["claimName"])
+        elif "dataVolume" in volume:
+            names.append(volume["dataVolume"]["name"])
+    return names

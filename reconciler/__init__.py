@@ -1,0 +1,1 @@
+"""The Wukong reconciler: storage, expansion, status and the KubeVirt VirtualMachine for each Wukong."""

@@ -1,0 +1,90 @@
+"""``wukong-reconciler``: run the Wukong controller."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import socket
+import sys
+import threading
+import uuid
+
+from reconciler import health
+from reconciler.controller import Controller, Settings
+from reconciler.kube import Kube, load_api_client
+from reconciler.leader import LeaderElector
+
+log = logging.getLogger("wukong.reconciler")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="wukong-reconciler", description=__doc__)
+    parser.add_argument("--kubeconfig", help="default: in-cluster, then $KUBECONFIG or ~/.kube/config")
+    parser.add_argument("--namespace", help="only reconcile Wukongs in this namespace (default: all)")
+    parser.add_argument("--workers", type=_positive_int, default=4, help="concurrent reconciles (default 4)")
+    parser.add_argument(
+        "--resync-period",
+        type=float,
+        default=300.0,
+        metavar="SECONDS",
+        help="requeue every Wukong this often (default 300)",
+    )
+    parser.add_argument("--metrics-port", type=int, default=8080, help="/healthz, /readyz, /metrics (0: off)")
+    parser.add_argument("--metrics-bind-address", default="0.0.0.0")
+    parser.add_argument("--leader-elect", action="store_true", help="run only while holding the Lease")
+    parser.add_argument("--leader-elect-namespace", default=os.environ.get("POD_NAMESPACE", "wukong-system"))
+    parser.add_argument("--leader-elect-id", default="wukong-reconciler", help="Lease name")
+    parser.add_argument("--as", dest="impersonate", metavar="USER", help="impersonate this user (as kubectl --as)")
+    parser.add_argument("--as-group", action="append", default=[], metavar="GROUP", help="impersonate a group")
+    parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+    try:
+        kube = Kube(load_api_client(args.kubeconfig), args.impersonate, tuple(args.as_group))
+    except Exception as error:  # a kubeconfig problem is the user's to fix: say so, no traceback
+        print(f"wukong-reconciler: cannot load Kubernetes credentials: {error}", file=sys.stderr)
+        return 2
+    identity = f"{os.environ.get('POD_NAME') or socket.gethostname()}_{uuid.uuid4().hex[:8]}"
+    controller = Controller(
+        kube,
+        Settings(namespace=args.namespace, workers=args.workers, resync_period=args.resync_period, instance=identity),
+    )
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    if args.metrics_port:
+        health.serve(args.metrics_bind_address, args.metrics_port, controller.synced)
+    controller.start_informers()
+    lost = threading.Event()
+    if args.leader_elect:
+        elector = LeaderElector(kube, args.leader_elect_namespace, args.leader_elect_id, identity)
+        runner = threading.Thread(
+            target=elector.run,
+            name="leader-election",
+            daemon=True,
+            args=(controller.run_workers, lambda: (lost.set(), stop.set()), stop),
+        )
+        runner.start()
+    else:
+        threading.Thread(target=controller.run_workers, name="start-workers", daemon=True).start()
+    log.info(
+        "wukong-reconciler started (workers %d, namespace %s, leader election %s)",
+        args.workers,
+        args.namespace or "all",
+        "on" if args.leader_elect else "off",
+    )
+    stop.wait()
+    log.info("shutting down")
+    controller.stop()
+    if args.leader_elect:
+        runner.join(timeout=10)
+    return 1 if lost.is_set() else 0
+
+
+def _positive_int(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number >= 1")
+    return int(text)

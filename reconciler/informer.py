@@ -1,0 +1,160 @@
+"""Informers: a local cache of one resource kept current by list + watch, calling handlers on change.
+
+Like client-go's reflector: list once, then watch from the list's resourceVersion with bookmarks so the
+version stays fresh; when the server ends a watch (its timeout), the next one resumes from the last
+version seen, with no relist. Only a 410 Gone relists, and failures back off with jitter, so a restarted
+API server is not met by every informer relisting at once.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from reconciler.kube import ApiError, Gone, Kube
+from reconciler.resources import Resource
+
+log = logging.getLogger("wukong.reconciler.informer")
+Key = tuple[str, str]  # (namespace, name)
+Handler = Callable[[str, dict[str, Any]], None]  # (event type, object)
+WATCH_TIMEOUT_SECONDS = 300
+MAX_BACKOFF_SECONDS = 30.0
+
+
+def key_of(obj: dict[str, Any]) -> Key:
+    metadata = obj["metadata"]
+    return metadata.get("namespace", ""), metadata["name"]
+
+
+class Informer:
+    def __init__(
+        self, kube: Kube, resource: Resource, namespace: str | None = None, label_selector: str | None = None
+    ) -> None:
+        self.kube, self.resource = kube, resource
+        self.namespace, self.label_selector = namespace, label_selector
+        self._store: dict[Key, dict[str, Any]] = {}
+        self._index_label: str | None = None
+        self._index: dict[Key, set[str]] = {}
+        self._lock = threading.Lock()
+        self._handlers: list[Handler] = []
+        self._synced = threading.Event()
+        self._stopped = threading.Event()
+        self.relists = 0
+        self._thread = threading.Thread(target=self._run, name=f"informer-{resource.plural}", daemon=True)
+
+    def index_by_label(self, label: str) -> None:
+        """Keep an index of object names by (namespace, value of ``label``)."""
+        self._index_label = label
+
+    def by_label(self, namespace: str, value: str) -> list[dict[str, Any]]:
+        with self._lock:
+            names = list(self._index.get((namespace, value), ()))
+            return [self._store[(namespace, n)] for n in names if (namespace, n) in self._store]
+
+    def on_change(self, handler: Handler) -> None:
+        self._handlers.append(handler)
+
+    def start(self) -> Informer:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stopped.set()
+
+    @property
+    def synced(self) -> bool:
+        return self._synced.is_set()
+
+    def wait_synced(self, timeout: float | None = None) -> bool:
+        return self._synced.wait(timeout)
+
+    def get(self, namespace: str, name: str) -> dict[str, Any] | None:
+        return self._store.get((namespace, name))
+
+    def items(self) -> list[dict[str, Any]]:
+        with self._lock:
+            return list(self._store.values())
+
+    # -- the loop ----------------------------------------------------------------------------------------
+    def _run(self) -> None:
+        backoff = 0.5
+        version: str | None = None
+        while not self._stopped.is_set():
+            try:
+                if version is None:
+                    version = self._relist()
+                version = self._watch(version)
+                backoff = 0.5
+            except Gone:
+                log.info("%s: watch expired (410); relisting", self.resource.plural)
+                version = None
+            except (ApiError, OSError, ValueError) as error:
+                delay = backoff * random.uniform(0.5, 1.5)
+                log.warning("%s: watch failed (%s); retrying in %.1fs", self.resource.plural, error, delay)
+                self._stopped.wait(delay)
+                backoff = min(backoff * 2, MAX_BACKOFF_SECONDS)
+            except Exception:  # never let the cache thread die silently
+                log.exception("%s: informer error", self.resource.plural)
+                self._stopped.wait(backoff)
+                backoff = min(backoff * 2, MAX_BACKOFF_SECONDS)
+
+    def _relist(self) -> str:
+        items, version = self.kube.list(self.resource, self.namespace, self.label_selector)
+        fresh = {key_of(item): item for item in items}
+        with self._lock:
+            gone = [obj for key, obj in self._store.items() if key not in fresh]
+            self._store = fresh
+            self._index = {}
+            for item in items:
+                self._reindex(None, item)
+        self.relists += 1
+        for obj in gone:
+            self._notify("DELETED", obj)
+        for obj in items:
+            self._notify("ADDED", obj)
+        self._synced.set()
+        return version
+
+    def _watch(self, version: str) -> str:
+        for event in self.kube.watch(
+            self.resource, self.namespace, version, self.label_selector, WATCH_TIMEOUT_SECONDS
+        ):
+            kind, obj = event["type"], event["object"]
+            version = obj.get("metadata", {}).get("resourceVersion", version)
+            if kind == "BOOKMARK":
+                continue
+            obj.setdefault("apiVersion", self.resource.api_version)
+            obj.setdefault("kind", self.resource.kind)
+            with self._lock:
+                before = self._store.pop(key_of(obj), None)
+                if kind != "DELETED":
+                    self._store[key_of(obj)] = obj
+                self._reindex(before, obj if kind != "DELETED" else None)
+            self._notify(kind, obj)
+            if self._stopped.is_set():
+                break
+        return version
+
+    def _reindex(self, before: dict[str, Any] | None, after: dict[str, Any] | None) -> None:
+        if self._index_label is None:
+            return
+        for obj, add in ((before, False), (after, True)):
+            value = ((obj or {}).get("metadata", {}).get("labels") or {}).get(self._index_label)
+            if obj is None or value is None:
+                continue
+            namespace, name = key_of(obj)
+            names = self._index.setdefault((namespace, value), set())
+            if add:
+                names.add(name)
+            else:
+                names.discard(name)
+
+    def _notify(self, kind: str, obj: dict[str, Any]) -> None:
+        for handler in self._handlers:
+            try:
+                handler(kind, obj)
+            except Exception:
+                log.exception("%s: handler failed", self.resource.plural)

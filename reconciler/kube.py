@@ -1,0 +1,209 @@
+"""The reconciler's one module that talks to the Kubernetes API.
+
+A thin JSON-over-HTTP layer on the official client's configuration, connection pool and auth
+(kubeconfig or in-cluster token, refreshed by the client): objects stay plain dicts end to end, which
+keeps the planner pure and saves deserialising every watch event into generated model classes.
+Every write is sent with ``fieldValidation=Strict``, so the API server rejects an unknown field
+instead of silently dropping it. Failures become typed ``ApiError``s (NotFound, Conflict, ...).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+from kubernetes import client, config
+from kubernetes.watch.watch import iter_resp_lines
+from prometheus_client import Counter
+
+from reconciler.resources import Resource
+
+FIELD_MANAGER = "wukong-reconciler"
+MERGE_PATCH = "application/merge-patch+json"
+JSON_PATCH = "application/json-patch+json"
+REQUEST_TIMEOUT_SECONDS = 30
+
+API_REQUESTS = Counter(
+    "wukong_reconciler_api_requests",
+    "Requests sent to the Kubernetes API by verb, resource and HTTP code.",
+    ["verb", "resource", "code"],
+)
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, reason: str, message: str) -> None:
+        super().__init__(f"{status} {reason}: {message}")
+        self.status, self.reason, self.message = status, reason, message
+
+
+class NotFound(ApiError):
+    pass
+
+
+class Conflict(ApiError):
+    """409 for a stale resourceVersion: re-read and try again."""
+
+
+class AlreadyExists(ApiError):
+    pass
+
+
+class Gone(ApiError):
+    """410: the watch's resourceVersion is too old; relist."""
+
+
+def _error(status: int, body: bytes) -> ApiError:
+    try:
+        detail = json.loads(body)
+        reason, message = detail.get("reason", ""), detail.get("message", "")
+    except ValueError:
+        reason, message = "", body.decode(errors="replace")[:500]
+    if status == 404:
+        return NotFound(status, reason, message)
+    if status == 409:
+        return (
+            AlreadyExists(status, reason, message) if reason == "AlreadyExists" else Conflict(status, reason, message)
+        )
+    if status == 410:
+        return Gone(status, reason, message)
+    return ApiError(status, reason, message)
+
+
+def load_api_client(kubeconfig: str | None = None) -> client.ApiClient:
+    """In-cluster credentials when running in a Pod and no kubeconfig is named, else the kubeconfig."""
+    if kubeconfig is None:
+        try:
+            config.load_incluster_config()
+            return client.ApiClient()
+        except config.ConfigException:
+            pass
+    return config.new_client_from_config(config_file=kubeconfig)
+
+
+class Kube:
+    def __init__(
+        self, api_client: client.ApiClient, impersonate: str | None = None, impersonate_groups: tuple[str, ...] = ()
+    ) -> None:
+        self._api = api_client
+        self._headers = {"Accept": "application/json"}
+        if impersonate:
+            self._headers["Impersonate-User"] = impersonate
+        self._impersonate_groups = impersonate_groups
+
+    # -- transport ---------------------------------------------------------------------------------------
+    def _send(
+        self,
+        method: str,
+        path: str,
+        query: Mapping[str, Any] | None = None,
+        body: Any = None,
+        content_type: str = "application/json",
+        timeout: float | None = REQUEST_TIMEOUT_SECONDS,
+        stream: bool = False,
+    ) -> Any:
+        headers = dict(self._headers)
+        if body is not None:
+            headers["Content-Type"] = content_type
+        params = [(key, value) for key, value in (query or {}).items() if value is not None]
+        serialized = self._api.param_serialize(
+            method=method,
+            resource_path=path,
+            query_params=params,
+            header_params=headers,
+            body=body,
+            auth_settings=["BearerToken"],
+        )
+        method_, url, header_params, body_, post = serialized
+        if self._impersonate_groups:  # urllib3 takes repeated headers as one comma-joined value
+            header_params["Impersonate-Group"] = ",".join(self._impersonate_groups)
+        response = self._api.call_api(method_, url, header_params, body_, post, _request_timeout=timeout)
+        API_REQUESTS.labels("WATCH" if stream else method, _resource_of(path), str(response.status)).inc()
+        if response.status >= 400:
+            raise _error(response.status, response.read())
+        if stream:
+            return response.response
+        return json.loads(response.read())
+
+    # -- verbs -------------------------------------------------------------------------------------------
+    def get(self, resource: Resource, namespace: str | None, name: str) -> dict[str, Any]:
+        return self._send("GET", resource.path(namespace, name))
+
+    def list(
+        self, resource: Resource, namespace: str | None = None, label_selector: str | None = None
+    ) -> tuple[list[dict[str, Any]], str]:
+        """All items (paged, 500 at a time) and the list's resourceVersion to watch from."""
+        items: list[dict[str, Any]] = []
+        token = None
+        while True:
+            page = self._send(
+                "GET", resource.path(namespace), {"labelSelector": label_selector, "limit": 500, "continue": token}
+            )
+            items.extend(page.get("items") or [])
+            token = page.get("metadata", {}).get("continue")
+            if not token:
+                for item in items:  # list items carry no kind; keep objects self-describing
+                    item.setdefault("apiVersion", resource.api_version)
+                    item.setdefault("kind", resource.kind)
+                return items, page["metadata"]["resourceVersion"]
+
+    def watch(
+        self,
+        resource: Resource,
+        namespace: str | None,
+        resource_version: str,
+        label_selector: str | None = None,
+        timeout_seconds: int = 300,
+    ) -> Iterator[dict[str, Any]]:
+        """Watch events from ``resource_version`` with bookmarks, until the server ends the watch."""
+        query = {
+            "watch": "true",
+            "resourceVersion": resource_version,
+            "allowWatchBookmarks": "true",
+            "labelSelector": label_selector,
+            "timeoutSeconds": timeout_seconds,
+        }
+        response = self._send("GET", resource.path(namespace), query, timeout=(10, timeout_seconds + 30), stream=True)
+        try:
+            for line in iter_resp_lines(response):
+                event = json.loads(line)
+                if event.get("type") == "ERROR":
+                    status = event.get("object", {})
+                    raise _error(int(status.get("code", 500)), json.dumps(status).encode())
+                yield event
+        finally:
+            response.release_conn()
+
+    def create(self, resource: Resource, obj: Mapping[str, Any]) -> dict[str, Any]:
+        namespace = obj.get("metadata", {}).get("namespace")
+        return self._send("POST", resource.path(namespace), _write_query(), body=obj)
+
+    def patch(
+        self,
+        resource: Resource,
+        namespace: str | None,
+        name: str,
+        patch: Any,
+        content_type: str = MERGE_PATCH,
+        subresource: str | None = None,
+    ) -> dict[str, Any]:
+        return self._send(
+            "PATCH", resource.path(namespace, name, subresource), _write_query(), body=patch, content_type=content_type
+        )
+
+    def update(self, resource: Resource, obj: Mapping[str, Any]) -> dict[str, Any]:
+        metadata = obj["metadata"]
+        return self._send("PUT", resource.path(metadata.get("namespace"), metadata["name"]), _write_query(), body=obj)
+
+
+def _write_query() -> dict[str, str]:
+    return {"fieldValidation": "Strict", "fieldManager": FIELD_MANAGER}
+
+
+def _resource_of(path: str) -> str:
+    """The resource in a REST path, for metrics: .../namespaces/ns/wukongs/x/status -> wukongs/status."""
+    parts = path.strip("/").split("/")
+    parts = parts[2:] if parts[0] == "api" else parts[3:]
+    if parts and parts[0] == "namespaces" and len(parts) > 2:
+        parts = parts[2:]
+    return "/".join(p for i, p in enumerate(parts) if i % 2 == 0)

@@ -1,0 +1,120 @@
+"""Leader election on a coordination.k8s.io Lease, the way client-go's leaderelection does it.
+
+Expiry is judged by the local clock since this process last saw the lease record change, never by
+comparing timestamps written by another host, so clock skew between replicas cannot give two leaders.
+A leader that cannot renew within the renew deadline stops leading (the caller exits); on shutdown the
+lease is released so a standby takes over at once.
+"""
+
+from __future__ import annotations
+
+import datetime
+import logging
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from reconciler.kube import AlreadyExists, ApiError, Conflict, Kube, NotFound
+from reconciler.resources import LEASES
+
+log = logging.getLogger("wukong.reconciler.leader")
+
+
+class LeaderElector:
+    def __init__(
+        self,
+        kube: Kube,
+        namespace: str,
+        name: str,
+        identity: str,
+        lease_seconds: int = 15,
+        renew_deadline: float = 10.0,
+        retry_period: float = 2.0,
+    ) -> None:
+        self.kube, self.namespace, self.name, self.identity = kube, namespace, name, identity
+        self.lease_seconds, self.renew_deadline, self.retry_period = lease_seconds, renew_deadline, retry_period
+        self._observed: tuple[Any, ...] | None = None
+        self._observed_at = 0.0
+        self.leading = threading.Event()
+
+    def run(self, on_started: Callable[[], None], on_lost: Callable[[], None], stop: threading.Event) -> None:
+        """Block until leadership is acquired (or ``stop``), run ``on_started``, then keep renewing."""
+        while not stop.is_set() and not self._try():
+            stop.wait(self.retry_period)
+        if stop.is_set():
+            return
+        log.info("became the leader (lease %s/%s, identity %s)", self.namespace, self.name, self.identity)
+        self.leading.set()
+        on_started()
+        last_renewed = time.monotonic()
+        while not stop.wait(self.retry_period):
+            if self._try():
+                last_renewed = time.monotonic()
+            elif time.monotonic() - last_renewed > self.renew_deadline:
+                log.error("could not renew the lease within %.0fs; stopping", self.renew_deadline)
+                self.leading.clear()
+                on_lost()
+                return
+        self.release()
+
+    def _try(self) -> bool:
+        now = _micro_time()
+        try:
+            lease = self.kube.get(LEASES, self.namespace, self.name)
+        except NotFound:
+            body = {
+                "apiVersion": "coordination.k8s.io/v1",
+                "kind": "Lease",
+                "metadata": {"name": self.name, "namespace": self.namespace},
+                "spec": {
+                    "holderIdentity": self.identity,
+                    "leaseDurationSeconds": self.lease_seconds,
+                    "acquireTime": now,
+                    "renewTime": now,
+                    "leaseTransitions": 0,
+                },
+            }
+            try:
+                self.kube.create(LEASES, body)
+                return True
+            except (AlreadyExists, Conflict):
+                return False
+        except ApiError as error:
+            log.warning("reading the lease failed: %s", error)
+            return False
+        spec = lease.get("spec") or {}
+        holder = spec.get("holderIdentity") or ""
+        record = (holder, spec.get("renewTime"), spec.get("leaseTransitions"))
+        if record != self._observed:
+            self._observed, self._observed_at = record, time.monotonic()
+        duration = spec.get("leaseDurationSeconds") or self.lease_seconds
+        if holder and holder != self.identity and time.monotonic() - self._observed_at < duration:
+            return False
+        updated = dict(spec, holderIdentity=self.identity, leaseDurationSeconds=self.lease_seconds, renewTime=now)
+        if holder != self.identity:
+            updated.update(acquireTime=now, leaseTransitions=(spec.get("leaseTransitions") or 0) + 1)
+        try:
+            self.kube.update(LEASES, {**lease, "spec": updated})
+        except (Conflict, ApiError) as error:
+            log.debug("lease update lost: %s", error)
+            return False
+        return True
+
+    def release(self) -> None:
+        """Give the lease up so a standby does not wait for it to expire."""
+        if not self.leading.is_set():
+            return
+        self.leading.clear()
+        try:
+            lease = self.kube.get(LEASES, self.namespace, self.name)
+            if (lease.get("spec") or {}).get("holderIdentity") == self.identity:
+                spec = dict(lease["spec"], holderIdentity=None, leaseDurationSeconds=1, renewTime=_micro_time())
+                self.kube.update(LEASES, {**lease, "spec": spec})
+                log.info("released the lease")
+        except ApiError as error:
+            log.warning("could not release the lease: %s", error)
+
+
+def _micro_time() -> str:
+    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")

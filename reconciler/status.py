@@ -1,0 +1,175 @@
+"""Pure status: phase, per-disk volumes and conditions, rebuilt from the observed world on every pass.
+
+``lastTransitionTime`` only moves when a condition's status changes, so a pass over an unchanged world
+yields an identical status and the controller writes nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from reconciler.planning import Observed, Volume, _get, vm_conflict, volumes
+from wukong.naming import vm_name
+
+Obj = dict[str, Any]
+PHASE_PENDING, PHASE_CREATING, PHASE_RUNNING, PHASE_STOPPED, PHASE_ERROR = (
+    "Pending",
+    "Creating",
+    "Running",
+    "Stopped",
+    "Error",
+)
+
+
+@dataclass(frozen=True)
+class Problem:
+    reason: str  # NameConflict | VolumeFailed | ShrinkRefused | ExpansionNotSupported
+    message: str
+
+
+def problems(observed: Observed, current: list[Volume]) -> list[Problem]:
+    found = []
+    for volume in current:
+        if volume.conflict:
+            found.append(Problem("NameConflict", volume.conflict))
+        if volume.failure:
+            found.append(Problem("VolumeFailed", volume.failure))
+        desired, requested = volume.desired, volume.requested
+        if desired is not None and requested is not None and volume.pvc is not None:
+            if desired < requested:
+                found.append(
+                    Problem(
+                        "ShrinkRefused",
+                        f"disk {volume.disk.name} asks for {volume.disk.size} but "
+                        f"its volume {volume.name} has {requested}; volumes never shrink",
+                    )
+                )
+            elif desired > requested and not _class_expandable(observed, volume):
+                found.append(
+                    Problem(
+                        "ExpansionNotSupported",
+                        f"disk {volume.disk.name} cannot grow to {volume.disk.size}: StorageClass "
+                        f"{_get(volume.pvc, 'spec', 'storageClassName')} does not allow volume expansion",
+                    )
+                )
+    if conflict := vm_conflict(observed):
+        found.append(Problem("NameConflict", conflict))
+    return found
+
+
+def _class_expandable(observed: Observed, volume: Volume) -> bool:
+    storage_class = observed.storage_classes.get(_get(volume.pvc, "spec", "storageClassName") or "")
+    return storage_class is not None and storage_class.allow_volume_expansion
+
+
+def compute(observed: Observed, now: str) -> Obj:
+    current = volumes(observed)
+    found = problems(observed, current)
+    classes = observed.storage_classes
+    bound = [v for v in current if v.bound(classes)]
+    resizing = [v for v in current if v.requested and v.capacity and v.requested > v.capacity]
+    phase = _phase(observed, current, found, len(bound) == len(current))
+    generation = observed.wukong["metadata"].get("generation")
+    previous = {c["type"]: c for c in _get(observed.wukong, "status", "conditions") or []}
+
+    def condition(kind: str, ok: bool, reason: str, message: str) -> Obj:
+        status = "True" if ok else "False"
+        before = previous.get(kind)
+        moved = before is None or before.get("status") != status
+        return {
+            "type": kind,
+            "status": status,
+            "observedGeneration": generation,
+            "lastTransitionTime": now if moved else before.get("lastTransitionTime", now),
+            "reason": reason,
+            "message": message,
+        }
+
+    waiting = [f"{v.disk.name} ({_volume_state(v)})" for v in current if not v.bound(classes)]
+    conditions = [
+        condition(
+            "VolumesBound",
+            not waiting,
+            "AllBound" if not waiting else "WaitingForVolumes",
+            f"{len(bound)}/{len(current)} volumes bound" + (f"; waiting for {', '.join(waiting)}" if waiting else ""),
+        ),
+        condition(
+            "Resizing",
+            bool(resizing),
+            "ExpansionInProgress" if resizing else "AtRequestedSize",
+            "; ".join(f"{v.disk.name}: {v.capacity} -> {v.requested}" for v in resizing)
+            or "every volume has the capacity it asks for",
+        ),
+        condition("Ready", phase == PHASE_RUNNING, phase, _ready_message(phase, found)),
+        condition(
+            "Degraded",
+            bool(found),
+            found[0].reason if found else "AsExpected",
+            "; ".join(p.message for p in found) or "no problems found",
+        ),
+    ]
+    status: Obj = {
+        "phase": phase,
+        "observedGeneration": generation,
+        "volumes": [_volume_status(v, classes) for v in current],
+        "conditions": conditions,
+    }
+    if observed.vm is not None and not vm_conflict(observed):
+        status["vmName"] = vm_name(observed.name)
+    return status
+
+
+def _phase(observed: Observed, current: list[Volume], found: list[Problem], all_bound: bool) -> str:
+    if any(p.reason == "VolumeFailed" for p in found):
+        return PHASE_ERROR
+    if not all_bound or observed.vm is None or vm_conflict(observed):
+        return PHASE_PENDING if not all_bound or vm_conflict(observed) else PHASE_CREATING
+    printable = _get(observed.vm, "status", "printableStatus")
+    if observed.spec.run_strategy == "Halted":
+        return PHASE_STOPPED
+    if _get(observed.vm, "status", "ready") is True or printable == "Running":
+        return PHASE_RUNNING
+    if printable == "Stopped":
+        return PHASE_STOPPED
+    return PHASE_CREATING
+
+
+def _ready_message(phase: str, found: list[Problem]) -> str:
+    messages = {
+        PHASE_RUNNING: "the virtual machine is running",
+        PHASE_STOPPED: "the virtual machine is stopped",
+        PHASE_CREATING: "the virtual machine is starting",
+        PHASE_PENDING: "waiting for volumes",
+        PHASE_ERROR: "a volume failed",
+    }
+    return messages[phase] + (f" ({found[0].message})" if found and phase != PHASE_RUNNING else "")
+
+
+def _volume_state(volume: Volume) -> str:
+    if volume.conflict:
+        return "name conflict"
+    if volume.data_volume is not None:
+        return f"DataVolume {_get(volume.data_volume, 'status', 'phase') or 'Pending'}"
+    if volume.pvc is not None:
+        return f"PVC {_get(volume.pvc, 'status', 'phase') or 'Pending'}"
+    return "not created yet"
+
+
+def _volume_status(volume: Volume, classes: Mapping[str, Any]) -> Obj:
+    entry: Obj = {
+        "name": volume.disk.name,
+        "pvcName": volume.name,
+        "bound": volume.bound(classes),
+        "source": volume.source,
+    }
+    if volume.requested is not None:
+        entry["size"] = str(volume.requested)
+    if volume.capacity is not None:
+        entry["capacity"] = str(volume.capacity)
+    return entry
+
+
+def same(a: Obj | None, b: Obj | None) -> bool:
+    return (a or {}) == (b or {})
