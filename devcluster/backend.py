@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import re
 import threading
 from typing import Any
 
@@ -26,12 +27,16 @@ from wukong.storageclass import StorageClass
 
 log = logging.getLogger("wukong.devcluster.simulation")
 FAILURE_MARKER = "simulate-import-failure"
+_CSI_DRIVER = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
 Item = tuple[str, str, str]  # (kind, namespace, name)
 
 
 class SimulatedBackend:
-    def __init__(self, kube: Kube, delay: float = 0.0, workers: int = 2) -> None:
+    def __init__(self, kube: Kube, delay: float = 0.0, expand_delay: float | None = None, workers: int = 2) -> None:
+        """``delay``: seconds before each step (provision, import, start); ``expand_delay``: before capacity grows."""
         self.kube, self.delay, self.workers = kube, delay, workers
+        self.expand_delay = delay if expand_delay is None else expand_delay
+        self._expanding: set[tuple[str, str]] = set()
         self.pvcs = Informer(kube, PVCS)
         self.data_volumes = Informer(kube, DATA_VOLUMES)
         self.vms = Informer(kube, VIRTUAL_MACHINES)
@@ -109,6 +114,11 @@ class SimulatedBackend:
                 return
             self._bind(pvc, storage_class, requested)
         elif storage_class.allow_volume_expansion and (status.get("capacity") or {}).get("storage") != requested:
+            if (namespace, name) not in self._expanding and self.expand_delay > 0:
+                self._expanding.add((namespace, name))  # the resize takes a while, as on real storage
+                self.queue.add_after(("pvc", namespace, name), self.expand_delay)
+                return
+            self._expanding.discard((namespace, name))
             volume = pvc["spec"].get("volumeName")
             if volume:
                 self.kube.patch(PVS, None, volume, {"spec": {"capacity": {"storage": requested}}})
@@ -139,10 +149,11 @@ class SimulatedBackend:
                             "name": metadata["name"],
                             "uid": metadata["uid"],
                         },
-                        "csi": {"driver": storage_class.provisioner or "simulated", "volumeHandle": volume},
+                        **_volume_source(storage_class, volume),
                     },
                 },
             )
+        self._status(PVS, None, volume, {"phase": "Bound"})
         if not pvc["spec"].get("volumeName"):
             self.kube.patch(PVCS, metadata["namespace"], metadata["name"], {"spec": {"volumeName": volume}})
         self._status(
@@ -253,8 +264,15 @@ class SimulatedBackend:
         pvc = self.pvcs.get(namespace, claim)
         return pvc is not None and (pvc.get("status") or {}).get("phase") == "Bound"
 
-    def _status(self, resource: Resource, namespace: str, name: str, status: dict[str, Any]) -> None:
+    def _status(self, resource: Resource, namespace: str | None, name: str, status: dict[str, Any]) -> None:
         self.kube.patch(resource, namespace, name, {"status": status}, subresource="status")
+
+
+def _volume_source(storage_class: StorageClass, volume: str) -> dict[str, Any]:
+    """A CSI volume for CSI drivers (Longhorn); a hostPath, as rancher.io/local-path makes, for the others."""
+    if _CSI_DRIVER.fullmatch(storage_class.provisioner):
+        return {"csi": {"driver": storage_class.provisioner, "volumeHandle": volume}}
+    return {"hostPath": {"path": f"/var/lib/simulated-volumes/{volume}", "type": "DirectoryOrCreate"}}
 
 
 def _claims(vm: dict[str, Any]) -> list[str]:

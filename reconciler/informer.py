@@ -14,6 +14,8 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
+from urllib3.exceptions import HTTPError
+
 from reconciler.kube import ApiError, Gone, Kube
 from reconciler.resources import Resource
 
@@ -91,7 +93,9 @@ class Informer:
             except Gone:
                 log.info("%s: watch expired (410); relisting", self.resource.plural)
                 version = None
-            except (ApiError, OSError, ValueError) as error:
+            except (ApiError, HTTPError, OSError, ValueError) as error:
+                if self._stopped.is_set():
+                    return
                 delay = backoff * random.uniform(0.5, 1.5)
                 log.warning("%s: watch failed (%s); retrying in %.1fs", self.resource.plural, error, delay)
                 self._stopped.wait(delay)

@@ -70,15 +70,21 @@ def _error(status: int, body: bytes) -> ApiError:
     return ApiError(status, reason, message)
 
 
-def load_api_client(kubeconfig: str | None = None) -> client.ApiClient:
-    """In-cluster credentials when running in a Pod and no kubeconfig is named, else the kubeconfig."""
+def load_api_client(kubeconfig: str | None = None, pool_size: int = 32) -> client.ApiClient:
+    """In-cluster credentials when running in a Pod and no kubeconfig is named, else the kubeconfig.
+
+    The pool is sized for one long-lived connection per watch plus the workers' requests.
+    """
+    configuration = client.Configuration()
     if kubeconfig is None:
         try:
-            config.load_incluster_config()
-            return client.ApiClient()
+            config.load_incluster_config(client_configuration=configuration)
         except config.ConfigException:
-            pass
-    return config.new_client_from_config(config_file=kubeconfig)
+            config.load_kube_config(client_configuration=configuration)
+    else:
+        config.load_kube_config(config_file=kubeconfig, client_configuration=configuration)
+    configuration.connection_pool_maxsize = pool_size
+    return client.ApiClient(configuration)
 
 
 class Kube:

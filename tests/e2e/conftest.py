@@ -11,8 +11,11 @@ from pathlib import Path
 import pytest
 import yaml
 
+from devcluster.backend import SimulatedBackend
 from devcluster.controlplane import ControlPlane
+from devcluster.local_reconciler import LocalReconciler, install_rbac
 from devcluster.webhooks import LocalWebhook, deregister
+from reconciler.kube import Kube, load_api_client
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLES = ROOT / "deploy" / "samples"
@@ -37,6 +40,33 @@ def webhook(cluster: ControlPlane) -> Iterator[LocalWebhook]:
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def admin(cluster: ControlPlane) -> Kube:
+    """An admin client for the tests' own reads and writes."""
+    return Kube(load_api_client(str(cluster.kubeconfig)))
+
+
+@pytest.fixture(scope="session")
+def backend(cluster: ControlPlane) -> Iterator[SimulatedBackend]:
+    """The simulated Longhorn/CDI/KubeVirt; expansion takes a second so Resizing can be seen."""
+    simulation = SimulatedBackend(Kube(load_api_client(str(cluster.kubeconfig))), expand_delay=1.0).start()
+    try:
+        yield simulation
+    finally:
+        simulation.stop()
+
+
+@pytest.fixture(scope="session")
+def reconciler(cluster: ControlPlane, webhook: LocalWebhook, backend: SimulatedBackend) -> Iterator[LocalReconciler]:
+    """The real wukong-reconciler process, with its ServiceAccount's rights only."""
+    install_rbac(cluster)
+    process = LocalReconciler(cluster, ["--resync-period", "2", "--workers", "4"]).start()
+    try:
+        yield process
+    finally:
+        process.stop()
 
 
 @pytest.fixture

@@ -1,0 +1,397 @@
+"""The reconciler end to end: real API server, real reconciler process (ServiceAccount rights), simulated storage."""
+
+from __future__ import annotations
+
+import copy
+import json
+import re
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from devcluster.controlplane import ControlPlane
+from devcluster.local_reconciler import SERVICE_ACCOUNT, LocalReconciler
+from reconciler.kube import Kube, NotFound
+from reconciler.resources import DATA_VOLUMES, PVCS, VIRTUAL_MACHINES, WUKONGS
+from tests.builders import disk, wukong
+from tests.e2e.conftest import ROOT, SAMPLES, wait_for_webhooks, wait_for_webhooks_gone
+from wukong import schema
+
+pytestmark = pytest.mark.usefixtures("reconciler")
+
+
+def wait_for(check: Callable[[], Any], what: str, timeout: float = 30.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        result = check()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
+        time.sleep(0.05)
+
+
+def apply(cluster: ControlPlane, namespace: str, obj: dict[str, Any]) -> None:
+    obj = copy.deepcopy(obj)
+    obj["metadata"].pop("namespace", None)
+    cluster.kubectl("apply", "-n", namespace, "-f", "-", stdin=json.dumps(obj))
+
+
+def status(admin: Kube, namespace: str, name: str) -> dict[str, Any]:
+    return admin.get(WUKONGS, namespace, name).get("status") or {}
+
+
+def condition(admin: Kube, namespace: str, name: str, kind: str) -> dict[str, Any]:
+    return next((c for c in status(admin, namespace, name).get("conditions") or [] if c["type"] == kind), {})
+
+
+def running(admin: Kube, namespace: str, name: str) -> bool:
+    return status(admin, namespace, name).get("phase") == "Running"
+
+
+def sample(name: str = "system-and-data.yaml") -> dict[str, Any]:
+    return yaml.safe_load((SAMPLES / name).read_text())
+
+
+def events(cluster: ControlPlane, namespace: str) -> list[dict[str, Any]]:
+    return json.loads(cluster.kubectl("get", "events", "-n", namespace, "-o", "json").stdout)["items"]
+
+
+def test_the_multi_disk_sample_converges(cluster, admin, namespace):
+    apply(cluster, namespace, sample())
+    wait_for(lambda: running(admin, namespace, "system-and-data"), "phase Running")
+    dv = admin.get(DATA_VOLUMES, namespace, "system-and-data-system")
+    assert dv["spec"]["source"] == {"registry": {"url": "docker://quay.io/containerdisks/fedora:40"}}
+    pvc = admin.get(PVCS, namespace, "system-and-data-data")
+    assert pvc["spec"]["resources"]["requests"]["storage"] == "500Gi"
+    assert pvc["spec"]["storageClassName"] == "longhorn"
+    current = status(admin, namespace, "system-and-data")
+    assert current["volumes"] == [
+        {
+            "name": "system",
+            "pvcName": "system-and-data-system",
+            "bound": True,
+            "size": "80Gi",
+            "capacity": "80Gi",
+            "source": "dataVolume",
+        },
+        {
+            "name": "data",
+            "pvcName": "system-and-data-data",
+            "bound": True,
+            "size": "500Gi",
+            "capacity": "500Gi",
+            "source": "pvc",
+        },
+    ]
+    assert condition(admin, namespace, "system-and-data", "VolumesBound")["status"] == "True"
+    assert condition(admin, namespace, "system-and-data", "Ready")["status"] == "True"
+    assert current["vmName"] == "system-and-data-vm"
+    vm = admin.get(VIRTUAL_MACHINES, namespace, "system-and-data-vm")
+    template = vm["spec"]["template"]["spec"]
+    assert vm["spec"]["runStrategy"] == "Always"
+    assert template["domain"]["cpu"] == {"cores": 4}
+    assert template["domain"]["memory"] == {"guest": "8Gi"}
+    assert template["domain"]["devices"]["disks"] == [
+        {"name": "system", "disk": {"bus": "virtio"}, "bootOrder": 1},
+        {"name": "data", "disk": {"bus": "virtio"}},
+    ]
+    assert template["volumes"] == [
+        {"name": "system", "dataVolume": {"name": "system-and-data-system"}},
+        {"name": "data", "persistentVolumeClaim": {"claimName": "system-and-data-data"}},
+    ]
+    assert current["observedGeneration"] == admin.get(WUKONGS, namespace, "system-and-data")["metadata"]["generation"]
+    reasons = {e["reason"] for e in events(cluster, namespace)}
+    assert {"Created", "Running"} <= reasons
+
+
+def test_growing_a_disk_expands_its_pvc_and_reports_resizing(cluster, admin, namespace):
+    apply(cluster, namespace, sample())
+    wait_for(lambda: running(admin, namespace, "system-and-data"), "phase Running")
+    grown = sample()
+    grown["spec"]["disks"][1]["size"] = "1Ti"
+    apply(cluster, namespace, grown)
+    wait_for(
+        lambda: condition(admin, namespace, "system-and-data", "Resizing").get("status") == "True", "Resizing True"
+    )
+    pvc = admin.get(PVCS, namespace, "system-and-data-data")
+    assert pvc["spec"]["resources"]["requests"]["storage"] == "1Ti"
+    data = status(admin, namespace, "system-and-data")["volumes"][1]
+    assert (data["size"], data["capacity"]) == ("1Ti", "500Gi")
+    wait_for(
+        lambda: condition(admin, namespace, "system-and-data", "Resizing").get("status") == "False", "Resizing False"
+    )
+    assert status(admin, namespace, "system-and-data")["volumes"][1]["capacity"] == "1Ti"
+    assert any(e["reason"] == "Expanding" and "from 500Gi to 1Ti" in e["message"] for e in events(cluster, namespace))
+
+
+@pytest.fixture
+def no_admission_safety_net(cluster: ControlPlane, webhook):
+    """Webhooks deregistered and a test-only CRD without the CEL shrink rule: a shrink reaches the reconciler."""
+    crd = copy.deepcopy(schema.crd())
+    item = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]["properties"]["disks"]["items"]
+    item.pop("x-kubernetes-validations")
+    from devcluster.webhooks import deregister
+
+    deregister(cluster)
+    cluster.apply([crd])
+    wait_for_webhooks_gone(cluster)
+    try:
+        yield
+    finally:
+        cluster.apply([schema.crd()])
+        webhook.register()
+        wait_for_webhooks(cluster)
+
+
+def test_a_shrink_that_bypasses_admission_is_refused_by_the_reconciler(
+    cluster, admin, namespace, no_admission_safety_net
+):
+    obj = wukong(
+        disk("root", "20Gi", storageClassName="longhorn", boot=True),
+        disk("data", "500Gi", storageClassName="longhorn", boot=False),
+        name="shrinker",
+    )
+    apply(cluster, namespace, obj)
+    wait_for(lambda: running(admin, namespace, "shrinker"), "phase Running")
+    before = admin.get(PVCS, namespace, "shrinker-data")
+    obj["spec"]["disks"][1]["size"] = "400Gi"
+    apply(cluster, namespace, obj)
+    degraded = wait_for(
+        lambda: (c := condition(admin, namespace, "shrinker", "Degraded")).get("status") == "True" and c, "Degraded"
+    )
+    assert degraded["reason"] == "ShrinkRefused"
+    assert "asks for 400Gi but its volume shrinker-data has 500Gi" in degraded["message"]
+    after = admin.get(PVCS, namespace, "shrinker-data")
+    assert after["spec"]["resources"]["requests"]["storage"] == "500Gi"
+    assert after["metadata"]["resourceVersion"] == before["metadata"]["resourceVersion"]
+    wait_for(
+        lambda: any(e["reason"] == "ShrinkRefused" and e["type"] == "Warning" for e in events(cluster, namespace)),
+        "a ShrinkRefused event",
+    )
+
+
+def test_a_removed_disk_keeps_its_volume_released_and_detached(cluster, admin, namespace):
+    apply(cluster, namespace, sample())
+    wait_for(lambda: running(admin, namespace, "system-and-data"), "phase Running")
+    fewer = sample()
+    fewer["metadata"]["annotations"] = {"vm.novasphere.dev/allow-disk-removal": "true"}
+    fewer["spec"]["disks"] = fewer["spec"]["disks"][:1]
+    apply(cluster, namespace, fewer)
+
+    def released() -> dict[str, Any] | None:
+        pvc = admin.get(PVCS, namespace, "system-and-data-data")
+        return pvc if "vm.novasphere.dev/released-from" in (pvc["metadata"].get("labels") or {}) else None
+
+    pvc = wait_for(released, "the data PVC to be released")
+    assert pvc["metadata"]["labels"]["vm.novasphere.dev/released-from"] == "system-and-data"
+    assert "vm.novasphere.dev/wukong" not in pvc["metadata"]["labels"]
+    assert not pvc["metadata"].get("ownerReferences")
+    assert pvc["metadata"].get("deletionTimestamp") is None
+    vm = wait_for(
+        lambda: (
+            len(
+                (v := admin.get(VIRTUAL_MACHINES, namespace, "system-and-data-vm"))["spec"]["template"]["spec"][
+                    "volumes"
+                ]
+            )
+            == 1
+            and v
+        ),
+        "the VM to drop the volume",
+    )
+    assert vm["spec"]["template"]["spec"]["volumes"] == [
+        {"name": "system", "dataVolume": {"name": "system-and-data-system"}}
+    ]
+    assert [v["name"] for v in status(admin, namespace, "system-and-data")["volumes"]] == ["system"]
+
+
+def test_children_carry_controller_references_for_garbage_collection(cluster, admin, namespace):
+    apply(cluster, namespace, sample())
+    wait_for(lambda: running(admin, namespace, "system-and-data"), "phase Running")
+    uid = admin.get(WUKONGS, namespace, "system-and-data")["metadata"]["uid"]
+    expected = [
+        {
+            "apiVersion": "vm.novasphere.dev/v1alpha1",
+            "kind": "Wukong",
+            "name": "system-and-data",
+            "uid": uid,
+            "controller": True,
+            "blockOwnerDeletion": True,
+        }
+    ]
+    for resource, name in (
+        (DATA_VOLUMES, "system-and-data-system"),
+        (PVCS, "system-and-data-data"),
+        (VIRTUAL_MACHINES, "system-and-data-vm"),
+    ):
+        child = admin.get(resource, namespace, name)
+        assert child["metadata"]["ownerReferences"] == expected, name
+        assert child["metadata"]["labels"]["vm.novasphere.dev/wukong"] == "system-and-data"
+        assert child["metadata"]["labels"]["app.kubernetes.io/managed-by"] == "wukong-reconciler"
+    cluster.kubectl("delete", "wukong", "system-and-data", "-n", namespace, "--wait=false")
+    wait_for(lambda: _gone(admin, namespace, "system-and-data"), "the Wukong to be deleted")
+
+
+def _gone(admin: Kube, namespace: str, name: str) -> bool:
+    try:
+        admin.get(WUKONGS, namespace, name)
+    except NotFound:
+        return True
+    return False
+
+
+def test_a_same_named_pvc_it_does_not_own_is_left_alone(cluster, admin, namespace):
+    foreign = {
+        "apiVersion": "v1",
+        "kind": "PersistentVolumeClaim",
+        "metadata": {"name": "system-and-data-data", "namespace": namespace, "labels": {"team": "db"}},
+        "spec": {
+            "accessModes": ["ReadWriteOnce"],
+            "resources": {"requests": {"storage": "1Gi"}},
+            "storageClassName": "no-such-class",
+        },
+    }
+    before = admin.create(PVCS, foreign)
+    apply(cluster, namespace, sample())
+    degraded = wait_for(
+        lambda: (c := condition(admin, namespace, "system-and-data", "Degraded")).get("status") == "True" and c,
+        "Degraded",
+    )
+    assert degraded["reason"] == "NameConflict"
+    assert "PersistentVolumeClaim system-and-data-data exists and is not owned by this Wukong" in degraded["message"]
+    time.sleep(1)
+    after = admin.get(PVCS, namespace, "system-and-data-data")
+    assert after["metadata"]["resourceVersion"] == before["metadata"]["resourceVersion"]
+    assert after["metadata"].get("ownerReferences") is None
+    assert status(admin, namespace, "system-and-data")["phase"] == "Pending"
+
+
+def test_a_failed_import_puts_the_wukong_in_error(cluster, admin, namespace):
+    obj = wukong(disk("root", "20Gi", image="https://images.example/simulate-import-failure.qcow2"), name="broken")
+    apply(cluster, namespace, obj)
+    wait_for(lambda: status(admin, namespace, "broken").get("phase") == "Error", "phase Error")
+    degraded = condition(admin, namespace, "broken", "Degraded")
+    assert degraded["reason"] == "VolumeFailed"
+    assert "simulated import failure" in degraded["message"]
+
+
+def test_a_wait_for_first_consumer_volume_counts_as_ready_and_binds_with_the_vm(cluster, admin, namespace):
+    obj = wukong(
+        disk("root", "20Gi", image="docker://quay.io/containerdisks/fedora:40"),
+        disk("scratch", "100Gi", storageClassName="local-path"),
+        name="wffc",
+    )
+    apply(cluster, namespace, obj)
+    wait_for(lambda: running(admin, namespace, "wffc"), "phase Running")
+    assert admin.get(PVCS, namespace, "wffc-scratch")["status"]["phase"] == "Bound"
+
+
+def test_a_halted_wukong_is_stopped(cluster, admin, namespace):
+    obj = sample()
+    obj["spec"]["startStrategy"] = {"autoStart": False}
+    apply(cluster, namespace, obj)
+    wait_for(lambda: status(admin, namespace, "system-and-data").get("phase") == "Stopped", "phase Stopped")
+    assert admin.get(VIRTUAL_MACHINES, namespace, "system-and-data-vm")["spec"]["runStrategy"] == "Halted"
+
+
+WRITE = re.compile(r"^apiserver_request_total\{(?P<labels>[^}]*)\} (?P<value>\S+)$", re.MULTILINE)
+
+
+def api_writes(cluster: ControlPlane) -> float:
+    """Write requests the API server has answered, from its own metrics (leases excluded: leader renewals)."""
+    text = (cluster.get("/metrics") or b"").decode()
+    total = 0.0
+    for match in WRITE.finditer(text):
+        labels = dict(re.findall(r'(\w+)="([^"]*)"', match["labels"]))
+        if labels.get("verb") in {"POST", "PUT", "PATCH", "DELETE", "APPLY"} and labels.get("resource") != "leases":
+            total += float(match["value"])
+    return total
+
+
+def reconciles(reconciler: LocalReconciler) -> float:
+    return sum(
+        float(v)
+        for v in re.findall(r"^wukong_reconciler_reconciles_total\{[^}]*\} (\S+)$", reconciler.metrics(), re.MULTILINE)
+    )
+
+
+def test_a_converged_wukong_resynced_makes_zero_write_requests(cluster, admin, namespace, reconciler):
+    apply(cluster, namespace, sample())
+    wait_for(lambda: running(admin, namespace, "system-and-data"), "phase Running")
+    time.sleep(1.0)  # let the last status write and events land
+    writes, passes = api_writes(cluster), reconciles(reconciler)
+    time.sleep(5.0)  # two resync periods of 2s
+    assert reconciles(reconciler) - passes >= 2, "the resync did not run"
+    assert api_writes(cluster) - writes == 0
+
+
+def test_killing_the_reconciler_mid_convergence_converges_without_duplicates(cluster, admin, namespace, reconciler):
+    reconciler.kill()
+    names = [f"vm{i}" for i in range(8)]
+    for name in names:
+        apply(
+            cluster,
+            namespace,
+            wukong(
+                disk("root", "10Gi", image="docker://quay.io/containerdisks/fedora:40"), disk("data", "20Gi"), name=name
+            ),
+        )
+    reconciler.start()
+    time.sleep(0.3)
+    reconciler.kill()
+    reconciler.start()
+    for name in names:
+        wait_for(lambda name=name: running(admin, namespace, name), f"{name} Running")
+    pvcs, _ = admin.list(PVCS, namespace)
+    dvs, _ = admin.list(DATA_VOLUMES, namespace)
+    vms, _ = admin.list(VIRTUAL_MACHINES, namespace)
+    assert sorted(p["metadata"]["name"] for p in pvcs) == sorted(f"{n}-{d}" for n in names for d in ("root", "data"))
+    assert sorted(d["metadata"]["name"] for d in dvs) == sorted(f"{n}-root" for n in names)
+    assert sorted(v["metadata"]["name"] for v in vms) == sorted(f"{n}-vm" for n in names)
+    assert "wukong_reconciler_reconcile_errors_total 0.0" in reconciler.metrics()
+
+
+def test_the_service_account_may_not_delete_what_it_manages(cluster):
+    for resource in ("persistentvolumeclaims", "datavolumes.cdi.kubevirt.io", "virtualmachines.kubevirt.io"):
+        answer = cluster.kubectl("auth", "can-i", "delete", resource, "--as", SERVICE_ACCOUNT, "-A", check=False)
+        assert answer.stdout.strip() == "no", resource
+    answer = cluster.kubectl(
+        "auth", "can-i", "create", "persistentvolumeclaims", "--as", SERVICE_ACCOUNT, "-A", check=False
+    )
+    assert answer.stdout.strip() == "yes"
+
+
+def test_two_replicas_with_leader_election_never_act_at_once(cluster, admin, namespace, reconciler):
+    reconciler.stop()
+    replicas = [
+        LocalReconciler(cluster, ["--leader-elect", "--resync-period", "2"], log_name=f"replica{i}") for i in range(2)
+    ]
+    try:
+        for replica in replicas:
+            replica.start()
+        apply(cluster, namespace, sample())
+        wait_for(lambda: running(admin, namespace, "system-and-data"), "phase Running")
+        acted = [reconciles(r) > 0 for r in replicas]
+        assert acted.count(True) == 1, acted
+        leader = replicas[acted.index(True)]
+        assert leader.stop() == 0  # graceful: releases the lease
+        standby = replicas[acted.index(False)]
+        wait_for(lambda: reconciles(standby) > 0, "the standby to take over", timeout=20)
+    finally:
+        for replica in replicas:
+            replica.stop()
+        reconciler.start()
+
+
+def test_the_reconciler_manifests_apply_to_the_api_server(cluster):
+    for path in (ROOT / "deploy" / "reconciler" / "deployment.yaml", ROOT / "deploy" / "webhook" / "deployment.yaml"):
+        result = cluster.kubectl("apply", "--dry-run=server", "-f", str(path), check=False)
+        assert result.returncode == 0, result.stderr
+
+
+__all__ = ["Path"]
