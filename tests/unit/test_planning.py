@@ -1,0 +1,333 @@
+"""Planning and status without a server: observed state in, actions and status out."""
+
+from __future__ import annotations
+
+import copy
+
+import jsonschema
+import pytest
+
+from devcluster import crds
+from reconciler import children, planning, status
+from reconciler.planning import Create, Expand, Observed, Release, UpdateVM
+from tests.builders import CLASSES, disk, wukong
+from wukong.spec import Disk
+
+UID = "0f0f0f0f-1111-2222-3333-444444444444"
+NOW = "2026-11-25T12:00:00Z"
+CLASSES_BY_NAME = {c.name: c for c in CLASSES}
+
+
+def live(*disks, **spec) -> dict:
+    obj = wukong(*disks, **spec)
+    obj["metadata"].update(uid=UID, generation=3, resourceVersion="10")
+    return obj
+
+
+SYSTEM = disk(
+    "system", "80Gi", storageClassName="longhorn", boot=True, image="docker://quay.io/containerdisks/fedora:40"
+)
+DATA = disk("data", "500Gi", storageClassName="longhorn", boot=False)
+
+
+def bound(pvc: dict, capacity: str | None = None) -> dict:
+    pvc = copy.deepcopy(pvc)
+    pvc["metadata"].update(uid=f"uid-{pvc['metadata']['name']}", resourceVersion="5")
+    pvc["status"] = {
+        "phase": "Bound",
+        "capacity": {"storage": capacity or pvc["spec"]["resources"]["requests"]["storage"]},
+    }
+    return pvc
+
+
+def succeeded(dv: dict) -> dict:
+    dv = copy.deepcopy(dv)
+    dv["metadata"].update(uid=f"uid-{dv['metadata']['name']}", resourceVersion="6")
+    dv["status"] = {"phase": "Succeeded", "progress": "100.0%", "claimName": dv["metadata"]["name"]}
+    return dv
+
+
+def cdi_pvc(dv: dict) -> dict:
+    """The PVC CDI makes for a DataVolume: same name, owned by the DataVolume."""
+    pvc = bound(
+        {
+            "apiVersion": "v1",
+            "kind": "PersistentVolumeClaim",
+            "metadata": {
+                "name": dv["metadata"]["name"],
+                "namespace": "default",
+                "ownerReferences": [{"kind": "DataVolume", "uid": dv["metadata"]["uid"], "controller": True}],
+            },
+            "spec": {
+                "resources": {"requests": dv["spec"]["storage"]["resources"]["requests"]},
+                "storageClassName": "longhorn",
+            },
+        }
+    )
+    return pvc
+
+
+def converged(obj: dict) -> Observed:
+    """Everything created, bound and running, as the cluster would report it."""
+    spec = Observed(obj).spec
+    dvs, pvcs = {}, {}
+    for d in spec.disks:
+        if d.image:
+            dv = succeeded(children.data_volume(obj, d))
+            dvs[dv["metadata"]["name"]] = dv
+            pvcs[dv["metadata"]["name"]] = cdi_pvc(dv)
+        else:
+            pvc = bound(children.persistent_volume_claim(obj, d))
+            pvcs[pvc["metadata"]["name"]] = pvc
+    vm = children.virtual_machine(obj, spec)
+    vm["metadata"]["resourceVersion"] = "7"
+    vm["status"] = {"printableStatus": "Running", "ready": True}
+    return Observed(obj, pvcs=pvcs, data_volumes=dvs, vm=vm, storage_classes=CLASSES_BY_NAME)
+
+
+# -- building children -----------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "image",
+    [
+        "docker://quay.io/containerdisks/fedora:40",
+        "quay.io/containerdisks/fedora:40",
+        "https://cloud-images.ubuntu.com/noble.img",
+    ],
+)
+def test_every_data_volume_is_valid_for_the_real_cdi_schema(image):
+    jsonschema.validate(children.data_volume(live(), _disk(image)), crds.strict_schema(crds.DATA_VOLUME))
+
+
+def _disk(image: str) -> Disk:
+    return Disk("system", "80Gi", "longhorn", True, image)
+
+
+def test_a_bare_registry_reference_becomes_a_docker_url():
+    dv = children.data_volume(live(), _disk("quay.io/containerdisks/fedora:40"))
+    assert dv["spec"]["source"] == {"registry": {"url": "docker://quay.io/containerdisks/fedora:40"}}
+
+
+def test_an_http_image_uses_the_http_source():
+    dv = children.data_volume(live(), _disk("https://example.com/disk.qcow2"))
+    assert dv["spec"]["source"] == {"http": {"url": "https://example.com/disk.qcow2"}}
+
+
+@pytest.mark.parametrize(
+    ("start", "run_strategy"),
+    [(None, "Always"), ({"autoStart": False}, "Halted"), ({"runStrategy": "RerunOnFailure"}, "RerunOnFailure")],
+    ids=["default", "autostart-false", "explicit"],
+)
+def test_every_virtual_machine_is_valid_for_the_real_kubevirt_schema(start, run_strategy):
+    extra = {"startStrategy": start} if start else {}
+    obj = live(SYSTEM, DATA, **extra)
+    vm = children.virtual_machine(obj, Observed(obj).spec)
+    jsonschema.validate(vm, crds.strict_schema(crds.VIRTUAL_MACHINE))
+    assert vm["spec"]["runStrategy"] == run_strategy
+
+
+def test_an_unknown_field_would_be_caught_by_the_strict_schema():
+    obj = live(SYSTEM)
+    vm = children.virtual_machine(obj, Observed(obj).spec)
+    vm["spec"]["template"]["spec"]["domain"]["cpu"]["coresPerSocket"] = 2
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(vm, crds.strict_schema(crds.VIRTUAL_MACHINE))
+
+
+def test_the_vm_boots_from_the_boot_disk_and_mounts_each_volume_by_its_kind():
+    obj = live(DATA, SYSTEM)
+    template = children.virtual_machine(obj, Observed(obj).spec)["spec"]["template"]["spec"]
+    assert template["domain"]["devices"]["disks"] == [
+        {"name": "data", "disk": {"bus": "virtio"}},
+        {"name": "system", "disk": {"bus": "virtio"}, "bootOrder": 1},
+    ]
+    assert template["volumes"] == [
+        {"name": "data", "persistentVolumeClaim": {"claimName": "vm1-data"}},
+        {"name": "system", "dataVolume": {"name": "vm1-system"}},
+    ]
+
+
+def test_children_are_labelled_and_owned():
+    pvc = children.persistent_volume_claim(live(DATA), Observed(live(DATA)).spec.disks[0])
+    assert pvc["metadata"]["labels"] == {
+        "vm.novasphere.dev/wukong": "vm1",
+        "vm.novasphere.dev/disk": "data",
+        "app.kubernetes.io/managed-by": "wukong-reconciler",
+    }
+    assert pvc["metadata"]["ownerReferences"] == [
+        {
+            "apiVersion": "vm.novasphere.dev/v1alpha1",
+            "kind": "Wukong",
+            "name": "vm1",
+            "uid": UID,
+            "controller": True,
+            "blockOwnerDeletion": True,
+        }
+    ]
+
+
+# -- planning --------------------------------------------------------------------------------------------
+def test_a_new_wukong_gets_a_data_volume_and_a_pvc_and_no_vm_yet():
+    actions = planning.plan(Observed(live(SYSTEM, DATA), storage_classes=CLASSES_BY_NAME))
+    assert [(type(a), a.kind, a.object["metadata"]["name"]) for a in actions] == [
+        (Create, "DataVolume", "vm1-system"),
+        (Create, "PersistentVolumeClaim", "vm1-data"),
+    ]
+
+
+def test_a_converged_wukong_needs_nothing_and_its_status_is_stable():
+    observed = converged(live(SYSTEM, DATA))
+    assert planning.plan(observed) == []
+    first = status.compute(observed, NOW)
+    again = status.compute(
+        Observed(**{**observed.__dict__, "wukong": {**observed.wukong, "status": first}}), "2026-11-25T13:00:00Z"
+    )
+    assert again == first  # lastTransitionTime kept: nothing to write
+
+
+def test_the_vm_is_created_once_every_volume_is_bound():
+    observed = converged(live(SYSTEM, DATA))
+    observed = Observed(**{**observed.__dict__, "vm": None})
+    [action] = planning.plan(observed)
+    assert isinstance(action, Create) and action.kind == "VirtualMachine"
+
+
+def test_no_vm_while_a_volume_is_pending():
+    observed = converged(live(SYSTEM, DATA))
+    pvcs = dict(observed.pvcs)
+    pvcs["vm1-data"] = {**pvcs["vm1-data"], "status": {"phase": "Pending"}}
+    assert planning.plan(Observed(**{**observed.__dict__, "vm": None, "pvcs": pvcs})) == []
+
+
+def test_a_wait_for_first_consumer_claim_is_ready_to_attach():
+    obj = live(SYSTEM, disk("scratch", "10Gi", storageClassName="local-path", boot=False))
+    observed = converged(obj)
+    pvcs = dict(observed.pvcs)
+    pvcs["vm1-scratch"] = {**pvcs["vm1-scratch"], "status": {"phase": "Pending"}}
+    observed = Observed(**{**observed.__dict__, "vm": None, "pvcs": pvcs})
+    assert [a.kind for a in planning.plan(observed)] == ["VirtualMachine"]
+
+
+@pytest.mark.parametrize("volume", ["vm1-data", "vm1-system"], ids=["pvc-disk", "data-volume-disk"])
+def test_growing_a_disk_patches_its_pvc(volume):
+    grown = live(
+        disk(
+            "system", "100Gi", storageClassName="longhorn", boot=True, image="docker://quay.io/containerdisks/fedora:40"
+        ),
+        disk("data", "1Ti", storageClassName="longhorn"),
+    )
+    observed = converged(live(SYSTEM, DATA))
+    observed = Observed(**{**observed.__dict__, "wukong": grown})
+    expands = {a.pvc: a for a in planning.plan(observed) if isinstance(a, Expand)}
+    assert expands[volume].size == {"vm1-data": "1Ti", "vm1-system": "100Gi"}[volume]
+
+
+def test_a_shrink_is_never_patched_and_is_reported():
+    observed = converged(live(SYSTEM, DATA))
+    observed = Observed(
+        **{**observed.__dict__, "wukong": live(SYSTEM, disk("data", "400Gi", storageClassName="longhorn"))}
+    )
+    assert planning.plan(observed) == []
+    degraded = _condition(status.compute(observed, NOW), "Degraded")
+    assert (degraded["status"], degraded["reason"]) == ("True", "ShrinkRefused")
+    assert "asks for 400Gi but its volume vm1-data has 500Gi" in degraded["message"]
+
+
+def test_growth_on_a_class_without_expansion_waits_and_says_why():
+    obj = live(SYSTEM, disk("scratch", "10Gi", storageClassName="local-path"))
+    observed = converged(obj)
+    observed = Observed(
+        **{**observed.__dict__, "wukong": live(SYSTEM, disk("scratch", "20Gi", storageClassName="local-path"))}
+    )
+    assert not any(isinstance(a, Expand) for a in planning.plan(observed))
+    assert _condition(status.compute(observed, NOW), "Degraded")["reason"] == "ExpansionNotSupported"
+
+
+def test_resizing_is_true_while_the_request_exceeds_the_capacity():
+    observed = converged(live(SYSTEM, DATA))
+    pvcs = dict(observed.pvcs)
+    pvcs["vm1-data"] = bound(pvcs["vm1-data"], capacity="400Gi")
+    computed = status.compute(Observed(**{**observed.__dict__, "pvcs": pvcs}), NOW)
+    assert _condition(computed, "Resizing")["status"] == "True"
+    assert computed["volumes"][1] == {
+        "name": "data",
+        "pvcName": "vm1-data",
+        "bound": True,
+        "size": "500Gi",
+        "capacity": "400Gi",
+        "source": "pvc",
+    }
+
+
+def test_a_removed_disk_is_released_never_deleted():
+    observed = converged(live(SYSTEM, DATA))
+    observed = Observed(**{**observed.__dict__, "wukong": live(SYSTEM)})
+    releases = [a for a in planning.plan(observed) if isinstance(a, Release)]
+    assert [(a.kind, a.name) for a in releases] == [("PersistentVolumeClaim", "vm1-data")]
+    metadata = releases[0].patch["metadata"]
+    assert metadata["ownerReferences"] is None
+    assert metadata["labels"] == {"vm.novasphere.dev/wukong": None, "vm.novasphere.dev/released-from": "vm1"}
+    assert metadata["resourceVersion"] == "5"
+    [update] = [a for a in planning.plan(observed) if isinstance(a, UpdateVM)]
+    assert [v["name"] for v in update.patch["spec"]["template"]["spec"]["volumes"]] == ["system"]
+
+
+def test_a_same_named_pvc_it_does_not_own_is_a_conflict_not_adopted():
+    foreign = {
+        "metadata": {"name": "vm1-data", "namespace": "default", "uid": "x"},
+        "spec": {"resources": {"requests": {"storage": "1Gi"}}},
+    }
+    observed = Observed(live(SYSTEM, DATA), pvcs={"vm1-data": foreign}, storage_classes=CLASSES_BY_NAME)
+    assert [a.object["metadata"]["name"] for a in planning.plan(observed)] == ["vm1-system"]
+    computed = status.compute(observed, NOW)
+    assert _condition(computed, "Degraded")["reason"] == "NameConflict"
+    assert computed["phase"] == "Pending"
+
+
+def test_a_failed_import_is_an_error():
+    observed = converged(live(SYSTEM))
+    dvs = {
+        "vm1-system": {
+            **observed.data_volumes["vm1-system"],
+            "status": {"phase": "Failed", "conditions": [{"type": "Running", "message": "unable to pull"}]},
+        }
+    }
+    computed = status.compute(Observed(**{**observed.__dict__, "data_volumes": dvs, "vm": None}), NOW)
+    assert computed["phase"] == "Error"
+    assert _condition(computed, "Degraded")["message"] == "DataVolume vm1-system failed: unable to pull"
+
+
+def test_a_garbage_collected_data_volume_keeps_its_pvc_as_the_volume():
+    """Newer CDI deletes completed DataVolumes after handing the PVC to their owner: nothing is recreated."""
+    observed = converged(live(SYSTEM))
+    pvc = copy.deepcopy(observed.pvcs["vm1-system"])
+    pvc["metadata"]["ownerReferences"] = [children.owner_reference(observed.wukong)]
+    observed = Observed(**{**observed.__dict__, "data_volumes": {}, "pvcs": {"vm1-system": pvc}})
+    assert planning.plan(observed) == []
+
+
+@pytest.mark.parametrize(
+    ("vm_status", "start", "phase"),
+    [
+        ({"printableStatus": "Running", "ready": True}, None, "Running"),
+        ({"printableStatus": "Starting"}, None, "Creating"),
+        ({"printableStatus": "Stopped"}, {"autoStart": False}, "Stopped"),
+    ],
+    ids=["running", "starting", "halted"],
+)
+def test_phase_follows_the_vm(vm_status, start, phase):
+    extra = {"startStrategy": start} if start else {}
+    observed = converged(live(SYSTEM, **extra))
+    vm = {**observed.vm, "status": vm_status}
+    assert status.compute(Observed(**{**observed.__dict__, "vm": vm}), NOW)["phase"] == phase
+
+
+def test_kubevirt_defaults_on_the_vm_do_not_cause_updates():
+    observed = converged(live(SYSTEM))
+    vm = copy.deepcopy(observed.vm)
+    vm["spec"]["template"]["spec"]["domain"]["machine"] = {"type": "q35"}
+    vm["spec"]["template"]["spec"]["domain"]["firmware"] = {"uuid": "abc"}
+    assert planning.plan(Observed(**{**observed.__dict__, "vm": vm})) == []
+
+
+def _condition(computed: dict, kind: str) -> dict:
+    return next(c for c in computed["conditions"] if c["type"] == kind)
