@@ -44,6 +44,10 @@ test: install lint k8s-bin ## Everything: lint, unit, TLS server and end-to-end 
 
 ##@ Local control plane
 
+.PHONY: demo
+demo: k8s-bin ## The main job on a fresh machine: defaulting, a shrink refused, a grow carried out, PVC/DataVolume/VM
+	$(BIN)/python -m devcluster.demo
+
 .PHONY: k8s-bin
 k8s-bin: install ## Build kube-apiserver, kubectl and etcd from the pinned Go modules (once per machine)
 	$(BIN)/wukong-devcluster build
@@ -55,3 +59,28 @@ up: k8s-bin ## Start devcluster and the webhook in the background (`.venv/bin/wu
 .PHONY: down
 down: install ## Stop the background devcluster
 	$(BIN)/wukong-devcluster down
+
+.PHONY: bench
+bench: k8s-bin ## Benchmarks (print figures against a same-run baseline)
+	$(BIN)/python bench/converge.py
+	$(BIN)/python bench/admission.py
+
+##@ Deployment
+
+KUBECTL ?= kubectl
+NAMESPACE ?= wukong-system
+CERT_DIR ?= .deploy-certs
+
+.PHONY: deploy
+deploy: install ## Install on the cluster of the current kubeconfig (CRD, RBAC, webhook, reconciler, certificates)
+	$(KUBECTL) apply -f deploy/namespace.yaml
+	$(BIN)/wukong-certs generate --service wukong-webhook --namespace $(NAMESPACE) --out-dir $(CERT_DIR)
+	$(KUBECTL) -n $(NAMESPACE) create secret generic wukong-webhook-tls --type=kubernetes.io/tls \
+		--from-file=$(CERT_DIR)/tls.crt --from-file=$(CERT_DIR)/tls.key --from-file=$(CERT_DIR)/ca.crt \
+		--dry-run=client -o yaml | $(KUBECTL) apply -f -
+	$(KUBECTL) apply --server-side -k deploy/
+	$(BIN)/wukong-certs inject-ca-bundle --ca-file $(CERT_DIR)/ca.crt --mutating wukong-webhook \
+		--validating wukong-webhook
+	@rm -rf $(CERT_DIR)
+	$(KUBECTL) -n $(NAMESPACE) rollout status deployment/wukong-webhook --timeout=180s
+	$(KUBECTL) -n $(NAMESPACE) rollout status deployment/wukong-reconciler --timeout=180s

@@ -225,8 +225,8 @@ class Controller:
         metadata = action.object["metadata"]
         try:
             created = self.kube.create(resource, action.object)
-            what = f"disk {action.disk}" if action.disk else "the VM"
-            self.event(observed.wukong, "Normal", "Created", f"Created {action.kind} {metadata['name']} for {what}")
+            purpose = f" for disk {action.disk}" if action.disk else ""
+            self.event(observed.wukong, "Normal", "Created", f"Created {action.kind} {metadata['name']}{purpose}")
         except AlreadyExists:
             try:
                 created = self.kube.get(resource, metadata["namespace"], metadata["name"])

@@ -7,7 +7,6 @@ import json
 import re
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -393,5 +392,3 @@ def test_the_reconciler_manifests_apply_to_the_api_server(cluster):
         result = cluster.kubectl("apply", "--dry-run=server", "-f", str(path), check=False)
         assert result.returncode == 0, result.stderr
 
-
-__all__ = ["Path"]
