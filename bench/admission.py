@@ -34,9 +34,16 @@ CLASSES = ROOT / "deploy" / "storageclasses" / "devcluster.yaml"
 def review(uid: int) -> dict:
     obj = yaml.safe_load((ROOT / "deploy" / "samples" / "system-and-data.yaml").read_text())
     obj["metadata"]["namespace"] = "default"
-    return {"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
-            "request": {"uid": str(uid), "operation": "CREATE", "object": obj,
-                        "kind": {"group": "vm.novasphere.dev", "version": "v1alpha1", "kind": "Wukong"}}}
+    return {
+        "apiVersion": "admission.k8s.io/v1",
+        "kind": "AdmissionReview",
+        "request": {
+            "uid": str(uid),
+            "operation": "CREATE",
+            "object": obj,
+            "kind": {"group": "vm.novasphere.dev", "version": "v1alpha1", "kind": "Wukong"},
+        },
+    }
 
 
 def per_request(seconds: float, count: int) -> str:
@@ -59,14 +66,43 @@ def main() -> int:
 
     with tempfile.TemporaryDirectory() as scratch:
         certs = Path(scratch)
-        subprocess.run([BIN / "wukong-certs", "generate", "--service", "bench", "--namespace", "bench", "--out-dir",
-                        certs, "--ip", "127.0.0.1"], check=True, capture_output=True)
+        subprocess.run(
+            [
+                BIN / "wukong-certs",
+                "generate",
+                "--service",
+                "bench",
+                "--namespace",
+                "bench",
+                "--out-dir",
+                certs,
+                "--ip",
+                "127.0.0.1",
+            ],
+            check=True,
+            capture_output=True,
+        )
         with socket.socket() as probe:
             probe.bind(("127.0.0.1", 0))
             port = probe.getsockname()[1]
-        server = subprocess.Popen([BIN / "wukong-webhook", "serve", "--bind-address", "127.0.0.1", "--port", str(port),
-                                   "--tls-cert-file", certs / "tls.crt", "--tls-private-key-file", certs / "tls.key",
-                                   "--storage-classes", CLASSES], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        server = subprocess.Popen(
+            [
+                BIN / "wukong-webhook",
+                "serve",
+                "--bind-address",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--tls-cert-file",
+                certs / "tls.crt",
+                "--tls-private-key-file",
+                certs / "tls.key",
+                "--storage-classes",
+                CLASSES,
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         context = ssl.create_default_context(cafile=str(certs / "ca.crt"))
         try:
             deadline = time.monotonic() + 30
@@ -100,8 +136,10 @@ def main() -> int:
     print()
     print(f"decision only (baseline)        {per_request(base, n)}")
     print(f"HTTPS, kept-alive connection    {per_request(kept, n)}  = {kept / base:.1f}x baseline")
-    print(f"HTTPS, new connection each      {per_request(new_each, n)}  = {new_each / base:.1f}x baseline "
-          f"({new_each / kept:.1f}x kept-alive)")
+    print(
+        f"HTTPS, new connection each      {per_request(new_each, n)}  = {new_each / base:.1f}x baseline "
+        f"({new_each / kept:.1f}x kept-alive)"
+    )
     return 0
 
 

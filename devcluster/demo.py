@@ -85,8 +85,10 @@ def run(plane: ControlPlane) -> None:
     disks = wukong(plane)["spec"]["disks"]
     say("What was stored (kubectl get wukong system-and-data -o yaml, spec.disks):")
     for disk in disks:
-        say(f"  - name: {disk['name']:<7} size: {disk['size']:<6} storageClassName: {disk['storageClassName']}  "
-            f"boot: {str(disk['boot']).lower()}")
+        say(
+            f"  - name: {disk['name']:<7} size: {disk['size']:<6} storageClassName: {disk['storageClassName']}  "
+            f"boot: {str(disk['boot']).lower()}"
+        )
 
     step("2. The reconciler builds the storage and the VM")
     watch_phase(plane, "Running")
@@ -112,8 +114,15 @@ def run(plane: ControlPlane) -> None:
     kubectl(plane, "get", "pvc", "system-and-data-data")
 
     step("5. What happened, as Events")
-    kubectl(plane, "get", "events", "--field-selector", "involvedObject.kind=Wukong",
-            "-o", "custom-columns=TYPE:.type,REASON:.reason,MESSAGE:.message")
+    kubectl(
+        plane,
+        "get",
+        "events",
+        "--field-selector",
+        "involvedObject.kind=Wukong",
+        "-o",
+        "custom-columns=TYPE:.type,REASON:.reason,MESSAGE:.message",
+    )
 
 
 if __name__ == "__main__":
@@ -122,4 +131,3 @@ if __name__ == "__main__":
     except (RuntimeError, OSError) as error:
         print(f"demo: {error}", file=sys.stderr)
         sys.exit(1)
-

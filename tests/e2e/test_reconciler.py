@@ -391,4 +391,3 @@ def test_the_reconciler_manifests_apply_to_the_api_server(cluster):
     for path in (ROOT / "deploy" / "reconciler" / "deployment.yaml", ROOT / "deploy" / "webhook" / "deployment.yaml"):
         result = cluster.kubectl("apply", "--dry-run=server", "-f", str(path), check=False)
         assert result.returncode == 0, result.stderr
-
