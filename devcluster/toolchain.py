@@ -110,7 +110,8 @@ def _ldflags(binary: Binary) -> str:
 def _build(binary: Binary, log) -> None:
     target = binary_path(binary.name)
     partial = target.with_name(f".{binary.name}.partial-{os.getpid()}")
-    env = {**os.environ, "CGO_ENABLED": "0", "GOWORK": "off", "GOFLAGS": "-mod=readonly"}
+    flags = f"{os.environ.get('GOFLAGS', '')} -mod=readonly".strip()
+    env = {**os.environ, "CGO_ENABLED": "0", "GOWORK": "off", "GOFLAGS": flags}
     command = ["go", "build", "-v", "-trimpath", "-ldflags", _ldflags(binary), "-o", str(partial), binary.package]
     started = last_report = time.monotonic()
     compiled = 0

@@ -218,7 +218,24 @@ def supported_images(new: Mapping[str, Any], old: Old, facts: ClusterFacts) -> I
             yield field.invalid(field.DISKS.index(index).child("image"), image, f"disk {quoted(name)}: {error}")
 
 
+MAX_NAME_LENGTH = 60
+
+
+def name_fits_children(new: Mapping[str, Any], old: Old, facts: ClusterFacts) -> Iterator[field.FieldError]:
+    """The VM is named ``<name>-vm`` and that name is a label value (63 characters at most)."""
+    metadata = new.get("metadata") if isinstance(new.get("metadata"), Mapping) else {}
+    name = metadata.get("name")
+    if old is None and isinstance(name, str) and len(name) > MAX_NAME_LENGTH:
+        yield field.invalid(
+            field.Path("metadata").child("name"),
+            name,
+            f"must be no more than {MAX_NAME_LENGTH} characters: the VirtualMachine is named "
+            f"{quoted(name + '-vm')} and that name is also a label value, limited to 63 characters",
+        )
+
+
 _RULES: tuple[Callable[[Mapping[str, Any], Old, ClusterFacts], Iterator[field.FieldError]], ...] = (
+    name_fits_children,
     unique_names,
     one_boot_disk,
     valid_quantities,

@@ -163,3 +163,13 @@ def test_metrics_count_requests_by_endpoint_operation_and_verdict(client):
     assert 'wukong_webhook_requests_total{endpoint="mutate",operation="CREATE",verdict="patched"} 1.0' in text
     assert 'wukong_webhook_requests_total{endpoint="validate",operation="",verdict="bad_request"} 1.0' in text
     assert 'wukong_webhook_request_duration_seconds_count{endpoint="mutate"} 1.0' in text
+
+
+def test_the_mutating_endpoint_refuses_a_shrink_before_the_crd_rules_run(client):
+    """The API server runs CEL between mutating and validating admission: refusing here shows our message."""
+    old = wukong(disk("system", "500Gi", storageClassName="longhorn", boot=True))
+    new = wukong(disk("system", "400Gi"))
+    response = answer(client, "/mutate", review(new, old, operation="UPDATE"))
+    assert response["allowed"] is False
+    assert response["status"]["message"].startswith('spec.disks[0].size: Forbidden: disk "system" cannot shrink')
+    assert "patch" not in response

@@ -225,3 +225,9 @@ def test_a_metadata_only_update_of_an_old_invalid_object_passes():
     old = wukong(BOOT, sc(boot=True))
     new = wukong(BOOT, sc(boot=True), annotations={"note": "x"})
     assert messages(new, old) == []
+
+
+def test_a_name_too_long_for_the_vm_label_is_refused_on_create():
+    [message] = messages(wukong(BOOT, name="x" * 61))
+    assert message.startswith('metadata.name: Invalid value: "' + "x" * 61 + '": must be no more than 60 characters')
+    assert messages(wukong(BOOT, name="x" * 60)) == []
