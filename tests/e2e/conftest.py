@@ -77,8 +77,9 @@ def namespace(cluster: ControlPlane) -> str:
     return name
 
 
-def wait_for_webhooks(cluster: ControlPlane, timeout: float = 20.0) -> None:
-    """The API server picks up configuration changes asynchronously: wait until a dry run is defaulted."""
+def wait_for_webhooks(cluster: ControlPlane, active: bool = True, timeout: float = 20.0) -> None:
+    """The API server picks up configuration changes asynchronously: wait until a server-side dry run is
+    defaulted (webhooks active) or comes back untouched (webhooks gone)."""
     probe = yaml.safe_load((SAMPLES / "single-disk.yaml").read_text())
     probe["metadata"]["name"] = "webhook-probe"
     deadline = time.monotonic() + timeout
@@ -86,26 +87,16 @@ def wait_for_webhooks(cluster: ControlPlane, timeout: float = 20.0) -> None:
         result = cluster.kubectl(
             "create", "--dry-run=server", "-n", "default", "-o", "json", "-f", "-", stdin=json.dumps(probe), check=False
         )
-        if result.returncode == 0 and "storageClassName" in result.stdout:
+        if result.returncode == 0 and ("storageClassName" in result.stdout) == active:
             return
         if time.monotonic() > deadline:
-            raise RuntimeError(f"the webhooks did not take effect: {result.stderr or result.stdout[:200]}")
+            state = "take effect" if active else "go away"
+            raise RuntimeError(f"the webhooks did not {state}: {result.stderr or result.stdout[:200]}")
         time.sleep(0.2)
 
 
-def wait_for_webhooks_gone(cluster: ControlPlane, timeout: float = 20.0) -> None:
-    probe = yaml.safe_load((SAMPLES / "single-disk.yaml").read_text())
-    probe["metadata"]["name"] = "webhook-probe"
-    deadline = time.monotonic() + timeout
-    while True:
-        result = cluster.kubectl(
-            "create", "--dry-run=server", "-n", "default", "-o", "json", "-f", "-", stdin=json.dumps(probe), check=False
-        )
-        if result.returncode == 0 and "storageClassName" not in result.stdout:
-            return
-        if time.monotonic() > deadline:
-            raise RuntimeError("the webhooks are still called")
-        time.sleep(0.2)
+def wait_for_webhooks_gone(cluster: ControlPlane) -> None:
+    wait_for_webhooks(cluster, active=False)
 
 
 __all__ = ["ROOT", "SAMPLES", "deregister", "wait_for_webhooks", "wait_for_webhooks_gone"]
