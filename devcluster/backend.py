@@ -7,7 +7,8 @@ the same API, what those systems would do, so the reconciler can be exercised en
     expansion on classes with allowVolumeExpansion;
   - CDI: gives a DataVolume its PVC (same name, owned by the DataVolume) and moves it to Succeeded once the
     PVC is bound, or to Failed when the source URL contains "simulate-import-failure";
-  - KubeVirt: marks a VirtualMachine Running once all its volumes are bound (Stopped when Halted).
+  - KubeVirt: marks a VirtualMachine Running once all its volumes are bound, with a running
+    VirtualMachineInstance on a simulated node (Stopped, and no instance, when Halted).
 It is used only by the tests, the benchmarks and the demo; nothing in deploy/ runs it.
 """
 
@@ -21,12 +22,21 @@ from typing import Any
 
 from reconciler.informer import Informer
 from reconciler.kube import AlreadyExists, ApiError, Conflict, Kube, NotFound
-from reconciler.resources import DATA_VOLUMES, PVCS, PVS, STORAGE_CLASSES, VIRTUAL_MACHINES, Resource
+from reconciler.resources import (
+    DATA_VOLUMES,
+    PVCS,
+    PVS,
+    STORAGE_CLASSES,
+    VIRTUAL_MACHINE_INSTANCES,
+    VIRTUAL_MACHINES,
+    Resource,
+)
 from reconciler.workqueue import ShutDown, WorkQueue
 from wukong.storageclass import StorageClass
 
 log = logging.getLogger("wukong.devcluster.simulation")
 FAILURE_MARKER = "simulate-import-failure"
+SIMULATED_NODE = "devcluster-node-1"
 _CSI_DRIVER = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
 Item = tuple[str, str, str]  # (kind, namespace, name)
 
@@ -40,6 +50,7 @@ class SimulatedBackend:
         self.pvcs = Informer(kube, PVCS)
         self.data_volumes = Informer(kube, DATA_VOLUMES)
         self.vms = Informer(kube, VIRTUAL_MACHINES)
+        self.instances = Informer(kube, VIRTUAL_MACHINE_INSTANCES)
         self.storage_classes = Informer(kube, STORAGE_CLASSES)
         self.queue: WorkQueue[Item] = WorkQueue()
         for informer, kind in ((self.pvcs, "pvc"), (self.data_volumes, "dv"), (self.vms, "vm")):
@@ -47,9 +58,9 @@ class SimulatedBackend:
         self._threads: list[threading.Thread] = []
 
     def start(self) -> SimulatedBackend:
-        for informer in (self.storage_classes, self.pvcs, self.data_volumes, self.vms):
+        for informer in (self.storage_classes, self.pvcs, self.data_volumes, self.vms, self.instances):
             informer.start()
-        for informer in (self.storage_classes, self.pvcs, self.data_volumes, self.vms):
+        for informer in (self.storage_classes, self.pvcs, self.data_volumes, self.vms, self.instances):
             informer.wait_synced(30)
         for index in range(self.workers):
             thread = threading.Thread(target=self._work, name=f"simulation-{index}", daemon=True)
@@ -59,7 +70,7 @@ class SimulatedBackend:
 
     def stop(self) -> None:
         self.queue.shut_down()
-        for informer in (self.storage_classes, self.pvcs, self.data_volumes, self.vms):
+        for informer in (self.storage_classes, self.pvcs, self.data_volumes, self.vms, self.instances):
             informer.stop()
 
     def _seen(self, kind: str, event: str, obj: dict[str, Any]) -> None:
@@ -257,8 +268,48 @@ class SimulatedBackend:
             wanted = {"created": True, "ready": True, "printableStatus": "Running"}
         else:
             wanted = {"created": False, "ready": False, "printableStatus": "WaitingForVolumeBinding"}
+        self._instance(vm, running=wanted["ready"])
         if {k: (vm.get("status") or {}).get(k) for k in wanted} != wanted:
             self._status(VIRTUAL_MACHINES, namespace, name, wanted)
+
+    def _instance(self, vm: dict[str, Any], running: bool) -> None:
+        """KubeVirt runs a VM as a VirtualMachineInstance of the same name, scheduled on a node."""
+        metadata = vm["metadata"]
+        namespace, name = metadata["namespace"], metadata["name"]
+        exists = self.instances.get(namespace, name) is not None
+        if not running:
+            if exists:
+                with contextlib.suppress(NotFound):
+                    self.kube.delete(VIRTUAL_MACHINE_INSTANCES, namespace, name)
+            return
+        if exists:
+            return
+        template = vm["spec"]["template"]
+        with contextlib.suppress(AlreadyExists):
+            self.kube.create(
+                VIRTUAL_MACHINE_INSTANCES,
+                {
+                    "apiVersion": "kubevirt.io/v1",
+                    "kind": "VirtualMachineInstance",
+                    "metadata": {
+                        "name": name,
+                        "namespace": namespace,
+                        "labels": dict((template.get("metadata") or {}).get("labels") or {}),
+                        "ownerReferences": [
+                            {
+                                "apiVersion": "kubevirt.io/v1",
+                                "kind": "VirtualMachine",
+                                "name": name,
+                                "uid": metadata["uid"],
+                                "controller": True,
+                                "blockOwnerDeletion": True,
+                            }
+                        ],
+                    },
+                    "spec": template["spec"],
+                },
+            )
+            self._status(VIRTUAL_MACHINE_INSTANCES, namespace, name, {"phase": "Running", "nodeName": SIMULATED_NODE})
 
     def _claim_bound(self, namespace: str, claim: str) -> bool:
         pvc = self.pvcs.get(namespace, claim)

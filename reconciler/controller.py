@@ -23,7 +23,16 @@ from reconciler.children import is_owned_by
 from reconciler.informer import Informer, Key, key_of
 from reconciler.kube import AlreadyExists, ApiError, Conflict, Kube, NotFound
 from reconciler.planning import Create, Expand, Observed, Release, UpdateVM
-from reconciler.resources import DATA_VOLUMES, EVENTS, PVCS, STORAGE_CLASSES, VIRTUAL_MACHINES, WUKONGS, Resource
+from reconciler.resources import (
+    DATA_VOLUMES,
+    EVENTS,
+    PVCS,
+    STORAGE_CLASSES,
+    VIRTUAL_MACHINE_INSTANCES,
+    VIRTUAL_MACHINES,
+    WUKONGS,
+    Resource,
+)
 from reconciler.workqueue import ShutDown, WorkQueue
 from wukong import api
 from wukong.naming import vm_name, volume_name
@@ -61,8 +70,9 @@ class Controller:
         self.pvcs = Informer(kube, PVCS, ns)
         self.data_volumes = Informer(kube, DATA_VOLUMES, ns)
         self.vms = Informer(kube, VIRTUAL_MACHINES, ns)
+        self.vmis = Informer(kube, VIRTUAL_MACHINE_INSTANCES, ns)
         self.storage_classes = Informer(kube, STORAGE_CLASSES)
-        for informer in (self.pvcs, self.data_volumes, self.vms):
+        for informer in (self.pvcs, self.data_volumes, self.vms, self.vmis):
             informer.index_by_label(api.WUKONG_LABEL)
             informer.on_change(self._child_changed)
         self.wukongs.on_change(lambda _kind, obj: self.queue.add(key_of(obj)))
@@ -74,7 +84,7 @@ class Controller:
 
     @property
     def informers(self) -> tuple[Informer, ...]:
-        return self.wukongs, self.pvcs, self.data_volumes, self.vms, self.storage_classes
+        return self.wukongs, self.pvcs, self.data_volumes, self.vms, self.vmis, self.storage_classes
 
     # -- lifecycle ---------------------------------------------------------------------------------------
     def start_informers(self) -> None:
@@ -184,6 +194,7 @@ class Controller:
             pvcs=pvcs,
             data_volumes=dvs,
             vm=self.vms.get(namespace, vm_name(name)),
+            vmi=self.vmis.get(namespace, vm_name(name)),
             storage_classes=classes,
         )
 

@@ -197,6 +197,10 @@ class Kube:
             "PATCH", resource.path(namespace, name, subresource), _write_query(), body=patch, content_type=content_type
         )
 
+    def delete(self, resource: Resource, namespace: str | None, name: str) -> None:
+        """Only devcluster's simulation deletes (a stopped VM's instance); the reconciler never does."""
+        self._send("DELETE", resource.path(namespace, name))
+
     def update(self, resource: Resource, obj: Mapping[str, Any]) -> dict[str, Any]:
         metadata = obj["metadata"]
         return self._send("PUT", resource.path(metadata.get("namespace"), metadata["name"]), _write_query(), body=obj)

@@ -29,6 +29,7 @@ class Observed:
     pvcs: Mapping[str, Obj] = field(default_factory=dict)  # by name, in the Wukong's namespace
     data_volumes: Mapping[str, Obj] = field(default_factory=dict)
     vm: Obj | None = None
+    vmi: Obj | None = None  # KubeVirt's running instance of the VM: where it runs
     storage_classes: Mapping[str, StorageClass] = field(default_factory=dict)
     conflicts: Mapping[str, str] = field(default_factory=dict)  # object name -> why it is not ours
 

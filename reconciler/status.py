@@ -118,6 +118,8 @@ def compute(observed: Observed, now: str) -> Obj:
     }
     if observed.vm is not None and not vm_conflict(observed):
         status["vmName"] = vm_name(observed.name)
+        if node := _get(observed.vmi, "status", "nodeName"):
+            status["nodeName"] = node
     return status
 
 

@@ -90,6 +90,7 @@ def test_the_multi_disk_sample_converges(cluster, admin, namespace):
     assert condition(admin, namespace, "system-and-data", "VolumesBound")["status"] == "True"
     assert condition(admin, namespace, "system-and-data", "Ready")["status"] == "True"
     assert current["vmName"] == "system-and-data-vm"
+    assert current["nodeName"] == "devcluster-node-1"  # from the (simulated) VirtualMachineInstance
     vm = admin.get(VIRTUAL_MACHINES, namespace, "system-and-data-vm")
     template = vm["spec"]["template"]["spec"]
     assert vm["spec"]["runStrategy"] == "Always"
@@ -397,13 +398,23 @@ def test_everything_in_deploy_applies_to_the_api_server(cluster):
     for obj in rendered:
         if obj["kind"].endswith("WebhookConfiguration"):
             obj["metadata"]["name"] += "-dry-run"
-    result = cluster.kubectl("apply", "--dry-run=server", "-f", "-", check=False,
-                             stdin=json.dumps({"apiVersion": "v1", "kind": "List", "items": rendered}))
+    result = cluster.kubectl(
+        "apply",
+        "--dry-run=server",
+        "-f",
+        "-",
+        check=False,
+        stdin=json.dumps({"apiVersion": "v1", "kind": "List", "items": rendered}),
+    )
     assert result.returncode == 0, result.stderr
     applied = result.stdout.splitlines()
-    for expected in ("deployment.apps/wukong-webhook", "deployment.apps/wukong-reconciler",
-                     "poddisruptionbudget.policy/wukong-webhook", "service/wukong-webhook",
-                     "clusterrole.rbac.authorization.k8s.io/wukong-reconciler",
-                     "mutatingwebhookconfiguration.admissionregistration.k8s.io/wukong-webhook-dry-run",
-                     "validatingwebhookconfiguration.admissionregistration.k8s.io/wukong-webhook-dry-run"):
+    for expected in (
+        "deployment.apps/wukong-webhook",
+        "deployment.apps/wukong-reconciler",
+        "poddisruptionbudget.policy/wukong-webhook",
+        "service/wukong-webhook",
+        "clusterrole.rbac.authorization.k8s.io/wukong-reconciler",
+        "mutatingwebhookconfiguration.admissionregistration.k8s.io/wukong-webhook-dry-run",
+        "validatingwebhookconfiguration.admissionregistration.k8s.io/wukong-webhook-dry-run",
+    ):
         assert any(line.startswith(expected) and "(server dry run)" in line for line in applied), expected

@@ -331,3 +331,10 @@ def test_kubevirt_defaults_on_the_vm_do_not_cause_updates():
 
 def _condition(computed: dict, kind: str) -> dict:
     return next(c for c in computed["conditions"] if c["type"] == kind)
+
+
+def test_the_node_comes_from_the_running_instance():
+    observed = converged(live(SYSTEM))
+    vmi = {"metadata": {"name": "vm1-vm"}, "status": {"phase": "Running", "nodeName": "node-7"}}
+    assert status.compute(Observed(**{**observed.__dict__, "vmi": vmi}), NOW)["nodeName"] == "node-7"
+    assert "nodeName" not in status.compute(observed, NOW)
