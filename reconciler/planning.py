@@ -99,42 +99,42 @@ class Volume:
     @property
     def requested(self) -> Quantity | None:
         if self.pvc is not None:
-            return _quantity(_get(self.pvc, "spec", "resources", "requests", "storage"))
+            return _quantity(lookup(self.pvc, "spec", "resources", "requests", "storage"))
         if self.data_volume is not None:
-            return _quantity(_get(self.data_volume, "spec", "storage", "resources", "requests", "storage"))
+            return _quantity(lookup(self.data_volume, "spec", "storage", "resources", "requests", "storage"))
         return None
 
     @property
     def capacity(self) -> Quantity | None:
-        return _quantity(_get(self.pvc, "status", "capacity", "storage")) if self.pvc else None
+        return _quantity(lookup(self.pvc, "status", "capacity", "storage")) if self.pvc else None
 
     @property
     def pvc_bound(self) -> bool:
-        return _get(self.pvc, "status", "phase") == "Bound"
+        return lookup(self.pvc, "status", "phase") == "Bound"
 
     def bound(self, classes: Mapping[str, StorageClass]) -> bool:
         """Ready to attach: Bound, or Pending on a WaitForFirstConsumer class (the VM is the first consumer)."""
         if self.conflict:
             return False
         if self.data_volume is not None:
-            return _get(self.data_volume, "status", "phase") in ("Succeeded", "WaitForFirstConsumer")
+            return lookup(self.data_volume, "status", "phase") in ("Succeeded", "WaitForFirstConsumer")
         if self.pvc is None:
             return False
         if self.pvc_bound:
             return True
-        storage_class = classes.get(_get(self.pvc, "spec", "storageClassName") or "")
-        return _get(self.pvc, "status", "phase") in (None, "Pending") and bool(
+        storage_class = classes.get(lookup(self.pvc, "spec", "storageClassName") or "")
+        return lookup(self.pvc, "status", "phase") in (None, "Pending") and bool(
             storage_class and storage_class.waits_for_first_consumer
         )
 
     @property
     def failure(self) -> str | None:
-        if _get(self.data_volume, "status", "phase") == "Failed":
+        if lookup(self.data_volume, "status", "phase") == "Failed":
             reasons = [
-                c.get("message") for c in _get(self.data_volume, "status", "conditions") or [] if c.get("message")
+                c.get("message") for c in lookup(self.data_volume, "status", "conditions") or [] if c.get("message")
             ]
             return f"DataVolume {self.name} failed" + (f": {reasons[-1]}" if reasons else "")
-        if _get(self.pvc, "status", "phase") == "Lost":
+        if lookup(self.pvc, "status", "phase") == "Lost":
             return f"PersistentVolumeClaim {self.name} lost its PersistentVolume"
         return None
 
@@ -195,13 +195,14 @@ def _volume_actions(observed: Observed, volume: Volume) -> list[Action]:
     desired, requested = volume.desired, volume.requested
     if volume.pvc is None or desired is None or requested is None or not desired > requested:
         return []  # a shrink is never patched: status.py reports it as ShrinkRefused
-    if not volume.pvc_bound or not _expandable(observed, volume):
+    if not volume.pvc_bound or not expandable(observed, volume):
         return []  # only bound claims on expandable classes can grow; status.py says why it waits
     return [Expand(volume.name, volume.disk.name, volume.disk.size, str(requested))]
 
 
-def _expandable(observed: Observed, volume: Volume) -> bool:
-    storage_class = observed.storage_classes.get(_get(volume.pvc, "spec", "storageClassName") or "")
+def expandable(observed: Observed, volume: Volume) -> bool:
+    """Whether the volume's StorageClass allows expansion (unknown classes do not)."""
+    storage_class = observed.storage_classes.get(lookup(volume.pvc, "spec", "storageClassName") or "")
     return storage_class is not None and storage_class.allow_volume_expansion
 
 
@@ -269,7 +270,8 @@ def _quantity(text: Any) -> Quantity | None:
         return None
 
 
-def _get(obj: Any, *path: str) -> Any:
+def lookup(obj: Any, *path: str) -> Any:
+    """``obj[path[0]][path[1]]...``, or None where a step is missing or not an object."""
     for key in path:
         if not isinstance(obj, Mapping):
             return None

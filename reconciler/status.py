@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from reconciler.planning import Observed, Volume, _get, vm_conflict, volumes
+from reconciler.planning import Observed, Volume, expandable, lookup, vm_conflict, volumes
 from wukong.naming import vm_name
 
 Obj = dict[str, Any]
@@ -46,22 +46,17 @@ def problems(observed: Observed, current: list[Volume]) -> list[Problem]:
                         f"its volume {volume.name} has {requested}; volumes never shrink",
                     )
                 )
-            elif desired > requested and not _class_expandable(observed, volume):
+            elif desired > requested and not expandable(observed, volume):
                 found.append(
                     Problem(
                         "ExpansionNotSupported",
                         f"disk {volume.disk.name} cannot grow to {volume.disk.size}: StorageClass "
-                        f"{_get(volume.pvc, 'spec', 'storageClassName')} does not allow volume expansion",
+                        f"{lookup(volume.pvc, 'spec', 'storageClassName')} does not allow volume expansion",
                     )
                 )
     if conflict := vm_conflict(observed):
         found.append(Problem("NameConflict", conflict))
     return found
-
-
-def _class_expandable(observed: Observed, volume: Volume) -> bool:
-    storage_class = observed.storage_classes.get(_get(volume.pvc, "spec", "storageClassName") or "")
-    return storage_class is not None and storage_class.allow_volume_expansion
 
 
 def compute(observed: Observed, now: str) -> Obj:
@@ -72,7 +67,7 @@ def compute(observed: Observed, now: str) -> Obj:
     resizing = [v for v in current if v.requested and v.capacity and v.requested > v.capacity]
     phase = _phase(observed, current, found, len(bound) == len(current))
     generation = observed.wukong["metadata"].get("generation")
-    previous = {c["type"]: c for c in _get(observed.wukong, "status", "conditions") or []}
+    previous = {c["type"]: c for c in lookup(observed.wukong, "status", "conditions") or []}
 
     def condition(kind: str, ok: bool, reason: str, message: str) -> Obj:
         status = "True" if ok else "False"
@@ -118,7 +113,7 @@ def compute(observed: Observed, now: str) -> Obj:
     }
     if observed.vm is not None and not vm_conflict(observed):
         status["vmName"] = vm_name(observed.name)
-        if node := _get(observed.vmi, "status", "nodeName"):
+        if node := lookup(observed.vmi, "status", "nodeName"):
             status["nodeName"] = node
     return status
 
@@ -128,10 +123,10 @@ def _phase(observed: Observed, current: list[Volume], found: list[Problem], all_
         return PHASE_ERROR
     if not all_bound or observed.vm is None or vm_conflict(observed):
         return PHASE_PENDING if not all_bound or vm_conflict(observed) else PHASE_CREATING
-    printable = _get(observed.vm, "status", "printableStatus")
+    printable = lookup(observed.vm, "status", "printableStatus")
     if observed.spec.run_strategy == "Halted":
         return PHASE_STOPPED
-    if _get(observed.vm, "status", "ready") is True or printable == "Running":
+    if lookup(observed.vm, "status", "ready") is True or printable == "Running":
         return PHASE_RUNNING
     if printable == "Stopped":
         return PHASE_STOPPED
@@ -153,9 +148,9 @@ def _volume_state(volume: Volume) -> str:
     if volume.conflict:
         return "name conflict"
     if volume.data_volume is not None:
-        return f"DataVolume {_get(volume.data_volume, 'status', 'phase') or 'Pending'}"
+        return f"DataVolume {lookup(volume.data_volume, 'status', 'phase') or 'Pending'}"
     if volume.pvc is not None:
-        return f"PVC {_get(volume.pvc, 'status', 'phase') or 'Pending'}"
+        return f"PVC {lookup(volume.pvc, 'status', 'phase') or 'Pending'}"
     return "not created yet"
 
 
