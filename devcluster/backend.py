@@ -42,15 +42,23 @@ Item = tuple[str, str, str]  # (kind, namespace, name)
 
 
 class SimulatedBackend:
-    def __init__(self, kube: Kube, delay: float = 0.0, expand_delay: float | None = None, workers: int = 2) -> None:
-        """``delay``: seconds before each step (provision, import, start); ``expand_delay``: before capacity grows."""
+    def __init__(
+        self,
+        kube: Kube,
+        delay: float = 0.0,
+        expand_delay: float | None = None,
+        workers: int = 2,
+        namespace: str | None = None,
+    ) -> None:
+        """``delay``: seconds before each step (provision, import, start); ``expand_delay``: before capacity
+        grows; ``namespace``: simulate only there (default: everywhere)."""
         self.kube, self.delay, self.workers = kube, delay, workers
         self.expand_delay = delay if expand_delay is None else expand_delay
         self._expanding: set[tuple[str, str]] = set()
-        self.pvcs = Informer(kube, PVCS)
-        self.data_volumes = Informer(kube, DATA_VOLUMES)
-        self.vms = Informer(kube, VIRTUAL_MACHINES)
-        self.instances = Informer(kube, VIRTUAL_MACHINE_INSTANCES)
+        self.pvcs = Informer(kube, PVCS, namespace)
+        self.data_volumes = Informer(kube, DATA_VOLUMES, namespace)
+        self.vms = Informer(kube, VIRTUAL_MACHINES, namespace)
+        self.instances = Informer(kube, VIRTUAL_MACHINE_INSTANCES, namespace)
         self.storage_classes = Informer(kube, STORAGE_CLASSES)
         self.queue: WorkQueue[Item] = WorkQueue()
         for informer, kind in ((self.pvcs, "pvc"), (self.data_volumes, "dv"), (self.vms, "vm")):
