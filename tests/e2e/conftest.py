@@ -14,7 +14,7 @@ import yaml
 from devcluster.backend import SimulatedBackend
 from devcluster.controlplane import ControlPlane
 from devcluster.local_reconciler import LocalReconciler, install_rbac
-from devcluster.webhooks import LocalWebhook, deregister
+from devcluster.webhooks import LocalWebhook
 from reconciler.kube import Kube, load_api_client
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -97,6 +97,3 @@ def wait_for_webhooks(cluster: ControlPlane, active: bool = True, timeout: float
 
 def wait_for_webhooks_gone(cluster: ControlPlane) -> None:
     wait_for_webhooks(cluster, active=False)
-
-
-__all__ = ["ROOT", "SAMPLES", "deregister", "wait_for_webhooks", "wait_for_webhooks_gone"]

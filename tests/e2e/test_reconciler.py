@@ -14,6 +14,7 @@ import yaml
 
 from devcluster.controlplane import ControlPlane
 from devcluster.local_reconciler import SERVICE_ACCOUNT, LocalReconciler
+from devcluster.webhooks import deregister
 from reconciler.kube import Kube, NotFound
 from reconciler.resources import DATA_VOLUMES, PVCS, VIRTUAL_MACHINES, WUKONGS
 from tests.builders import disk, wukong
@@ -135,8 +136,6 @@ def no_admission_safety_net(cluster: ControlPlane, webhook):
     crd = copy.deepcopy(schema.crd())
     item = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]["properties"]["disks"]["items"]
     item.pop("x-kubernetes-validations")
-    from devcluster.webhooks import deregister
-
     deregister(cluster)
     cluster.apply([crd])
     wait_for_webhooks_gone(cluster)
