@@ -4,6 +4,7 @@ FROM python:3.11-slim AS build
 WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY wukong wukong
+COPY kubeclient kubeclient
 COPY webhook webhook
 COPY certs certs
 COPY reconciler reconciler

@@ -64,7 +64,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _inject(args: argparse.Namespace) -> int:
-    from certs.inject import ApiException, api_client, inject_ca_bundle
+    from certs.inject import ApiException, inject_ca_bundle, load_api_client
 
     if not args.mutating and not args.validating:
         print("error: name at least one --mutating or --validating configuration", file=sys.stderr)
@@ -76,7 +76,7 @@ def _inject(args: argparse.Namespace) -> int:
         print(f"error: {args.ca_file}: not a PEM certificate bundle ({error})", file=sys.stderr)
         return 2
     try:
-        count = inject_ca_bundle(api_client(args.kubeconfig), bundle, args.mutating, args.validating)
+        count = inject_ca_bundle(load_api_client(args.kubeconfig), bundle, args.mutating, args.validating)
     except ApiException as error:
         print(f"error: {error.status} {error.reason}: {_api_message(error)}", file=sys.stderr)
         return 1

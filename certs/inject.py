@@ -4,20 +4,12 @@ from __future__ import annotations
 
 import base64
 
-from kubernetes import client, config
+from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
+from kubeclient import load_api_client
+
 MUTATING, VALIDATING = "mutating", "validating"
-
-
-def api_client(kubeconfig: str | None = None) -> client.ApiClient:
-    if kubeconfig is None:
-        try:
-            config.load_incluster_config()
-            return client.ApiClient()
-        except config.ConfigException:
-            pass
-    return config.new_client_from_config(config_file=kubeconfig)
 
 
 def inject_ca_bundle(api: client.ApiClient, bundle_pem: bytes, mutating: list[str], validating: list[str]) -> int:
@@ -48,4 +40,4 @@ def inject_ca_bundle(api: client.ApiClient, bundle_pem: bytes, mutating: list[st
     return patched
 
 
-__all__ = ["ApiException", "api_client", "inject_ca_bundle"]
+__all__ = ["ApiException", "inject_ca_bundle", "load_api_client"]

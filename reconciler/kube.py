@@ -13,10 +13,11 @@ import json
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from kubernetes import client, config
+from kubernetes import client
 from kubernetes.watch.watch import iter_resp_lines
 from prometheus_client import Counter
 
+from kubeclient import load_api_client
 from reconciler.resources import Resource
 
 FIELD_MANAGER = "wukong-reconciler"
@@ -68,23 +69,6 @@ def _error(status: int, body: bytes) -> ApiError:
     if status == 410:
         return Gone(status, reason, message)
     return ApiError(status, reason, message)
-
-
-def load_api_client(kubeconfig: str | None = None, pool_size: int = 32) -> client.ApiClient:
-    """In-cluster credentials when running in a Pod and no kubeconfig is named, else the kubeconfig.
-
-    The pool is sized for one long-lived connection per watch plus the workers' requests.
-    """
-    configuration = client.Configuration()
-    if kubeconfig is None:
-        try:
-            config.load_incluster_config(client_configuration=configuration)
-        except config.ConfigException:
-            config.load_kube_config(client_configuration=configuration)
-    else:
-        config.load_kube_config(config_file=kubeconfig, client_configuration=configuration)
-    configuration.connection_pool_maxsize = pool_size
-    return client.ApiClient(configuration)
 
 
 class Kube:
@@ -217,3 +201,6 @@ def _resource_of(path: str) -> str:
     if parts and parts[0] == "namespaces" and len(parts) > 2:
         parts = parts[2:]
     return "/".join(p for i, p in enumerate(parts) if i % 2 == 0)
+
+
+__all__ = ["ApiError", "Kube", "load_api_client"]

@@ -110,9 +110,9 @@ def _serve(args: argparse.Namespace) -> int:
         """Runs in the gunicorn worker, so the watch thread lives in the process that serves."""
         if static is not None:
             return create_app(WebhookConfig(facts=StaticFacts(static)))
-        from webhook.storageclasses import StorageClassCache, api_client
+        from webhook.storageclasses import StorageClassCache, load_api_client
 
-        cache = StorageClassCache(api_client(args.kubeconfig), args.default_storage_class).start()
+        cache = StorageClassCache(load_api_client(args.kubeconfig), args.default_storage_class).start()
         return create_app(WebhookConfig(facts=cache))
 
     options = ServeOptions(

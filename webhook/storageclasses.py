@@ -12,26 +12,16 @@ import logging
 import threading
 from typing import Any
 
-from kubernetes import client, config, watch
+from kubernetes import client, watch
 from kubernetes.client.exceptions import ApiException
 
+from kubeclient import load_api_client
 from webhook.facts import ClusterFacts
 from wukong.storageclass import StorageClass
 
 log = logging.getLogger("wukong.webhook.storageclasses")
 WATCH_TIMEOUT_SECONDS = 300
 MAX_BACKOFF_SECONDS = 30.0
-
-
-def api_client(kubeconfig: str | None = None) -> client.ApiClient:
-    """In-cluster credentials when running in a Pod, else the kubeconfig (explicit or the default one)."""
-    if kubeconfig is None:
-        try:
-            config.load_incluster_config()
-            return client.ApiClient()
-        except config.ConfigException:
-            pass
-    return config.new_client_from_config(config_file=kubeconfig)
 
 
 class StorageClassCache:
@@ -118,3 +108,6 @@ class StorageClassCache:
         with self._lock:
             self._classes = classes
             self._facts = ClusterFacts.of(classes.values(), self._configured_default)
+
+
+__all__ = ["StorageClassCache", "load_api_client"]
