@@ -53,7 +53,7 @@ k8s-bin: install ## Build kube-apiserver, kubectl and etcd from the pinned Go mo
 	$(BIN)/wukong-devcluster build
 
 .PHONY: up
-up: k8s-bin ## Start devcluster and the webhook in the background (`.venv/bin/wukong-devcluster env` prints its exports)
+up: k8s-bin ## Start devcluster, webhook, reconciler, simulation in the background (`.venv/bin/wukong-devcluster env`)
 	$(BIN)/wukong-devcluster up --detach
 
 .PHONY: down

@@ -33,9 +33,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     commands = parser.add_subparsers(required=True, metavar="COMMAND")
     commands.add_parser("build", help="build the pinned binaries into the cache").set_defaults(run=_build)
-    up = commands.add_parser("up", help="start etcd, kube-apiserver and the webhook")
+    up = commands.add_parser("up", help="start etcd, kube-apiserver, the webhook, the reconciler and the simulation")
     up.add_argument("--detach", action="store_true", help="run in the background until `down`")
     up.add_argument("--no-webhook", action="store_true", help="do not run and register the admission webhook")
+    up.add_argument("--no-reconciler", action="store_true", help="do not run the reconciler")
+    up.add_argument("--no-simulation", action="store_true", help="do not run the simulated storage/VM backend")
     up.set_defaults(run=_up)
     commands.add_parser("down", help="stop a cluster started with --detach").set_defaults(run=_down)
     commands.add_parser("env", help="print shell exports for a running cluster").set_defaults(run=_env)
@@ -53,8 +55,11 @@ def _up(args: argparse.Namespace) -> int:
         return 1
     if args.detach:
         return _detach(args)
+    from devcluster.backend import SimulatedBackend
     from devcluster.controlplane import ControlPlane
+    from devcluster.local_reconciler import LocalReconciler, install_rbac
     from devcluster.webhooks import LocalWebhook
+    from reconciler.kube import Kube, load_api_client
 
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
@@ -64,12 +69,19 @@ def _up(args: argparse.Namespace) -> int:
     except (RuntimeError, OSError) as error:
         print(f"devcluster: {error}", file=sys.stderr)
         return 1
-    webhook = None
+    webhook = backend = reconciler = None
     try:
         if not args.no_webhook:
             webhook = LocalWebhook(plane).start()
             webhook.register()
             print(f"devcluster: wukong-webhook serving at {webhook.url} and registered", flush=True)
+        if not args.no_simulation:
+            backend = SimulatedBackend(Kube(load_api_client(str(plane.kubeconfig))), delay=0.5).start()
+            print("devcluster: SIMULATED storage/VM backend running (plays Longhorn, CDI and KubeVirt)", flush=True)
+        if not args.no_reconciler:
+            install_rbac(plane)
+            reconciler = LocalReconciler(plane).start()
+            print("devcluster: wukong-reconciler running with its ServiceAccount's rights", flush=True)
         state = {
             "pid": os.getpid(),
             "kubeconfig": str(plane.kubeconfig),
@@ -84,6 +96,10 @@ def _up(args: argparse.Namespace) -> int:
         stop.wait()
     finally:
         print("devcluster: stopping", flush=True)
+        if reconciler is not None:
+            reconciler.stop()
+        if backend is not None:
+            backend.stop()
         if webhook is not None:
             webhook.stop()
         plane.stop()
@@ -92,7 +108,8 @@ def _up(args: argparse.Namespace) -> int:
 
 
 def _detach(args: argparse.Namespace) -> int:
-    command = [sys.executable, "-m", "devcluster", "up", *(["--no-webhook"] if args.no_webhook else [])]
+    skipped = [f"--no-{part}" for part in ("webhook", "reconciler", "simulation") if getattr(args, f"no_{part}")]
+    command = [sys.executable, "-m", "devcluster", "up", *skipped]
     log_path = toolchain.cache_dir() / "devcluster.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with open(log_path, "wb") as log:
