@@ -46,6 +46,18 @@ def die_with_parent() -> None:
     libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
+def terminate(process: subprocess.Popen[bytes], timeout: float) -> int:
+    """SIGTERM, then SIGKILL if it has not exited within ``timeout``; returns the exit code."""
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+    return process.returncode
+
+
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -92,7 +104,7 @@ class ControlPlane:
     def _start(self) -> None:
         started = time.monotonic()
         self._make_pki()
-        etcd_url = self._start_etcd()
+        etcd_url = self.start_etcd()
         self._start_apiserver(etcd_url)
         self._write_kubeconfig()
         self._wait_ready()
@@ -106,14 +118,8 @@ class ControlPlane:
     def stop(self) -> None:
         for name in ("kube-apiserver", "etcd"):
             process = self.processes.pop(name, None)
-            if process is None or process.poll() is not None:
-                continue
-            process.terminate()
-            try:
-                process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+            if process is not None:
+                terminate(process, timeout=15)
         shutil.rmtree(self.workdir, ignore_errors=True)
 
     def __enter__(self) -> ControlPlane:
@@ -151,7 +157,7 @@ class ControlPlane:
         self.processes[name] = process
         return process
 
-    def _start_etcd(self) -> str:
+    def start_etcd(self) -> str:
         client, peer = free_port(), free_port()
         url = f"http://127.0.0.1:{client}"
         self._spawn(

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import yaml
 
-from devcluster.controlplane import ROOT, ControlPlane, die_with_parent, free_port
+from devcluster.controlplane import ROOT, ControlPlane, die_with_parent, free_port, terminate
 
 SERVICE_ACCOUNT = "system:serviceaccount:wukong-system:wukong-reconciler"
 RBAC = [ROOT / "deploy" / "namespace.yaml", ROOT / "deploy" / "rbac" / "reconciler.yaml"]
@@ -90,13 +90,4 @@ class LocalReconciler:
 
     def stop(self) -> int | None:
         """SIGTERM, the graceful way; returns the exit code."""
-        if self.process is None:
-            return None
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        return self.process.returncode
+        return None if self.process is None else terminate(self.process, timeout=30)

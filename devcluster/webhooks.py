@@ -23,7 +23,7 @@ from typing import Any
 import yaml
 
 from certs import files, pki
-from devcluster.controlplane import ROOT, ControlPlane, die_with_parent, free_port
+from devcluster.controlplane import ROOT, ControlPlane, die_with_parent, free_port, terminate
 
 CONFIGURATIONS = ROOT / "deploy" / "webhookconfigurations" / "webhookconfigurations.yaml"
 START_TIMEOUT_SECONDS = 30.0
@@ -126,13 +126,8 @@ class LocalWebhook:
             time.sleep(0.1)
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        if self.process is not None:
+            terminate(self.process, timeout=20)
         self.process = None
 
     def register(self) -> None:
