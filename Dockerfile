@@ -8,7 +8,6 @@ COPY kubeclient kubeclient
 COPY webhook webhook
 COPY certs certs
 COPY reconciler reconciler
-COPY devcluster devcluster
 COPY deploy/crd deploy/crd
 RUN pip wheel --no-cache-dir --wheel-dir /wheels .
 

@@ -4,6 +4,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 PYTEST_ARGS ?=
+DEVCLUSTER := $(BIN)/python -m devcluster
 
 .DEFAULT_GOAL := help
 
@@ -29,10 +30,13 @@ $(VENV)/.installed: pyproject.toml
 	@touch $@
 
 .PHONY: lint
-lint: install ## ruff and the import-layer contracts
+lint: install ## ruff, the import-layer contracts, the type check, and no sleeps as waits in e2e tests
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/lint-imports
+	$(BIN)/mypy
+	@if git grep -nE 'time\.sleep\(' -- tests/e2e; then \
+		echo "error: tests/e2e waits with time.sleep; wait on a fact (tests/waiting.py)"; exit 1; fi
 
 .PHONY: unit
 unit: install ## Fast tests without a control plane
@@ -50,15 +54,15 @@ demo: k8s-bin ## The main job on a fresh machine: defaulting, a shrink refused, 
 
 .PHONY: k8s-bin
 k8s-bin: install ## Build kube-apiserver, kubectl and etcd from the pinned Go modules (once per machine)
-	$(BIN)/wukong-devcluster build
+	$(DEVCLUSTER) build
 
 .PHONY: up
-up: k8s-bin ## Start devcluster, webhook, reconciler, simulation in the background (`.venv/bin/wukong-devcluster env`)
-	$(BIN)/wukong-devcluster up --detach
+up: k8s-bin ## Start devcluster, webhook, reconciler, simulation in the background (`.venv/bin/python -m devcluster env`)
+	$(DEVCLUSTER) up --detach
 
 .PHONY: down
 down: install ## Stop the background devcluster
-	$(BIN)/wukong-devcluster down
+	$(DEVCLUSTER) down
 
 .PHONY: bench
 bench: k8s-bin ## Benchmarks (print figures against a same-run baseline)

@@ -16,12 +16,12 @@ import re
 import sys
 import time
 
-from devcluster.backend import SimulatedBackend
+from devcluster.backend import SIMULATION, SimulatedBackend
 from devcluster.controlplane import ControlPlane
 from devcluster.local_reconciler import LocalReconciler, install_rbac
+from kubeclient.resources import DATA_VOLUMES, PVCS, VIRTUAL_MACHINES, WUKONGS
+from kubeclient.rest import Kube
 from reconciler import children
-from reconciler.kube import Kube, load_api_client
-from reconciler.resources import DATA_VOLUMES, PVCS, VIRTUAL_MACHINES, WUKONGS
 from wukong.spec import WukongSpec
 
 
@@ -59,7 +59,7 @@ def apiserver_requests(plane: ControlPlane) -> dict[str, float]:
 def reconciler_requests(reconciler: LocalReconciler) -> dict[str, float]:
     """The reconciler's own count of its requests, by verb and resource (watches and lists included)."""
     counts: dict[str, float] = {}
-    pattern = r"^wukong_reconciler_api_requests_total\{([^}]*)\} (\S+)$"
+    pattern = r"^wukong_kube_api_requests_total\{([^}]*)\} (\S+)$"
     for labels, value in re.findall(pattern, reconciler.metrics(), re.MULTILINE):
         parts = dict(re.findall(r'(\w+)="([^"]*)"', labels))
         key = f"{parts['verb']} {parts['resource']}"
@@ -88,14 +88,14 @@ def main() -> int:
     args = parser.parse_args()
     say = lambda line: print(line, flush=True)  # noqa: E731
     with ControlPlane.start(log=say) as plane:
-        admin = Kube(load_api_client(str(plane.kubeconfig)))
+        admin = plane.client("bench")
         install_rbac(plane)
         say(f"bench: baseline, {args.count * 3} plain creates ...")
         base = baseline(plane, admin, args.count)
         say(f"bench: baseline took {base:.2f}s")
         plane.kubectl("create", "namespace", "bench")
         # Both only look at the bench namespace, so the baseline's objects cost them nothing.
-        backend = SimulatedBackend(Kube(load_api_client(str(plane.kubeconfig))), namespace="bench").start()
+        backend = SimulatedBackend(plane.client(SIMULATION), namespace="bench").start()
         reconciler = LocalReconciler(
             plane, ["--namespace", "bench", "--workers", str(args.workers), "--resync-period", "600"]
         ).start()

@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 import datetime
 import ipaddress
-import json
 import sys
+from http import HTTPStatus
 from pathlib import Path
 
 from cryptography import x509
@@ -64,7 +64,9 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _inject(args: argparse.Namespace) -> int:
-    from certs.inject import ApiException, inject_ca_bundle, load_api_client
+    from certs.inject import inject_ca_bundle
+    from kubeclient.credentials import load_api_client
+    from kubeclient.rest import ApiError, Kube
 
     if not args.mutating and not args.validating:
         print("error: name at least one --mutating or --validating configuration", file=sys.stderr)
@@ -76,20 +78,20 @@ def _inject(args: argparse.Namespace) -> int:
         print(f"error: {args.ca_file}: not a PEM certificate bundle ({error})", file=sys.stderr)
         return 2
     try:
-        count = inject_ca_bundle(load_api_client(args.kubeconfig), bundle, args.mutating, args.validating)
-    except ApiException as error:
-        print(f"error: {error.status} {error.reason}: {_api_message(error)}", file=sys.stderr)
+        kube = Kube(load_api_client(args.kubeconfig), field_manager="wukong-certs")
+        count = inject_ca_bundle(kube, bundle, args.mutating, args.validating)
+    except ApiError as error:
+        print(f"error: {error.status} {_reason_phrase(error.status)}: {error.message}", file=sys.stderr)
         return 1
     print(f"injected a bundle of {len(certificates)} CA certificate(s) into {count} webhook(s)")
     return 0
 
 
-def _api_message(error: Exception) -> str:
-    body = getattr(error, "body", None)
+def _reason_phrase(status: int) -> str:
     try:
-        return json.loads(body)["message"]
-    except (TypeError, ValueError, KeyError):
-        return str(body or error)
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return "Error"
 
 
 def _generate(args: argparse.Namespace) -> int:

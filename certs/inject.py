@@ -4,40 +4,28 @@ from __future__ import annotations
 
 import base64
 
-from kubernetes import client
-from kubernetes.client.exceptions import ApiException
-
-from kubeclient import load_api_client
-
-MUTATING, VALIDATING = "mutating", "validating"
+from kubeclient.resources import MUTATING_WEBHOOK_CONFIGURATIONS, VALIDATING_WEBHOOK_CONFIGURATIONS
+from kubeclient.rest import JSON_PATCH, Kube
 
 
-def inject_ca_bundle(api: client.ApiClient, bundle_pem: bytes, mutating: list[str], validating: list[str]) -> int:
+def inject_ca_bundle(kube: Kube, bundle_pem: bytes, mutating: list[str], validating: list[str]) -> int:
     """Set ``clientConfig.caBundle`` on every webhook of the named configurations; returns how many.
 
     A JSON Patch with a ``test`` of the resourceVersion makes each write conditional on what was read,
     so a concurrent edit of the configuration fails loudly instead of being overwritten.
     """
-    registration = client.AdmissionregistrationV1Api(api)
     encoded = base64.b64encode(bundle_pem).decode()
     patched = 0
-    targets = [(MUTATING, n) for n in mutating] + [(VALIDATING, n) for n in validating]
-    for kind, name in targets:
-        read, patch = (
-            (registration.read_mutating_webhook_configuration, registration.patch_mutating_webhook_configuration)
-            if kind == MUTATING
-            else (
-                registration.read_validating_webhook_configuration,
-                registration.patch_validating_webhook_configuration,
-            )
-        )
-        current = read(name)
-        operations = [{"op": "test", "path": "/metadata/resourceVersion", "value": current.metadata.resource_version}]
-        for index, _ in enumerate(current.webhooks or []):
+    targets = [(MUTATING_WEBHOOK_CONFIGURATIONS, n) for n in mutating]
+    targets += [(VALIDATING_WEBHOOK_CONFIGURATIONS, n) for n in validating]
+    for resource, name in targets:
+        current = kube.get(resource, None, name)
+        webhooks = current.get("webhooks") or []
+        operations = [
+            {"op": "test", "path": "/metadata/resourceVersion", "value": current["metadata"]["resourceVersion"]}
+        ]
+        for index in range(len(webhooks)):
             operations.append({"op": "add", "path": f"/webhooks/{index}/clientConfig/caBundle", "value": encoded})
-        patch(name, operations)
-        patched += len(current.webhooks or [])
+        kube.patch(resource, None, name, operations, content_type=JSON_PATCH)
+        patched += len(webhooks)
     return patched
-
-
-__all__ = ["ApiException", "inject_ca_bundle", "load_api_client"]

@@ -15,14 +15,14 @@ It is used only by the tests, the benchmarks and the demo; nothing in deploy/ ru
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import re
 import threading
 from typing import Any
 
-from reconciler.informer import Informer
-from reconciler.kube import AlreadyExists, ApiError, Conflict, Kube, NotFound
-from reconciler.resources import (
+from kubeclient.informer import Informer
+from kubeclient.resources import (
     DATA_VOLUMES,
     PVCS,
     PVS,
@@ -31,10 +31,12 @@ from reconciler.resources import (
     VIRTUAL_MACHINES,
     Resource,
 )
-from reconciler.workqueue import ShutDown, WorkQueue
+from kubeclient.rest import AlreadyExists, ApiError, Conflict, Kube, NotFound
+from kubeclient.workqueue import ShutDown, WorkQueue
 from wukong.storageclass import StorageClass
 
 log = logging.getLogger("wukong.devcluster.simulation")
+SIMULATION = "devcluster-simulation"  # the field manager its writes are recorded under
 FAILURE_MARKER = "simulate-import-failure"
 SIMULATED_NODE = "devcluster-node-1"
 _CSI_DRIVER = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
@@ -62,7 +64,7 @@ class SimulatedBackend:
         self.storage_classes = Informer(kube, STORAGE_CLASSES)
         self.queue: WorkQueue[Item] = WorkQueue()
         for informer, kind in ((self.pvcs, "pvc"), (self.data_volumes, "dv"), (self.vms, "vm")):
-            informer.on_change(lambda event, obj, kind=kind: self._seen(kind, event, obj))
+            informer.on_change(functools.partial(self._seen, kind))
         self._threads: list[threading.Thread] = []
 
     def start(self) -> SimulatedBackend:
@@ -270,13 +272,15 @@ class SimulatedBackend:
         vm = self.vms.get(namespace, name)
         if vm is None:
             return
+        running = False
         if vm["spec"].get("runStrategy") == "Halted":
-            wanted = {"created": False, "ready": False, "printableStatus": "Stopped"}
+            wanted: dict[str, Any] = {"created": False, "ready": False, "printableStatus": "Stopped"}
         elif all(self._claim_bound(namespace, claim) for claim in _claims(vm)):
+            running = True
             wanted = {"created": True, "ready": True, "printableStatus": "Running"}
         else:
             wanted = {"created": False, "ready": False, "printableStatus": "WaitingForVolumeBinding"}
-        self._instance(vm, running=wanted["ready"])
+        self._instance(vm, running=running)
         if {k: (vm.get("status") or {}).get(k) for k in wanted} != wanted:
             self._status(VIRTUAL_MACHINES, namespace, name, wanted)
 

@@ -55,11 +55,10 @@ def _up(args: argparse.Namespace) -> int:
         return 1
     if args.detach:
         return _detach(args)
-    from devcluster.backend import SimulatedBackend
+    from devcluster.backend import SIMULATION, SimulatedBackend
     from devcluster.controlplane import ControlPlane
     from devcluster.local_reconciler import LocalReconciler, install_rbac
     from devcluster.webhooks import LocalWebhook
-    from reconciler.kube import Kube, load_api_client
 
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
@@ -76,7 +75,7 @@ def _up(args: argparse.Namespace) -> int:
             webhook.register()
             print(f"devcluster: wukong-webhook serving at {webhook.url} and registered", flush=True)
         if not args.no_simulation:
-            backend = SimulatedBackend(Kube(load_api_client(str(plane.kubeconfig))), delay=0.5).start()
+            backend = SimulatedBackend(plane.client(SIMULATION), delay=0.5).start()
             print("devcluster: SIMULATED storage/VM backend running (plays Longhorn, CDI and KubeVirt)", flush=True)
         if not args.no_reconciler:
             install_rbac(plane)

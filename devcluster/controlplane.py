@@ -31,11 +31,11 @@ from typing import Any
 import yaml
 
 from certs import files, pki
-from devcluster import crds, toolchain
+from devcluster import checkout, crds, toolchain
+from kubeclient.credentials import load_api_client
+from kubeclient.rest import Kube
 from wukong import schema
 
-ROOT = Path(__file__).resolve().parent.parent
-STORAGE_CLASSES = ROOT / "deploy" / "storageclasses" / "devcluster.yaml"
 START_TIMEOUT_SECONDS = 60.0
 Log = Callable[[str], None]
 
@@ -285,10 +285,35 @@ class ControlPlane:
 
     def install_base(self) -> None:
         custom = [schema.crd(), *(crds.crd(kind) for kind in crds.UPSTREAM_KINDS)]
-        storage = list(yaml.safe_load_all(STORAGE_CLASSES.read_text()))
+        storage = list(yaml.safe_load_all(checkout.deploy("storageclasses", "devcluster.yaml").read_text()))
         self.apply([*custom, *storage])
         names = [f"crd/{c['metadata']['name']}" for c in custom]
         self.kubectl("wait", "--for=condition=Established", "--timeout=60s", *names)
+
+    def client(self, field_manager: str = "devcluster") -> Kube:
+        """An admin client (system:masters) through the project's own client layer."""
+        return Kube(load_api_client(str(self.kubeconfig)), field_manager=field_manager)
+
+    def service_account_kubeconfig(self, namespace: str, name: str) -> Path:
+        """A kubeconfig holding a token of that ServiceAccount (TokenRequest API): a process run with it has
+        exactly the rights RBAC gives the account, as it would in its Pod."""
+        token = self.kubectl("create", "token", name, "-n", namespace, "--duration=24h").stdout.strip()
+        path = self.workdir / f"{namespace}.{name}.kubeconfig"
+        config = {
+            "apiVersion": "v1",
+            "kind": "Config",
+            "current-context": name,
+            "clusters": [
+                {
+                    "name": "devcluster",
+                    "cluster": {"server": self.server, "certificate-authority": str(self.pki_dir / "serving-ca.crt")},
+                }
+            ],
+            "users": [{"name": name, "user": {"token": token}}],
+            "contexts": [{"name": name, "context": {"cluster": "devcluster", "user": name, "namespace": namespace}}],
+        }
+        files.write_file(path, yaml.safe_dump(config).encode(), 0o600)
+        return path
 
     def environment(self) -> dict[str, str]:
         return {"KUBECONFIG": str(self.kubeconfig), "PATH": f"{self.bin_dir}{os.pathsep}{os.environ['PATH']}"}

@@ -11,10 +11,9 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from functools import cache
-from pathlib import Path
 from typing import Any
 
-SCHEMA_DIR = Path(__file__).resolve().parent / "schemas"
+from devcluster import checkout
 
 
 @dataclass(frozen=True)
@@ -65,7 +64,7 @@ UPSTREAM_KINDS = (VIRTUAL_MACHINE, VIRTUAL_MACHINE_INSTANCE, DATA_VOLUME)
 @cache
 def strict_schema(kind: UpstreamKind) -> dict[str, Any]:
     """The catalog's JSON Schema as it is: what the reconciler's unit tests validate against."""
-    return json.loads((SCHEMA_DIR / kind.schema_file).read_text())
+    return json.loads(checkout.upstream_schema(kind.schema_file).read_text())
 
 
 def structural(schema: Any) -> Any:

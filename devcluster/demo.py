@@ -12,13 +12,13 @@ import json
 import sys
 import time
 
-from devcluster.backend import SimulatedBackend
-from devcluster.controlplane import ROOT, ControlPlane
+from devcluster import checkout
+from devcluster.backend import SIMULATION, SimulatedBackend
+from devcluster.controlplane import ControlPlane
 from devcluster.local_reconciler import LocalReconciler, install_rbac
 from devcluster.webhooks import LocalWebhook
-from reconciler.kube import Kube, load_api_client
 
-SAMPLE = ROOT / "deploy" / "samples" / "system-and-data.yaml"
+SAMPLE = checkout.deploy("samples", "system-and-data.yaml")
 BOLD, DIM, RESET = ("\033[1m", "\033[2m", "\033[0m") if sys.stdout.isatty() else ("", "", "")
 
 
@@ -64,7 +64,7 @@ def main() -> int:
         webhook.register()
         say(f"devcluster: wukong-webhook serving at {webhook.url} (gunicorn, TLS) and registered")
         install_rbac(plane)
-        backend = SimulatedBackend(Kube(load_api_client(str(plane.kubeconfig))), delay=0.4, expand_delay=1.5).start()
+        backend = SimulatedBackend(plane.client(SIMULATION), delay=0.4, expand_delay=1.5).start()
         say("devcluster: SIMULATED storage/VM backend running (plays Longhorn, CDI and KubeVirt)")
         reconciler = LocalReconciler(plane).start()
         say("devcluster: wukong-reconciler running as system:serviceaccount:wukong-system:wukong-reconciler")

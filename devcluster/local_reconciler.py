@@ -1,8 +1,8 @@
 """``wukong-reconciler`` on devcluster, run with exactly the rights of its ServiceAccount in deploy/.
 
-The admin kubeconfig may impersonate anyone, so the reconciler is started with
-``--as system:serviceaccount:wukong-system:wukong-reconciler``: every request it makes is authorised
-against deploy/rbac/reconciler.yaml, which proves those rules suffice (and nothing more is granted).
+The reconciler gets a kubeconfig holding a token of the ``wukong-reconciler`` ServiceAccount (TokenRequest
+API), as it would in its Pod: every request it makes is authorised against deploy/rbac/reconciler.yaml,
+which proves those rules suffice (and nothing more is granted).
 """
 
 from __future__ import annotations
@@ -18,15 +18,16 @@ from pathlib import Path
 
 import yaml
 
-from devcluster.controlplane import ROOT, ControlPlane, die_with_parent, free_port, terminate
+from devcluster import checkout
+from devcluster.controlplane import ControlPlane, die_with_parent, free_port, terminate
 
-SERVICE_ACCOUNT = "system:serviceaccount:wukong-system:wukong-reconciler"
-RBAC = [ROOT / "deploy" / "namespace.yaml", ROOT / "deploy" / "rbac" / "reconciler.yaml"]
+NAMESPACE, ACCOUNT = "wukong-system", "wukong-reconciler"
+SERVICE_ACCOUNT = f"system:serviceaccount:{NAMESPACE}:{ACCOUNT}"
 
 
 def install_rbac(plane: ControlPlane) -> None:
-    objects = [doc for path in RBAC for doc in yaml.safe_load_all(path.read_text()) if doc]
-    plane.apply(objects)
+    paths = [checkout.deploy("namespace.yaml"), checkout.deploy("rbac", "reconciler.yaml")]
+    plane.apply([doc for path in paths for doc in yaml.safe_load_all(path.read_text()) if doc])
 
 
 @dataclass
@@ -38,15 +39,14 @@ class LocalReconciler:
     log_name: str = "reconciler"
 
     def start(self, wait_ready: bool = True) -> LocalReconciler:
+        kubeconfig = self.plane.service_account_kubeconfig(NAMESPACE, ACCOUNT)
         self.metrics_port = free_port()
         log = open(self.plane.workdir / f"{self.log_name}.log", "ab")  # noqa: SIM115 - lives as long as the process
         self.process = subprocess.Popen(
             [
                 str(Path(sys.executable).parent / "wukong-reconciler"),
                 "--kubeconfig",
-                str(self.plane.kubeconfig),
-                "--as",
-                SERVICE_ACCOUNT,
+                str(kubeconfig),
                 "--metrics-bind-address",
                 "127.0.0.1",
                 "--metrics-port",

@@ -23,14 +23,15 @@ from typing import Any
 import yaml
 
 from certs import files, pki
-from devcluster.controlplane import ROOT, ControlPlane, die_with_parent, free_port, terminate
+from devcluster import checkout
+from devcluster.controlplane import ControlPlane, die_with_parent, free_port, terminate
 
-CONFIGURATIONS = ROOT / "deploy" / "webhookconfigurations" / "webhookconfigurations.yaml"
 START_TIMEOUT_SECONDS = 30.0
 
 
 def configurations() -> list[dict[str, Any]]:
-    return [doc for doc in yaml.safe_load_all(CONFIGURATIONS.read_text()) if doc]
+    path = checkout.deploy("webhookconfigurations", "webhookconfigurations.yaml")
+    return [doc for doc in yaml.safe_load_all(path.read_text()) if doc]
 
 
 def webhook_names() -> list[str]:

@@ -7,10 +7,9 @@ from typing import Any
 
 from wukong import api
 from wukong.image import parse_image
+from wukong.manifests import Obj
 from wukong.naming import vm_name, volume_name
 from wukong.spec import Disk, WukongSpec
-
-Obj = dict[str, Any]
 
 
 def owner_reference(wukong: Mapping[str, Any]) -> Obj:
@@ -29,6 +28,16 @@ def owner_reference(wukong: Mapping[str, Any]) -> Obj:
 def is_owned_by(obj: Mapping[str, Any], owner_uid: str) -> bool:
     references = obj.get("metadata", {}).get("ownerReferences") or []
     return any(ref.get("uid") == owner_uid and ref.get("controller") for ref in references)
+
+
+def owners(obj: Mapping[str, Any]) -> set[str]:
+    """The Wukongs (by name, in the object's namespace) a child event concerns: its owner by label or reference,
+    and the Wukong a released volume came from (re-creating that Wukong takes it back)."""
+    metadata = obj.get("metadata") or {}
+    labels_ = metadata.get("labels") or {}
+    found = {labels_[label] for label in (api.WUKONG_LABEL, api.RELEASED_FROM_LABEL) if label in labels_}
+    found.update(ref["name"] for ref in metadata.get("ownerReferences") or [] if ref.get("kind") == api.KIND)
+    return found
 
 
 def labels(wukong_name: str, disk: str | None = None) -> dict[str, str]:
@@ -117,4 +126,4 @@ def contains(live: Any, desired: Any) -> bool:
         return isinstance(live, Mapping) and all(contains(live.get(k), v) for k, v in desired.items())
     if isinstance(desired, list):
         return isinstance(live, list) and len(live) == len(desired) and all(map(contains, live, desired))
-    return live == desired
+    return bool(live == desired)

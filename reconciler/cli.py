@@ -11,10 +11,12 @@ import sys
 import threading
 import uuid
 
-from reconciler import health
+from kubeclient import health
+from kubeclient.credentials import load_api_client
+from kubeclient.leader import LeaderElector
+from kubeclient.rest import Kube
 from reconciler.controller import Controller, Settings
-from reconciler.kube import Kube, load_api_client
-from reconciler.leader import LeaderElector
+from reconciler.events import COMPONENT
 
 log = logging.getLogger("wukong.reconciler")
 
@@ -36,14 +38,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--leader-elect", action="store_true", help="run only while holding the Lease")
     parser.add_argument("--leader-elect-namespace", default=os.environ.get("POD_NAMESPACE", "wukong-system"))
     parser.add_argument("--leader-elect-id", default="wukong-reconciler", help="Lease name")
-    parser.add_argument("--as", dest="impersonate", metavar="USER", help="impersonate this user (as kubectl --as)")
-    parser.add_argument("--as-group", action="append", default=[], metavar="GROUP", help="impersonate a group")
     parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     args = parser.parse_args(argv)
     logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
     try:
-        kube = Kube(load_api_client(args.kubeconfig), args.impersonate, tuple(args.as_group))
+        kube = Kube(load_api_client(args.kubeconfig), field_manager=COMPONENT)
     except Exception as error:  # a kubeconfig problem is the user's to fix: say so, no traceback
         print(f"wukong-reconciler: cannot load Kubernetes credentials: {error}", file=sys.stderr)
         return 2
@@ -65,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
             target=elector.run,
             name="leader-election",
             daemon=True,
-            args=(controller.run_workers, lambda: (lost.set(), stop.set()), stop),
+            args=(controller.run_workers, lambda: _lost(lost, stop), stop),
         )
         runner.start()
     else:
@@ -82,6 +82,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.leader_elect:
         runner.join(timeout=10)
     return 1 if lost.is_set() else 0
+
+
+def _lost(lost: threading.Event, stop: threading.Event) -> None:
+    lost.set()
+    stop.set()
 
 
 def _positive_int(text: str) -> int:

@@ -10,10 +10,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from reconciler.planning import Observed, Volume, expandable, lookup, vm_conflict, volumes
+from reconciler.observation import Observed, Volume, expandable, lookup, vm_conflict, volumes
+from wukong.manifests import Obj
 from wukong.naming import vm_name
 
-Obj = dict[str, Any]
 PHASE_PENDING, PHASE_CREATING, PHASE_RUNNING, PHASE_STOPPED, PHASE_ERROR = (
     "Pending",
     "Creating",
@@ -51,7 +51,7 @@ def problems(observed: Observed, current: list[Volume]) -> list[Problem]:
                     Problem(
                         "ExpansionNotSupported",
                         f"disk {volume.disk.name} cannot grow to {volume.disk.size}: StorageClass "
-                        f"{lookup(volume.pvc, 'spec', 'storageClassName')} does not allow volume expansion",
+                        f"{volume.storage_class} does not allow volume expansion",
                     )
                 )
     if conflict := vm_conflict(observed):
@@ -73,11 +73,12 @@ def compute(observed: Observed, now: str) -> Obj:
         status = "True" if ok else "False"
         before = previous.get(kind)
         moved = before is None or before.get("status") != status
+        since = now if before is None or moved else before.get("lastTransitionTime", now)
         return {
             "type": kind,
             "status": status,
             "observedGeneration": generation,
-            "lastTransitionTime": now if moved else before.get("lastTransitionTime", now),
+            "lastTransitionTime": since,
             "reason": reason,
             "message": message,
         }
@@ -166,7 +167,3 @@ def _volume_status(volume: Volume, classes: Mapping[str, Any]) -> Obj:
     if volume.capacity is not None:
         entry["capacity"] = str(volume.capacity)
     return entry
-
-
-def same(a: Obj | None, b: Obj | None) -> bool:
-    return (a or {}) == (b or {})

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -149,6 +148,3 @@ def _log_decision(endpoint: Endpoint, req: admission.AdmissionRequest, decision:
         decision.verdict,
         f" reason={decision.message!r}" if decision.errors else "",
     )
-
-
-AppFactory = Callable[[], Flask]

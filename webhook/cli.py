@@ -110,9 +110,12 @@ def _serve(args: argparse.Namespace) -> int:
         """Runs in the gunicorn worker, so the watch thread lives in the process that serves."""
         if static is not None:
             return create_app(WebhookConfig(facts=StaticFacts(static)))
-        from webhook.storageclasses import StorageClassCache, load_api_client
+        from kubeclient.credentials import load_api_client
+        from kubeclient.rest import Kube
+        from webhook.storageclasses import StorageClassCache
 
-        cache = StorageClassCache(load_api_client(args.kubeconfig), args.default_storage_class).start()
+        kube = Kube(load_api_client(args.kubeconfig), field_manager="wukong-webhook")
+        cache = StorageClassCache(kube, args.default_storage_class).start()
         return create_app(WebhookConfig(facts=cache))
 
     options = ServeOptions(

@@ -48,7 +48,7 @@ class ReloadingTLSContext:
         return self._context
 
     def _file_stamp(self) -> tuple[Any, ...]:
-        stamps = []
+        stamps: list[tuple[int, int, int] | None] = []
         for path in (self.cert_file, self.key_file):
             try:
                 info = os.stat(path)
@@ -74,7 +74,7 @@ class ServeOptions:
     graceful_timeout_seconds: int = 20
 
 
-class WebhookServer(BaseApplication):  # type: ignore[misc]
+class WebhookServer(BaseApplication):
     """One gunicorn worker with threads: the cache and the metrics live in a single process."""
 
     def __init__(self, app_factory: Callable[[], Flask], options: ServeOptions) -> None:

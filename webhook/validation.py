@@ -8,17 +8,17 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
 from functools import cache
-from typing import Any
+from typing import Any, cast
 
 import jsonschema
 
 from webhook import field
 from webhook.facts import ClusterFacts
 from webhook.field import quoted
-from wukong import api, schema
+from wukong import api, naming, schema
 from wukong.image import ImageError, parse_image
 from wukong.quantity import Quantity, QuantityError, parse
-from wukong.spec import disk_dicts
+from wukong.spec import disk_dicts, mapping
 
 Old = Mapping[str, Any] | None
 Result = tuple[list[field.FieldError], list[str]]
@@ -51,9 +51,10 @@ def _field_error(error: jsonschema.ValidationError) -> field.FieldError:
     path = field.Path()
     for part in error.absolute_path:
         path = path.index(part) if isinstance(part, int) else path.child(part)
-    kind, detail = error.validator, error.validator_value
+    kind, detail = str(error.validator), cast(Any, error.validator_value)
     if kind == "required":
-        missing = next((name for name in detail if name not in error.instance), detail[0])
+        present = error.instance if isinstance(error.instance, Mapping) else {}
+        missing = next((name for name in detail if name not in present), detail[0])
         return field.required(path.child(missing), f"{missing} is required")
     if kind == "enum":
         allowed = ", ".join(f'"{v}"' for v in detail)
@@ -66,7 +67,7 @@ def _field_error(error: jsonschema.ValidationError) -> field.FieldError:
         "maxItems": f"must have at most {detail} items",
         "minLength": f"must be at least {detail} characters long",
         "maxLength": f"may not be longer than {detail} characters",
-        "pattern": _pattern_message(path, detail),
+        "pattern": _pattern_message(path, str(detail)),
     }
     value = error.instance if not isinstance(error.instance, (dict, list)) else type(error.instance).__name__
     return field.invalid(path, value, messages.get(kind, error.message))
@@ -91,8 +92,11 @@ def _previous(old: Old) -> dict[str, Mapping[str, Any]]:
 
 
 def _size(disk: Mapping[str, Any]) -> Quantity | None:
+    size = disk.get("size")
+    if not isinstance(size, str):
+        return None
     try:
-        return parse(disk.get("size"))
+        return parse(size)
     except QuantityError:
         return None
 
@@ -121,7 +125,7 @@ def one_boot_disk(new: Mapping[str, Any], old: Old, facts: ClusterFacts) -> Iter
 
 def valid_quantities(new: Mapping[str, Any], old: Old, facts: ClusterFacts) -> Iterator[field.FieldError]:
     """V4: sizes and memory parse as quantities, and are more than zero."""
-    spec = new.get("spec") if isinstance(new.get("spec"), Mapping) else {}
+    spec = mapping(new.get("spec"))
     memory = spec.get("memory")
     if isinstance(memory, str):
         yield from _positive_quantity(field.SPEC.child("memory"), memory, "memory")
@@ -201,8 +205,7 @@ def no_removal(new: Mapping[str, Any], old: Old, facts: ClusterFacts) -> Iterato
 
 
 def _allows_removal(obj: Mapping[str, Any]) -> bool:
-    metadata = obj.get("metadata") if isinstance(obj.get("metadata"), Mapping) else {}
-    annotations = metadata.get("annotations") if isinstance(metadata.get("annotations"), Mapping) else {}
+    annotations = mapping(mapping(obj.get("metadata")).get("annotations"))
     return annotations.get(api.ALLOW_DISK_REMOVAL_ANNOTATION) == "true"
 
 
@@ -218,19 +221,16 @@ def supported_images(new: Mapping[str, Any], old: Old, facts: ClusterFacts) -> I
             yield field.invalid(field.DISKS.index(index).child("image"), image, f"disk {quoted(name)}: {error}")
 
 
-MAX_NAME_LENGTH = 60
-
-
 def name_fits_children(new: Mapping[str, Any], old: Old, facts: ClusterFacts) -> Iterator[field.FieldError]:
     """The VM is named ``<name>-vm`` and that name is a label value (63 characters at most)."""
-    metadata = new.get("metadata") if isinstance(new.get("metadata"), Mapping) else {}
-    name = metadata.get("name")
-    if old is None and isinstance(name, str) and len(name) > MAX_NAME_LENGTH:
+    name = mapping(new.get("metadata")).get("name")
+    if old is None and isinstance(name, str) and len(name) > naming.MAX_NAME_LENGTH:
         yield field.invalid(
             field.Path("metadata").child("name"),
             name,
-            f"must be no more than {MAX_NAME_LENGTH} characters: the VirtualMachine is named "
-            f"{quoted(name + '-vm')} and that name is also a label value, limited to 63 characters",
+            f"must be no more than {naming.MAX_NAME_LENGTH} characters: the VirtualMachine is named "
+            f"{quoted(naming.vm_name(name))} and that name is also a label value, limited to "
+            f"{naming.LABEL_VALUE_MAX} characters",
         )
 
 

@@ -8,6 +8,8 @@ from typing import Any
 
 import yaml
 
+Obj = dict[str, Any]  # a Kubernetes object as JSON: what every layer of this project passes around
+
 
 class ManifestError(ValueError):
     """A file that cannot be read as Kubernetes objects; the message names the file and the problem."""

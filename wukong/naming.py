@@ -1,4 +1,10 @@
-"""Names of the objects a Wukong owns, the same as the Go operator gives them."""
+"""Names of the objects a Wukong owns, the same as the Go operator gives them, and the limits they impose."""
+
+from typing import Final
+
+VM_SUFFIX: Final = "-vm"
+LABEL_VALUE_MAX: Final = 63  # Kubernetes label values (the VM's name is one: kubevirt.io/vm)
+MAX_NAME_LENGTH: Final = LABEL_VALUE_MAX - len(VM_SUFFIX)
 
 
 def volume_name(wukong: str, disk: str) -> str:
@@ -8,4 +14,4 @@ def volume_name(wukong: str, disk: str) -> str:
 
 def vm_name(wukong: str) -> str:
     """The KubeVirt VirtualMachine built for a Wukong."""
-    return f"{wukong}-vm"
+    return f"{wukong}{VM_SUFFIX}"

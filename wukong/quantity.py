@@ -106,14 +106,6 @@ def parse(text: str) -> Quantity:
     return Quantity(value=value, text=text, binary=bool(match["binary"]))
 
 
-def is_quantity(text: object) -> bool:
-    try:
-        parse(text)  # type: ignore[arg-type]
-    except QuantityError:
-        return False
-    return True
-
-
 def _decimal_fraction(number: str) -> Fraction:
     whole, _, decimals = number.partition(".")
     digits = (whole or "0") + decimals

@@ -35,5 +35,6 @@ def openapi_schema(version: str = VERSION) -> dict[str, Any]:
     """The openAPIV3Schema of one served version."""
     for served in crd()["spec"]["versions"]:
         if served["name"] == version:
-            return served["schema"]["openAPIV3Schema"]
+            found: dict[str, Any] = served["schema"]["openAPIV3Schema"]
+            return found
     raise LookupError(f"{crd_path()}: no version {version!r}")

@@ -42,8 +42,7 @@ class WukongSpec:
 
     @classmethod
     def from_object(cls, obj: Mapping[str, Any]) -> WukongSpec:
-        spec = obj.get("spec")
-        spec = spec if isinstance(spec, Mapping) else {}
+        spec = mapping(obj.get("spec"))
         cpu = spec.get("cpu")
         return cls(
             cpu=cpu if isinstance(cpu, int) and not isinstance(cpu, bool) else None,
@@ -55,6 +54,11 @@ class WukongSpec:
     @property
     def boot_disk(self) -> Disk | None:
         return next((d for d in self.disks if d.boot), None)
+
+
+def mapping(value: Any) -> Mapping[str, Any]:
+    """``value`` when it is an object, else an empty one: reading hostile input never crashes."""
+    return value if isinstance(value, Mapping) else {}
 
 
 def disk_dicts(obj: Mapping[str, Any]) -> list[Mapping[str, Any]]:

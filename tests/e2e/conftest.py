@@ -11,11 +11,12 @@ from pathlib import Path
 import pytest
 import yaml
 
-from devcluster.backend import SimulatedBackend
+from devcluster.backend import SIMULATION, SimulatedBackend
 from devcluster.controlplane import ControlPlane
 from devcluster.local_reconciler import LocalReconciler, install_rbac
 from devcluster.webhooks import LocalWebhook
-from reconciler.kube import Kube, load_api_client
+from kubeclient.rest import Kube
+from tests.waiting import poll
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLES = ROOT / "deploy" / "samples"
@@ -45,13 +46,13 @@ def webhook(cluster: ControlPlane) -> Iterator[LocalWebhook]:
 @pytest.fixture(scope="session")
 def admin(cluster: ControlPlane) -> Kube:
     """An admin client for the tests' own reads and writes."""
-    return Kube(load_api_client(str(cluster.kubeconfig)))
+    return cluster.client("e2e-tests")
 
 
 @pytest.fixture(scope="session")
 def backend(cluster: ControlPlane) -> Iterator[SimulatedBackend]:
     """The simulated Longhorn/CDI/KubeVirt; expansion takes a second so Resizing can be seen."""
-    simulation = SimulatedBackend(Kube(load_api_client(str(cluster.kubeconfig))), expand_delay=1.0).start()
+    simulation = SimulatedBackend(cluster.client(SIMULATION), expand_delay=1.0).start()
     try:
         yield simulation
     finally:
@@ -82,17 +83,14 @@ def wait_for_webhooks(cluster: ControlPlane, active: bool = True, timeout: float
     defaulted (webhooks active) or comes back untouched (webhooks gone)."""
     probe = yaml.safe_load((SAMPLES / "single-disk.yaml").read_text())
     probe["metadata"]["name"] = "webhook-probe"
-    deadline = time.monotonic() + timeout
-    while True:
+
+    def settled() -> bool:
         result = cluster.kubectl(
             "create", "--dry-run=server", "-n", "default", "-o", "json", "-f", "-", stdin=json.dumps(probe), check=False
         )
-        if result.returncode == 0 and ("storageClassName" in result.stdout) == active:
-            return
-        if time.monotonic() > deadline:
-            state = "take effect" if active else "go away"
-            raise RuntimeError(f"the webhooks did not {state}: {result.stderr or result.stdout[:200]}")
-        time.sleep(0.2)
+        return result.returncode == 0 and ("storageClassName" in result.stdout) == active
+
+    poll(settled, f"the webhooks to {'take effect' if active else 'go away'} (a dry run defaulted: {active})", timeout)
 
 
 def wait_for_webhooks_gone(cluster: ControlPlane) -> None:

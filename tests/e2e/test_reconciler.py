@@ -5,7 +5,6 @@ from __future__ import annotations
 import copy
 import json
 import re
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -15,24 +14,33 @@ import yaml
 from devcluster.controlplane import ControlPlane
 from devcluster.local_reconciler import SERVICE_ACCOUNT, LocalReconciler
 from devcluster.webhooks import deregister
-from reconciler.kube import Kube, NotFound
-from reconciler.resources import DATA_VOLUMES, PVCS, VIRTUAL_MACHINES, WUKONGS
+from kubeclient.resources import DATA_VOLUMES, PVCS, VIRTUAL_MACHINES, WUKONGS
+from kubeclient.rest import Kube
 from tests.builders import disk, wukong
 from tests.e2e.conftest import ROOT, SAMPLES, wait_for_webhooks, wait_for_webhooks_gone
+from tests.waiting import poll, wait_for_event, wait_for_object, watch_quietly
 from wukong import schema
 
 pytestmark = pytest.mark.usefixtures("reconciler")
 
 
-def wait_for(check: Callable[[], Any], what: str, timeout: float = 30.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        result = check()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
-        time.sleep(0.05)
+def wait_for_wukong(admin: Kube, namespace: str, name: str, check: Callable[[dict[str, Any]], Any], what: str) -> Any:
+    """Follow the Wukong until ``check`` (given its status) holds."""
+    return wait_for_object(
+        admin, WUKONGS, namespace, name, lambda obj: obj is not None and check(obj.get("status") or {}), what
+    )
+
+
+def wait_running(admin: Kube, namespace: str, name: str) -> None:
+    wait_for_wukong(admin, namespace, name, lambda s: s.get("phase") == "Running", f"{name} phase Running")
+
+
+def wait_condition(admin: Kube, namespace: str, name: str, kind: str, value: str) -> dict[str, Any]:
+    def holds(current: dict[str, Any]) -> dict[str, Any] | None:
+        found = next((c for c in current.get("conditions") or [] if c["type"] == kind), None)
+        return found if found is not None and found["status"] == value else None
+
+    return wait_for_wukong(admin, namespace, name, holds, f"{name} condition {kind}={value}")
 
 
 def apply(cluster: ControlPlane, namespace: str, obj: dict[str, Any]) -> None:
@@ -49,21 +57,22 @@ def condition(admin: Kube, namespace: str, name: str, kind: str) -> dict[str, An
     return next((c for c in status(admin, namespace, name).get("conditions") or [] if c["type"] == kind), {})
 
 
-def running(admin: Kube, namespace: str, name: str) -> bool:
-    return status(admin, namespace, name).get("phase") == "Running"
-
-
 def sample(name: str = "system-and-data.yaml") -> dict[str, Any]:
     return yaml.safe_load((SAMPLES / name).read_text())
 
 
-def events(cluster: ControlPlane, namespace: str) -> list[dict[str, Any]]:
-    return json.loads(cluster.kubectl("get", "events", "-n", namespace, "-o", "json").stdout)["items"]
+def wait_event(admin: Kube, namespace: str, reason: str, kind: str = "Normal", text: str = "") -> dict[str, Any]:
+    return wait_for_event(
+        admin,
+        namespace,
+        lambda e: e.get("reason") == reason and e.get("type") == kind and text in e.get("message", ""),
+        f"a {kind} event {reason}" + (f" saying {text!r}" if text else ""),
+    )
 
 
 def test_the_multi_disk_sample_converges(cluster, admin, namespace):
     apply(cluster, namespace, sample())
-    wait_for(lambda: running(admin, namespace, "system-and-data"), "phase Running")
+    wait_running(admin, namespace, "system-and-data")
     dv = admin.get(DATA_VOLUMES, namespace, "system-and-data-system")
     assert dv["spec"]["source"] == {"registry": {"url": "docker://quay.io/containerdisks/fedora:40"}}
     pvc = admin.get(PVCS, namespace, "system-and-data-data")
@@ -106,28 +115,24 @@ def test_the_multi_disk_sample_converges(cluster, admin, namespace):
         {"name": "data", "persistentVolumeClaim": {"claimName": "system-and-data-data"}},
     ]
     assert current["observedGeneration"] == admin.get(WUKONGS, namespace, "system-and-data")["metadata"]["generation"]
-    reasons = {e["reason"] for e in events(cluster, namespace)}
-    assert {"Created", "Running"} <= reasons
+    wait_event(admin, namespace, "Created", text="PersistentVolumeClaim system-and-data-data for disk data")
+    wait_event(admin, namespace, "Running", text="VirtualMachine system-and-data-vm is running")
 
 
 def test_growing_a_disk_expands_its_pvc_and_reports_resizing(cluster, admin, namespace):
     apply(cluster, namespace, sample())
-    wait_for(lambda: running(admin, namespace, "system-and-data"), "phase Running")
+    wait_running(admin, namespace, "system-and-data")
     grown = sample()
     grown["spec"]["disks"][1]["size"] = "1Ti"
     apply(cluster, namespace, grown)
-    wait_for(
-        lambda: condition(admin, namespace, "system-and-data", "Resizing").get("status") == "True", "Resizing True"
-    )
+    wait_condition(admin, namespace, "system-and-data", "Resizing", "True")
     pvc = admin.get(PVCS, namespace, "system-and-data-data")
     assert pvc["spec"]["resources"]["requests"]["storage"] == "1Ti"
     data = status(admin, namespace, "system-and-data")["volumes"][1]
     assert (data["size"], data["capacity"]) == ("1Ti", "500Gi")
-    wait_for(
-        lambda: condition(admin, namespace, "system-and-data", "Resizing").get("status") == "False", "Resizing False"
-    )
+    wait_condition(admin, namespace, "system-and-data", "Resizing", "False")
     assert status(admin, namespace, "system-and-data")["volumes"][1]["capacity"] == "1Ti"
-    assert any(e["reason"] == "Expanding" and "from 500Gi to 1Ti" in e["message"] for e in events(cluster, namespace))
+    wait_event(admin, namespace, "Expanding", text="from 500Gi to 1Ti")
 
 
 @pytest.fixture
@@ -156,51 +161,41 @@ def test_a_shrink_that_bypasses_admission_is_refused_by_the_reconciler(
         name="shrinker",
     )
     apply(cluster, namespace, obj)
-    wait_for(lambda: running(admin, namespace, "shrinker"), "phase Running")
+    wait_running(admin, namespace, "shrinker")
     before = admin.get(PVCS, namespace, "shrinker-data")
     obj["spec"]["disks"][1]["size"] = "400Gi"
     apply(cluster, namespace, obj)
-    degraded = wait_for(
-        lambda: (c := condition(admin, namespace, "shrinker", "Degraded")).get("status") == "True" and c, "Degraded"
-    )
+    degraded = wait_condition(admin, namespace, "shrinker", "Degraded", "True")
     assert degraded["reason"] == "ShrinkRefused"
     assert "asks for 400Gi but its volume shrinker-data has 500Gi" in degraded["message"]
     after = admin.get(PVCS, namespace, "shrinker-data")
     assert after["spec"]["resources"]["requests"]["storage"] == "500Gi"
     assert after["metadata"]["resourceVersion"] == before["metadata"]["resourceVersion"]
-    wait_for(
-        lambda: any(e["reason"] == "ShrinkRefused" and e["type"] == "Warning" for e in events(cluster, namespace)),
-        "a ShrinkRefused event",
-    )
+    wait_event(admin, namespace, "ShrinkRefused", kind="Warning")
 
 
 def test_a_removed_disk_keeps_its_volume_released_and_detached(cluster, admin, namespace):
     apply(cluster, namespace, sample())
-    wait_for(lambda: running(admin, namespace, "system-and-data"), "phase Running")
+    wait_running(admin, namespace, "system-and-data")
     fewer = sample()
     fewer["metadata"]["annotations"] = {"vm.novasphere.dev/allow-disk-removal": "true"}
     fewer["spec"]["disks"] = fewer["spec"]["disks"][:1]
     apply(cluster, namespace, fewer)
 
-    def released() -> dict[str, Any] | None:
-        pvc = admin.get(PVCS, namespace, "system-and-data-data")
-        return pvc if "vm.novasphere.dev/released-from" in (pvc["metadata"].get("labels") or {}) else None
+    def released(pvc: dict[str, Any] | None) -> dict[str, Any] | None:
+        return pvc if pvc and "vm.novasphere.dev/released-from" in (pvc["metadata"].get("labels") or {}) else None
 
-    pvc = wait_for(released, "the data PVC to be released")
+    pvc = wait_for_object(admin, PVCS, namespace, "system-and-data-data", released, "the data PVC to be released")
     assert pvc["metadata"]["labels"]["vm.novasphere.dev/released-from"] == "system-and-data"
     assert "vm.novasphere.dev/wukong" not in pvc["metadata"]["labels"]
     assert not pvc["metadata"].get("ownerReferences")
     assert pvc["metadata"].get("deletionTimestamp") is None
-    vm = wait_for(
-        lambda: (
-            len(
-                (v := admin.get(VIRTUAL_MACHINES, namespace, "system-and-data-vm"))["spec"]["template"]["spec"][
-                    "volumes"
-                ]
-            )
-            == 1
-            and v
-        ),
+    vm = wait_for_object(
+        admin,
+        VIRTUAL_MACHINES,
+        namespace,
+        "system-and-data-vm",
+        lambda v: v if v and len(v["spec"]["template"]["spec"]["volumes"]) == 1 else None,
         "the VM to drop the volume",
     )
     assert vm["spec"]["template"]["spec"]["volumes"] == [
@@ -211,7 +206,7 @@ def test_a_removed_disk_keeps_its_volume_released_and_detached(cluster, admin, n
 
 def test_children_carry_controller_references_for_garbage_collection(cluster, admin, namespace):
     apply(cluster, namespace, sample())
-    wait_for(lambda: running(admin, namespace, "system-and-data"), "phase Running")
+    wait_running(admin, namespace, "system-and-data")
     uid = admin.get(WUKONGS, namespace, "system-and-data")["metadata"]["uid"]
     expected = [
         {
@@ -233,18 +228,10 @@ def test_children_carry_controller_references_for_garbage_collection(cluster, ad
         assert child["metadata"]["labels"]["vm.novasphere.dev/wukong"] == "system-and-data"
         assert child["metadata"]["labels"]["app.kubernetes.io/managed-by"] == "wukong-reconciler"
     cluster.kubectl("delete", "wukong", "system-and-data", "-n", namespace, "--wait=false")
-    wait_for(lambda: _gone(admin, namespace, "system-and-data"), "the Wukong to be deleted")
+    wait_for_object(admin, WUKONGS, namespace, "system-and-data", lambda obj: obj is None, "the Wukong to be deleted")
 
 
-def _gone(admin: Kube, namespace: str, name: str) -> bool:
-    try:
-        admin.get(WUKONGS, namespace, name)
-    except NotFound:
-        return True
-    return False
-
-
-def test_a_same_named_pvc_it_does_not_own_is_left_alone(cluster, admin, namespace):
+def test_a_same_named_pvc_it_does_not_own_is_left_alone(cluster, admin, namespace, reconciler):
     foreign = {
         "apiVersion": "v1",
         "kind": "PersistentVolumeClaim",
@@ -257,13 +244,13 @@ def test_a_same_named_pvc_it_does_not_own_is_left_alone(cluster, admin, namespac
     }
     before = admin.create(PVCS, foreign)
     apply(cluster, namespace, sample())
-    degraded = wait_for(
-        lambda: (c := condition(admin, namespace, "system-and-data", "Degraded")).get("status") == "True" and c,
-        "Degraded",
-    )
+    degraded = wait_condition(admin, namespace, "system-and-data", "Degraded", "True")
     assert degraded["reason"] == "NameConflict"
     assert "PersistentVolumeClaim system-and-data-data exists and is not owned by this Wukong" in degraded["message"]
-    time.sleep(1)
+    changes = watch_quietly(
+        admin, PVCS, namespace, "system-and-data-data", resyncs_passed(reconciler, 2), "two resyncs of the reconciler"
+    )
+    assert changes == [], "the foreign PVC was written to during two resyncs"
     after = admin.get(PVCS, namespace, "system-and-data-data")
     assert after["metadata"]["resourceVersion"] == before["metadata"]["resourceVersion"]
     assert after["metadata"].get("ownerReferences") is None
@@ -273,7 +260,7 @@ def test_a_same_named_pvc_it_does_not_own_is_left_alone(cluster, admin, namespac
 def test_a_failed_import_puts_the_wukong_in_error(cluster, admin, namespace):
     obj = wukong(disk("root", "20Gi", image="https://images.example/simulate-import-failure.qcow2"), name="broken")
     apply(cluster, namespace, obj)
-    wait_for(lambda: status(admin, namespace, "broken").get("phase") == "Error", "phase Error")
+    wait_for_wukong(admin, namespace, "broken", lambda s: s.get("phase") == "Error", "phase Error")
     degraded = condition(admin, namespace, "broken", "Degraded")
     assert degraded["reason"] == "VolumeFailed"
     assert "simulated import failure" in degraded["message"]
@@ -286,7 +273,7 @@ def test_a_wait_for_first_consumer_volume_counts_as_ready_and_binds_with_the_vm(
         name="wffc",
     )
     apply(cluster, namespace, obj)
-    wait_for(lambda: running(admin, namespace, "wffc"), "phase Running")
+    wait_running(admin, namespace, "wffc")
     assert admin.get(PVCS, namespace, "wffc-scratch")["status"]["phase"] == "Bound"
 
 
@@ -294,7 +281,7 @@ def test_a_halted_wukong_is_stopped(cluster, admin, namespace):
     obj = sample()
     obj["spec"]["startStrategy"] = {"autoStart": False}
     apply(cluster, namespace, obj)
-    wait_for(lambda: status(admin, namespace, "system-and-data").get("phase") == "Stopped", "phase Stopped")
+    wait_for_wukong(admin, namespace, "system-and-data", lambda s: s.get("phase") == "Stopped", "phase Stopped")
     assert admin.get(VIRTUAL_MACHINES, namespace, "system-and-data-vm")["spec"]["runStrategy"] == "Halted"
 
 
@@ -312,26 +299,47 @@ def api_writes(cluster: ControlPlane) -> float:
     return total
 
 
+def metric(reconciler: LocalReconciler, name: str) -> float:
+    pattern = rf"^{name}(?:\{{[^}}]*\}})? (\S+)$"
+    return sum(float(v) for v in re.findall(pattern, reconciler.metrics(), re.MULTILINE))
+
+
 def reconciles(reconciler: LocalReconciler) -> float:
-    return sum(
-        float(v)
-        for v in re.findall(r"^wukong_reconciler_reconciles_total\{[^}]*\} (\S+)$", reconciler.metrics(), re.MULTILINE)
-    )
+    return metric(reconciler, "wukong_reconciler_reconciles_total")
+
+
+def resyncs_passed(reconciler: LocalReconciler, count: int) -> Callable[[], bool]:
+    """A window that closes once the reconciler has requeued every Wukong ``count`` more times (and one more
+    resync has begun, so the last of those passes is done)."""
+    start = metric(reconciler, "wukong_reconciler_resyncs_total")
+    return lambda: metric(reconciler, "wukong_reconciler_resyncs_total") >= start + count + 1
 
 
 def test_a_converged_wukong_resynced_makes_zero_write_requests(cluster, admin, namespace, reconciler):
     apply(cluster, namespace, sample())
-    wait_for(lambda: running(admin, namespace, "system-and-data"), "phase Running")
-    time.sleep(1.0)  # let the last status write and events land
-    writes, passes = api_writes(cluster), reconciles(reconciler)
-    time.sleep(5.0)  # two resync periods of 2s
-    assert reconciles(reconciler) - passes >= 2, "the resync did not run"
+    # Convergence ends with the status naming the node and the Running event: the last writes of the pass.
+    wait_for_wukong(
+        admin, namespace, "system-and-data", lambda s: s.get("phase") == "Running" and s.get("nodeName"), "Running"
+    )
+    wait_event(admin, namespace, "Running")
+    writes = api_writes(cluster)
+    window = resyncs_passed(reconciler, 2)
+    poll(window, "two resyncs of the reconciler (resync period 2s)")
     assert api_writes(cluster) - writes == 0
+
+
+def children_in(admin: Kube, namespace: str) -> dict[str, str]:
+    """Every volume and VM in the namespace: "kind/name" -> uid."""
+    found = {}
+    for resource in (PVCS, DATA_VOLUMES, VIRTUAL_MACHINES):
+        for item in admin.list(resource, namespace)[0]:
+            found[f"{resource.kind}/{item['metadata']['name']}"] = item["metadata"]["uid"]
+    return found
 
 
 def test_killing_the_reconciler_mid_convergence_converges_without_duplicates(cluster, admin, namespace, reconciler):
     reconciler.kill()
-    names = [f"vm{i}" for i in range(8)]
+    names = [f"vm{i}" for i in range(20)]
     for name in names:
         apply(
             cluster,
@@ -340,19 +348,28 @@ def test_killing_the_reconciler_mid_convergence_converges_without_duplicates(clu
                 disk("root", "10Gi", image="docker://quay.io/containerdisks/fedora:40"), disk("data", "20Gi"), name=name
             ),
         )
+    expected = {
+        f"{kind}/{n}-{suffix}"
+        for n in names
+        for kind, suffix in (
+            ("DataVolume", "root"),
+            ("PersistentVolumeClaim", "root"),
+            ("PersistentVolumeClaim", "data"),
+            ("VirtualMachine", "vm"),
+        )
+    }
     reconciler.start()
-    time.sleep(0.3)
+    poll(lambda: children_in(admin, namespace), "the reconciler's first child")
     reconciler.kill()
+    at_kill = children_in(admin, namespace)
+    assert 0 < len(at_kill) < len(expected), f"the kill was not mid-convergence: {len(at_kill)} of {len(expected)}"
     reconciler.start()
     for name in names:
-        wait_for(lambda name=name: running(admin, namespace, name), f"{name} Running")
-    pvcs, _ = admin.list(PVCS, namespace)
-    dvs, _ = admin.list(DATA_VOLUMES, namespace)
-    vms, _ = admin.list(VIRTUAL_MACHINES, namespace)
-    assert sorted(p["metadata"]["name"] for p in pvcs) == sorted(f"{n}-{d}" for n in names for d in ("root", "data"))
-    assert sorted(d["metadata"]["name"] for d in dvs) == sorted(f"{n}-root" for n in names)
-    assert sorted(v["metadata"]["name"] for v in vms) == sorted(f"{n}-vm" for n in names)
-    assert "wukong_reconciler_reconcile_errors_total 0.0" in reconciler.metrics()
+        wait_running(admin, namespace, name)
+    after = children_in(admin, namespace)
+    assert set(after) == expected
+    assert {key: after[key] for key in at_kill} == at_kill, "a child that existed at the kill was replaced"
+    assert metric(reconciler, "wukong_reconciler_reconcile_errors_total") == 0
 
 
 def test_the_service_account_may_not_delete_what_it_manages(cluster):
@@ -374,13 +391,13 @@ def test_two_replicas_with_leader_election_never_act_at_once(cluster, admin, nam
         for replica in replicas:
             replica.start()
         apply(cluster, namespace, sample())
-        wait_for(lambda: running(admin, namespace, "system-and-data"), "phase Running")
+        wait_running(admin, namespace, "system-and-data")
         acted = [reconciles(r) > 0 for r in replicas]
         assert acted.count(True) == 1, acted
         leader = replicas[acted.index(True)]
         assert leader.stop() == 0  # graceful: releases the lease
         standby = replicas[acted.index(False)]
-        wait_for(lambda: reconciles(standby) > 0, "the standby to take over", timeout=20)
+        poll(lambda: reconciles(standby) > 0, "the standby to take over", timeout=20)
     finally:
         for replica in replicas:
             replica.stop()

@@ -5,9 +5,11 @@ from __future__ import annotations
 import threading
 import time
 
-from reconciler.informer import Informer
-from reconciler.kube import ApiError, Gone
-from reconciler.resources import PVCS
+from urllib3.exceptions import ProtocolError
+
+from kubeclient.informer import Informer
+from kubeclient.resources import PVCS
+from kubeclient.rest import ApiError, Gone
 
 
 def pvc(name: str, version: str) -> dict:
@@ -36,7 +38,10 @@ class ScriptedKube:
         step = self.watches.pop(0)
         if isinstance(step, Exception):
             raise step
-        yield from step
+        for event in step:  # a step may end in an exception: the connection dropped mid-stream
+            if isinstance(event, Exception):
+                raise event
+            yield event
 
 
 def run(kube: ScriptedKube) -> Informer:
@@ -68,7 +73,7 @@ def test_an_expired_watch_relists_once():
 
 
 def test_other_failures_retry_the_watch_without_relisting(monkeypatch):
-    monkeypatch.setattr("reconciler.informer.random.uniform", lambda *_: 0.01)
+    monkeypatch.setattr("kubeclient.informer.random.uniform", lambda *_: 0.01)
     kube = ScriptedKube([ApiError(500, "InternalError", "boom")])
     run(kube)
     assert kube.lists == 1
@@ -88,3 +93,32 @@ def test_handlers_see_every_change_and_the_label_index_follows():
     informer.stop()
     assert seen == [("ADDED", "a"), ("ADDED", "c")]
     assert [o["metadata"]["name"] for o in informer.by_label("ns", "w1")] == ["c"]
+
+
+def test_a_dropped_watch_resumes_from_the_last_event_seen_at_once(monkeypatch):
+    delays: list[float] = []
+    monkeypatch.setattr("kubeclient.informer.random.uniform", lambda *_: delays.append(1.0) or 1.0)
+    dropped = ProtocolError("Connection broken: IncompleteRead")
+    kube = ScriptedKube(
+        [
+            [{"type": "ADDED", "object": pvc("b", "11")}, {"type": "MODIFIED", "object": pvc("b", "12")}, dropped],
+            [{"type": "BOOKMARK", "object": pvc("", "20")}, dropped],
+            [{"type": "MODIFIED", "object": pvc("a", "21")}, dropped],
+        ]
+    )
+    informer = run(kube)
+    assert kube.lists == 1
+    assert kube.watched_from == ["10", "12", "20", "21"]
+    assert delays == [], "a watch that delivered events and then dropped is retried without back-off"
+    assert informer.resource_version == "21"
+    assert informer.get("ns", "b")["metadata"]["resourceVersion"] == "12"
+
+
+def test_a_watch_that_fails_before_delivering_anything_backs_off(monkeypatch):
+    delays: list[float] = []
+    monkeypatch.setattr("kubeclient.informer.random.uniform", lambda *_: delays.append(0.01) or 0.01)
+    refused = ConnectionRefusedError("connection refused")
+    kube = ScriptedKube([[{"type": "ADDED", "object": pvc("b", "11")}], refused, refused])
+    run(kube)
+    assert kube.watched_from == ["10", "11", "11", "11"]
+    assert len(delays) == 2

@@ -7,9 +7,10 @@ import copy
 import jsonschema
 import pytest
 
-from devcluster import crds
 from reconciler import children, planning, status
-from reconciler.planning import Create, Expand, Observed, Release, UpdateVM
+from reconciler.observation import Observed
+from reconciler.planning import Create, Expand, Release, UpdateVM
+from tests import upstream
 from tests.builders import CLASSES, disk, wukong
 from wukong.spec import Disk
 
@@ -95,7 +96,7 @@ def converged(obj: dict) -> Observed:
     ],
 )
 def test_every_data_volume_is_valid_for_the_real_cdi_schema(image):
-    jsonschema.validate(children.data_volume(live(), _disk(image)), crds.strict_schema(crds.DATA_VOLUME))
+    jsonschema.validate(children.data_volume(live(), _disk(image)), upstream.strict_schema(upstream.DATA_VOLUME))
 
 
 def _disk(image: str) -> Disk:
@@ -121,7 +122,7 @@ def test_every_virtual_machine_is_valid_for_the_real_kubevirt_schema(start, run_
     extra = {"startStrategy": start} if start else {}
     obj = live(SYSTEM, DATA, **extra)
     vm = children.virtual_machine(obj, Observed(obj).spec)
-    jsonschema.validate(vm, crds.strict_schema(crds.VIRTUAL_MACHINE))
+    jsonschema.validate(vm, upstream.strict_schema(upstream.VIRTUAL_MACHINE))
     assert vm["spec"]["runStrategy"] == run_strategy
 
 
@@ -130,7 +131,7 @@ def test_an_unknown_field_would_be_caught_by_the_strict_schema():
     vm = children.virtual_machine(obj, Observed(obj).spec)
     vm["spec"]["template"]["spec"]["domain"]["cpu"]["coresPerSocket"] = 2
     with pytest.raises(jsonschema.ValidationError):
-        jsonschema.validate(vm, crds.strict_schema(crds.VIRTUAL_MACHINE))
+        jsonschema.validate(vm, upstream.strict_schema(upstream.VIRTUAL_MACHINE))
 
 
 def test_the_vm_boots_from_the_boot_disk_and_mounts_each_volume_by_its_kind():

@@ -72,7 +72,24 @@ def test_str_keeps_what_the_user_wrote():
     assert str(parse("1024Gi")) == "1024Gi"
 
 
-suffixes = st.sampled_from([*BINARY_SUFFIXES, *DECIMAL_SUFFIXES])
+# An oracle written out here, independent of the implementation's tables: what each suffix multiplies by.
+MULTIPLIERS = {
+    "": 1,
+    "m": Fraction(1, 1000),
+    "k": 10**3,
+    "M": 10**6,
+    "G": 10**9,
+    "T": 10**12,
+    "P": 10**15,
+    "E": 10**18,
+    "Ki": 2**10,
+    "Mi": 2**20,
+    "Gi": 2**30,
+    "Ti": 2**40,
+    "Pi": 2**50,
+    "Ei": 2**60,
+}
+suffixes = st.sampled_from(sorted(MULTIPLIERS))
 numbers = st.decimals(min_value=0, max_value=10**6, places=3, allow_nan=False, allow_infinity=False)
 
 
@@ -80,10 +97,17 @@ def _text(number, suffix: str) -> str:
     return f"{number}{suffix}"
 
 
+def _exact(number, suffix: str) -> Fraction:
+    return Fraction(str(number)) * MULTIPLIERS[suffix]
+
+
+def test_the_oracle_covers_every_suffix_the_parser_knows():
+    assert set(MULTIPLIERS) == {*BINARY_SUFFIXES, *DECIMAL_SUFFIXES}
+
+
 @given(numbers, suffixes)
 def test_value_is_the_number_times_the_suffix(number, suffix):
-    multiple = BINARY_SUFFIXES.get(suffix) or DECIMAL_SUFFIXES[suffix]
-    assert parse(_text(number, suffix)).value == Fraction(str(number)) * multiple
+    assert parse(_text(number, suffix)).value == _exact(number, suffix)
 
 
 @given(numbers, suffixes)
@@ -93,7 +117,8 @@ def test_canonical_spelling_round_trips(number, suffix):
 
 
 @given(numbers, suffixes, numbers, suffixes)
-def test_ordering_agrees_with_exact_values(a, sa, b, sb):
+def test_ordering_agrees_with_the_exact_amounts(a, sa, b, sb):
     left, right = parse(_text(a, sa)), parse(_text(b, sb))
-    assert (left < right) == (left.value < right.value)
-    assert (left == right) == (left.value == right.value)
+    assert (left < right) == (_exact(a, sa) < _exact(b, sb))
+    assert (left == right) == (_exact(a, sa) == _exact(b, sb))
+    assert (left > right) == (_exact(a, sa) > _exact(b, sb))

@@ -3,7 +3,7 @@ import time
 
 import pytest
 
-from reconciler.workqueue import ShutDown, WorkQueue
+from kubeclient.workqueue import ShutDown, WorkQueue
 
 
 def test_a_key_added_twice_is_queued_once():

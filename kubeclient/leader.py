@@ -15,10 +15,10 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from reconciler.kube import AlreadyExists, ApiError, Conflict, Kube, NotFound
-from reconciler.resources import LEASES
+from kubeclient.resources import LEASES
+from kubeclient.rest import AlreadyExists, ApiError, Conflict, Kube, NotFound
 
-log = logging.getLogger("wukong.reconciler.leader")
+log = logging.getLogger("wukong.kubeclient.leader")
 
 
 class LeaderElector:
@@ -31,34 +31,37 @@ class LeaderElector:
         lease_seconds: int = 15,
         renew_deadline: float = 10.0,
         retry_period: float = 2.0,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.kube, self.namespace, self.name, self.identity = kube, namespace, name, identity
         self.lease_seconds, self.renew_deadline, self.retry_period = lease_seconds, renew_deadline, retry_period
         self._observed: tuple[Any, ...] | None = None
         self._observed_at = 0.0
+        self._clock = clock
         self.leading = threading.Event()
 
     def run(self, on_started: Callable[[], None], on_lost: Callable[[], None], stop: threading.Event) -> None:
         """Block until leadership is acquired (or ``stop``), run ``on_started``, then keep renewing."""
-        while not stop.is_set() and not self._try():
+        while not stop.is_set() and not self.try_acquire_or_renew():
             stop.wait(self.retry_period)
         if stop.is_set():
             return
         log.info("became the leader (lease %s/%s, identity %s)", self.namespace, self.name, self.identity)
         self.leading.set()
         on_started()
-        last_renewed = time.monotonic()
+        last_renewed = self._clock()
         while not stop.wait(self.retry_period):
-            if self._try():
-                last_renewed = time.monotonic()
-            elif time.monotonic() - last_renewed > self.renew_deadline:
+            if self.try_acquire_or_renew():
+                last_renewed = self._clock()
+            elif self._clock() - last_renewed > self.renew_deadline:
                 log.error("could not renew the lease within %.0fs; stopping", self.renew_deadline)
                 self.leading.clear()
                 on_lost()
                 return
         self.release()
 
-    def _try(self) -> bool:
+    def try_acquire_or_renew(self) -> bool:
+        """One attempt, as client-go's tryAcquireOrRenew: True when this process holds the lease afterwards."""
         now = _micro_time()
         try:
             lease = self.kube.get(LEASES, self.namespace, self.name)
@@ -87,9 +90,9 @@ class LeaderElector:
         holder = spec.get("holderIdentity") or ""
         record = (holder, spec.get("renewTime"), spec.get("leaseTransitions"))
         if record != self._observed:
-            self._observed, self._observed_at = record, time.monotonic()
+            self._observed, self._observed_at = record, self._clock()
         duration = spec.get("leaseDurationSeconds") or self.lease_seconds
-        if holder and holder != self.identity and time.monotonic() - self._observed_at < duration:
+        if holder and holder != self.identity and self._clock() - self._observed_at < duration:
             return False
         updated = dict(spec, holderIdentity=self.identity, leaseDurationSeconds=self.lease_seconds, renewTime=now)
         if holder != self.identity:

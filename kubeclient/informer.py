@@ -1,9 +1,10 @@
 """Informers: a local cache of one resource kept current by list + watch, calling handlers on change.
 
 Like client-go's reflector: list once, then watch from the list's resourceVersion with bookmarks so the
-version stays fresh; when the server ends a watch (its timeout), the next one resumes from the last
-version seen, with no relist. Only a 410 Gone relists, and failures back off with jitter, so a restarted
-API server is not met by every informer relisting at once.
+version stays fresh. Whenever a watch ends -- the server's timeout, a dropped connection, an error -- the
+next one resumes from the last version seen (event or bookmark), never from an older one, with no relist.
+Only a 410 Gone relists. A failed attempt backs off with jitter, so a restarted API server is not met by
+every informer at once; a watch that delivered anything counts as a success and resets the back-off.
 """
 
 from __future__ import annotations
@@ -16,10 +17,10 @@ from typing import Any
 
 from urllib3.exceptions import HTTPError
 
-from reconciler.kube import ApiError, Gone, Kube
-from reconciler.resources import Resource
+from kubeclient.resources import Resource
+from kubeclient.rest import ApiError, Gone, Kube
 
-log = logging.getLogger("wukong.reconciler.informer")
+log = logging.getLogger("wukong.kubeclient.informer")
 Key = tuple[str, str]  # (namespace, name)
 Handler = Callable[[str, dict[str, Any]], None]  # (event type, object)
 WATCH_TIMEOUT_SECONDS = 300
@@ -44,7 +45,8 @@ class Informer:
         self._handlers: list[Handler] = []
         self._synced = threading.Event()
         self._stopped = threading.Event()
-        self.relists = 0
+        self._version: str | None = None  # the newest resourceVersion seen; None: list first
+        self._delivered = False  # the current watch has delivered an event or bookmark
         self._thread = threading.Thread(target=self._run, name=f"informer-{resource.plural}", daemon=True)
 
     def index_by_label(self, label: str) -> None:
@@ -73,6 +75,11 @@ class Informer:
     def wait_synced(self, timeout: float | None = None) -> bool:
         return self._synced.wait(timeout)
 
+    @property
+    def resource_version(self) -> str | None:
+        """The newest resourceVersion this cache has seen: what the next watch starts from."""
+        return self._version
+
     def get(self, namespace: str, name: str) -> dict[str, Any] | None:
         return self._store.get((namespace, name))
 
@@ -83,29 +90,35 @@ class Informer:
     # -- the loop ----------------------------------------------------------------------------------------
     def _run(self) -> None:
         backoff = 0.5
-        version: str | None = None
         while not self._stopped.is_set():
+            self._delivered = False
             try:
-                if version is None:
-                    version = self._relist()
-                version = self._watch(version)
+                if self._version is None:
+                    self._relist()
+                self._watch()
                 backoff = 0.5
             except Gone:
                 log.info("%s: watch expired (410); relisting", self.resource.plural)
-                version = None
-            except (ApiError, HTTPError, OSError, ValueError) as error:
+                self._version = None
+            except Exception as error:  # never let the cache thread die: the API may be away for a while
                 if self._stopped.is_set():
                     return
+                if self._delivered:  # the watch worked, then broke: reconnect at once, from where it was
+                    backoff = 0.5
+                    continue
                 delay = backoff * random.uniform(0.5, 1.5)
-                log.warning("%s: watch failed (%s); retrying in %.1fs", self.resource.plural, error, delay)
+                expected = isinstance(error, ApiError | HTTPError | OSError | ValueError)
+                log.log(
+                    logging.WARNING if expected else logging.ERROR,
+                    "%s: watch failed (%s); retrying in %.1fs",
+                    self.resource.plural,
+                    error if expected else repr(error),
+                    delay,
+                )
                 self._stopped.wait(delay)
                 backoff = min(backoff * 2, MAX_BACKOFF_SECONDS)
-            except Exception:  # never let the cache thread die silently
-                log.exception("%s: informer error", self.resource.plural)
-                self._stopped.wait(backoff)
-                backoff = min(backoff * 2, MAX_BACKOFF_SECONDS)
 
-    def _relist(self) -> str:
+    def _relist(self) -> None:
         items, version = self.kube.list(self.resource, self.namespace, self.label_selector)
         fresh = {key_of(item): item for item in items}
         with self._lock:
@@ -114,33 +127,33 @@ class Informer:
             self._index = {}
             for item in items:
                 self._reindex(None, item)
-        self.relists += 1
+        self._version = version
         for obj in gone:
             self._notify("DELETED", obj)
         for obj in items:
             self._notify("ADDED", obj)
         self._synced.set()
-        return version
 
-    def _watch(self, version: str) -> str:
+    def _watch(self) -> None:
+        assert self._version is not None
         for event in self.kube.watch(
-            self.resource, self.namespace, version, self.label_selector, WATCH_TIMEOUT_SECONDS
+            self.resource, self.namespace, self._version, self.label_selector, WATCH_TIMEOUT_SECONDS
         ):
+            self._delivered = True
             kind, obj = event["type"], event["object"]
-            version = obj.get("metadata", {}).get("resourceVersion", version)
-            if kind == "BOOKMARK":
-                continue
-            obj.setdefault("apiVersion", self.resource.api_version)
-            obj.setdefault("kind", self.resource.kind)
-            with self._lock:
-                before = self._store.pop(key_of(obj), None)
-                if kind != "DELETED":
-                    self._store[key_of(obj)] = obj
-                self._reindex(before, obj if kind != "DELETED" else None)
-            self._notify(kind, obj)
+            if kind != "BOOKMARK":
+                obj.setdefault("apiVersion", self.resource.api_version)
+                obj.setdefault("kind", self.resource.kind)
+                with self._lock:
+                    before = self._store.pop(key_of(obj), None)
+                    if kind != "DELETED":
+                        self._store[key_of(obj)] = obj
+                    self._reindex(before, obj if kind != "DELETED" else None)
+            self._version = obj.get("metadata", {}).get("resourceVersion") or self._version
+            if kind != "BOOKMARK":
+                self._notify(kind, obj)
             if self._stopped.is_set():
-                break
-        return version
+                return
 
     def _reindex(self, before: dict[str, Any] | None, after: dict[str, Any] | None) -> None:
         if self._index_label is None:

@@ -1,4 +1,4 @@
-"""/healthz, /readyz and /metrics for the reconciler, on a small threaded HTTP server."""
+"""/healthz, /readyz and /metrics for a controller process, on a small threaded HTTP server."""
 
 from __future__ import annotations
 

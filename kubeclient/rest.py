@@ -1,4 +1,4 @@
-"""The reconciler's one module that talks to the Kubernetes API.
+"""The REST adapter every process uses to talk to the Kubernetes API.
 
 A thin JSON-over-HTTP layer on the official client's configuration, connection pool and auth
 (kubeconfig or in-cluster token, refreshed by the client): objects stay plain dicts end to end, which
@@ -17,16 +17,14 @@ from kubernetes import client
 from kubernetes.watch.watch import iter_resp_lines
 from prometheus_client import Counter
 
-from kubeclient import load_api_client
-from reconciler.resources import Resource
+from kubeclient.resources import Resource
 
-FIELD_MANAGER = "wukong-reconciler"
 MERGE_PATCH = "application/merge-patch+json"
 JSON_PATCH = "application/json-patch+json"
 REQUEST_TIMEOUT_SECONDS = 30
 
 API_REQUESTS = Counter(
-    "wukong_reconciler_api_requests",
+    "wukong_kube_api_requests",
     "Requests sent to the Kubernetes API by verb, resource and HTTP code.",
     ["verb", "resource", "code"],
 )
@@ -72,14 +70,12 @@ def _error(status: int, body: bytes) -> ApiError:
 
 
 class Kube:
-    def __init__(
-        self, api_client: client.ApiClient, impersonate: str | None = None, impersonate_groups: tuple[str, ...] = ()
-    ) -> None:
+    """``field_manager`` names the writer in managedFields (and so in ``kubectl get --show-managed-fields``)."""
+
+    def __init__(self, api_client: client.ApiClient, field_manager: str) -> None:
         self._api = api_client
+        self._field_manager = field_manager
         self._headers = {"Accept": "application/json"}
-        if impersonate:
-            self._headers["Impersonate-User"] = impersonate
-        self._impersonate_groups = impersonate_groups
 
     # -- transport ---------------------------------------------------------------------------------------
     def _send(
@@ -89,7 +85,7 @@ class Kube:
         query: Mapping[str, Any] | None = None,
         body: Any = None,
         content_type: str = "application/json",
-        timeout: float | None = REQUEST_TIMEOUT_SECONDS,
+        timeout: float | tuple[float, float] | None = REQUEST_TIMEOUT_SECONDS,
         stream: bool = False,
     ) -> Any:
         headers = dict(self._headers)
@@ -105,8 +101,6 @@ class Kube:
             auth_settings=["BearerToken"],
         )
         method_, url, header_params, body_, post = serialized
-        if self._impersonate_groups:  # urllib3 takes repeated headers as one comma-joined value
-            header_params["Impersonate-Group"] = ",".join(self._impersonate_groups)
         response = self._api.call_api(method_, url, header_params, body_, post, _request_timeout=timeout)
         API_REQUESTS.labels("WATCH" if stream else method, _resource_of(path), str(response.status)).inc()
         if response.status >= 400:
@@ -120,15 +114,18 @@ class Kube:
         return self._send("GET", resource.path(namespace, name))
 
     def list(
-        self, resource: Resource, namespace: str | None = None, label_selector: str | None = None
+        self,
+        resource: Resource,
+        namespace: str | None = None,
+        label_selector: str | None = None,
+        field_selector: str | None = None,
     ) -> tuple[list[dict[str, Any]], str]:
         """All items (paged, 500 at a time) and the list's resourceVersion to watch from."""
         items: list[dict[str, Any]] = []
         token = None
         while True:
-            page = self._send(
-                "GET", resource.path(namespace), {"labelSelector": label_selector, "limit": 500, "continue": token}
-            )
+            query = {"labelSelector": label_selector, "fieldSelector": field_selector, "limit": 500, "continue": token}
+            page = self._send("GET", resource.path(namespace), query)
             items.extend(page.get("items") or [])
             token = page.get("metadata", {}).get("continue")
             if not token:
@@ -144,6 +141,7 @@ class Kube:
         resource_version: str,
         label_selector: str | None = None,
         timeout_seconds: int = 300,
+        field_selector: str | None = None,
     ) -> Iterator[dict[str, Any]]:
         """Watch events from ``resource_version`` with bookmarks, until the server ends the watch."""
         query = {
@@ -151,6 +149,7 @@ class Kube:
             "resourceVersion": resource_version,
             "allowWatchBookmarks": "true",
             "labelSelector": label_selector,
+            "fieldSelector": field_selector,
             "timeoutSeconds": timeout_seconds,
         }
         response = self._send("GET", resource.path(namespace), query, timeout=(10, timeout_seconds + 30), stream=True)
@@ -166,7 +165,7 @@ class Kube:
 
     def create(self, resource: Resource, obj: Mapping[str, Any]) -> dict[str, Any]:
         namespace = obj.get("metadata", {}).get("namespace")
-        return self._send("POST", resource.path(namespace), _write_query(), body=obj)
+        return self._send("POST", resource.path(namespace), self._write_query(), body=obj)
 
     def patch(
         self,
@@ -178,20 +177,26 @@ class Kube:
         subresource: str | None = None,
     ) -> dict[str, Any]:
         return self._send(
-            "PATCH", resource.path(namespace, name, subresource), _write_query(), body=patch, content_type=content_type
+            "PATCH",
+            resource.path(namespace, name, subresource),
+            self._write_query(),
+            body=patch,
+            content_type=content_type,
         )
-
-    def delete(self, resource: Resource, namespace: str | None, name: str) -> None:
-        """Only devcluster's simulation deletes (a stopped VM's instance); the reconciler never does."""
-        self._send("DELETE", resource.path(namespace, name))
 
     def update(self, resource: Resource, obj: Mapping[str, Any]) -> dict[str, Any]:
         metadata = obj["metadata"]
-        return self._send("PUT", resource.path(metadata.get("namespace"), metadata["name"]), _write_query(), body=obj)
+        path = resource.path(metadata.get("namespace"), metadata["name"])
+        return self._send("PUT", path, self._write_query(), body=obj)
 
+    def delete(self, resource: Resource, namespace: str | None, name: str, uid: str | None = None) -> None:
+        """A generic verb of the adapter; which process may use it is RBAC's to say (the reconciler's role has
+        no delete). ``uid`` makes it a precondition: never delete a same-named successor by mistake."""
+        body = {"preconditions": {"uid": uid}} if uid else None
+        self._send("DELETE", resource.path(namespace, name), body=body)
 
-def _write_query() -> dict[str, str]:
-    return {"fieldValidation": "Strict", "fieldManager": FIELD_MANAGER}
+    def _write_query(self) -> dict[str, str]:
+        return {"fieldValidation": "Strict", "fieldManager": self._field_manager}
 
 
 def _resource_of(path: str) -> str:
@@ -201,6 +206,3 @@ def _resource_of(path: str) -> str:
     if parts and parts[0] == "namespaces" and len(parts) > 2:
         parts = parts[2:]
     return "/".join(p for i, p in enumerate(parts) if i % 2 == 0)
-
-
-__all__ = ["ApiError", "Kube", "load_api_client"]

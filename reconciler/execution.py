@@ -1,0 +1,92 @@
+"""Carrying out the planner's actions against the API, one ``match`` arm per action.
+
+Each write's answer is folded back into the observation, so later actions of the same pass and the status
+see what the API server now holds. Objects that already exist are the normal outcome of a stale cache:
+ours are taken as created; one we do not own is a conflict, never adopted, and remembered so later passes
+only read it (a GET) instead of trying to create it again.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import assert_never
+
+from kubeclient.resources import DATA_VOLUMES, PVCS, VIRTUAL_MACHINES, Resource
+from kubeclient.rest import AlreadyExists, Conflict, Kube, NotFound
+from reconciler.children import is_owned_by
+from reconciler.events import EventRecorder
+from reconciler.observation import Kind, Observed
+from reconciler.planning import Action, Create, Expand, Release, UpdateVM
+from wukong import api
+from wukong.naming import vm_name
+
+RESOURCE_OF_KIND: dict[Kind, Resource] = {
+    "PersistentVolumeClaim": PVCS,
+    "DataVolume": DATA_VOLUMES,
+    "VirtualMachine": VIRTUAL_MACHINES,
+}
+
+
+class Executor:
+    def __init__(self, kube: Kube, events: EventRecorder) -> None:
+        self.kube, self.events = kube, events
+        self._foreign: set[tuple[Kind, str, str]] = set()  # (kind, namespace, name) found not ours
+        self._lock = threading.Lock()
+
+    def execute(self, observed: Observed, action: Action) -> Observed:
+        namespace, wukong = observed.namespace, observed.wukong
+        match action:
+            case Create():
+                return self._create(observed, action)
+            case Expand(pvc=pvc, disk=disk, size=size, previous=previous):
+                patch = {"spec": {"resources": {"requests": {"storage": size}}}}
+                patched = self.kube.patch(PVCS, namespace, pvc, patch)
+                self.events.normal(wukong, "Expanding", f"Expanding disk {disk} from {previous} to {size} (PVC {pvc})")
+                return observed.with_child("PersistentVolumeClaim", patched)
+            case Release(kind=kind, name=name, disk=disk, patch=patch):
+                self.kube.patch(RESOURCE_OF_KIND[kind], namespace, name, patch)
+                self.events.normal(
+                    wukong,
+                    "Released",
+                    f"Disk {disk} was removed from the spec: kept {kind} {name}, labelled "
+                    f"{api.RELEASED_FROM_LABEL}={observed.name}",
+                )
+                return observed.without_child(kind, name)
+            case UpdateVM(patch=patch):
+                vm = self.kube.patch(VIRTUAL_MACHINES, namespace, vm_name(observed.name), patch)
+                self.events.normal(wukong, "Updated", f"Updated VirtualMachine {vm_name(observed.name)}")
+                return observed.with_child("VirtualMachine", vm)
+            case _:
+                assert_never(action)
+
+    def _create(self, observed: Observed, action: Create) -> Observed:
+        resource = RESOURCE_OF_KIND[action.kind]
+        name = action.object["metadata"]["name"]
+        key = (action.kind, observed.namespace, name)
+        with self._lock:
+            known_foreign = key in self._foreign
+        try:
+            if known_foreign:
+                existing = self.kube.get(resource, observed.namespace, name)
+            else:
+                created = self.kube.create(resource, action.object)
+                purpose = f" for disk {action.disk}" if action.disk else ""
+                self.events.normal(observed.wukong, "Created", f"Created {action.kind} {name}{purpose}")
+                return observed.with_child(action.kind, created)
+        except NotFound:  # the foreign object is gone: the next pass creates ours
+            with self._lock:
+                self._foreign.discard(key)
+            raise Conflict(409, "Conflict", f"{action.kind} {name} went away; retrying") from None
+        except AlreadyExists:
+            try:
+                existing = self.kube.get(resource, observed.namespace, name)
+            except NotFound:
+                raise Conflict(409, "Conflict", f"{action.kind} {name} vanished; retrying") from None
+        if is_owned_by(existing, observed.uid):  # ours, not yet in the cache
+            with self._lock:
+                self._foreign.discard(key)
+            return observed.with_child(action.kind, existing)
+        with self._lock:
+            self._foreign.add(key)
+        why = f"{action.kind} {name} exists and is not owned by this Wukong; it is left alone"
+        return observed.with_conflict(name, why)

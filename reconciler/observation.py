@@ -1,0 +1,192 @@
+"""What one pass sees: a Wukong, its children and the StorageClasses, and each disk's volume read from them.
+
+Shared by planning (what to write) and status (what to report), so both read the world the same way. Pure:
+the controller fills an ``Observed`` from its informer caches and folds the results of its writes back in.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from reconciler import children
+from wukong.manifests import Obj
+from wukong.naming import vm_name, volume_name
+from wukong.quantity import Quantity, QuantityError, parse
+from wukong.spec import Disk, WukongSpec
+from wukong.storageclass import StorageClass
+
+Kind = Literal["PersistentVolumeClaim", "DataVolume", "VirtualMachine"]
+VolumeKind = Literal["PersistentVolumeClaim", "DataVolume"]
+_FIELD_OF_KIND: dict[str, str] = {"PersistentVolumeClaim": "pvcs", "DataVolume": "data_volumes"}
+
+
+@dataclass(frozen=True)
+class Observed:
+    wukong: Obj
+    pvcs: Mapping[str, Obj] = field(default_factory=dict)  # by name, in the Wukong's namespace
+    data_volumes: Mapping[str, Obj] = field(default_factory=dict)
+    vm: Obj | None = None
+    vmi: Obj | None = None  # KubeVirt's running instance of the VM: where it runs
+    storage_classes: Mapping[str, StorageClass] = field(default_factory=dict)
+    conflicts: Mapping[str, str] = field(default_factory=dict)  # object name -> why it is not ours
+
+    @property
+    def spec(self) -> WukongSpec:
+        return WukongSpec.from_object(self.wukong)
+
+    @property
+    def name(self) -> str:
+        return str(self.wukong["metadata"]["name"])
+
+    @property
+    def namespace(self) -> str:
+        return str(self.wukong["metadata"]["namespace"])
+
+    @property
+    def uid(self) -> str:
+        return str(self.wukong["metadata"]["uid"])
+
+    def with_child(self, kind: Kind, obj: Obj) -> Observed:
+        """The observation after a child was created or changed."""
+        if kind == "VirtualMachine":
+            return dataclasses.replace(self, vm=obj)
+        name = _FIELD_OF_KIND[kind]
+        return dataclasses.replace(self, **{name: {**getattr(self, name), obj["metadata"]["name"]: obj}})
+
+    def without_child(self, kind: VolumeKind, object_name: str) -> Observed:
+        """The observation after a volume stopped being this Wukong's (released)."""
+        name = _FIELD_OF_KIND[kind]
+        kept = {n: o for n, o in getattr(self, name).items() if n != object_name}
+        return dataclasses.replace(self, **{name: kept})
+
+    def with_conflict(self, object_name: str, why: str) -> Observed:
+        return dataclasses.replace(self, conflicts={**self.conflicts, object_name: why})
+
+
+@dataclass(frozen=True)
+class Volume:
+    """One disk's volume as it is: a PVC, or a DataVolume and the PVC CDI made for it."""
+
+    disk: Disk
+    name: str
+    source: Literal["pvc", "dataVolume"]
+    pvc: Obj | None
+    data_volume: Obj | None
+    conflict: str | None = None
+
+    @property
+    def exists(self) -> bool:
+        return self.pvc is not None or self.data_volume is not None
+
+    @property
+    def desired(self) -> Quantity | None:
+        return quantity(self.disk.size)
+
+    @property
+    def requested(self) -> Quantity | None:
+        if self.pvc is not None:
+            return quantity(lookup(self.pvc, "spec", "resources", "requests", "storage"))
+        if self.data_volume is not None:
+            return quantity(lookup(self.data_volume, "spec", "storage", "resources", "requests", "storage"))
+        return None
+
+    @property
+    def capacity(self) -> Quantity | None:
+        return quantity(lookup(self.pvc, "status", "capacity", "storage")) if self.pvc else None
+
+    @property
+    def storage_class(self) -> str:
+        return lookup(self.pvc, "spec", "storageClassName") or ""
+
+    @property
+    def pvc_bound(self) -> bool:
+        return bool(lookup(self.pvc, "status", "phase") == "Bound")
+
+    def bound(self, classes: Mapping[str, StorageClass]) -> bool:
+        """Ready to attach: Bound, or Pending on a WaitForFirstConsumer class (the VM is the first consumer)."""
+        if self.conflict:
+            return False
+        if self.data_volume is not None:
+            return lookup(self.data_volume, "status", "phase") in ("Succeeded", "WaitForFirstConsumer")
+        if self.pvc is None:
+            return False
+        if self.pvc_bound:
+            return True
+        storage_class = classes.get(self.storage_class)
+        return lookup(self.pvc, "status", "phase") in (None, "Pending") and bool(
+            storage_class and storage_class.waits_for_first_consumer
+        )
+
+    @property
+    def failure(self) -> str | None:
+        if lookup(self.data_volume, "status", "phase") == "Failed":
+            reasons = [
+                c.get("message") for c in lookup(self.data_volume, "status", "conditions") or [] if c.get("message")
+            ]
+            return f"DataVolume {self.name} failed" + (f": {reasons[-1]}" if reasons else "")
+        if lookup(self.pvc, "status", "phase") == "Lost":
+            return f"PersistentVolumeClaim {self.name} lost its PersistentVolume"
+        return None
+
+
+def volumes(observed: Observed) -> list[Volume]:
+    result = []
+    for disk in observed.spec.disks:
+        name = volume_name(observed.name, disk.name)
+        pvc, dv = observed.pvcs.get(name), observed.data_volumes.get(name)
+        source: Literal["pvc", "dataVolume"] = "dataVolume" if disk.image else "pvc"
+        conflict = observed.conflicts.get(name) or _conflict(observed, source, name, pvc, dv)
+        result.append(Volume(disk, name, source, pvc, dv, conflict))
+    return result
+
+
+def _conflict(observed: Observed, source: str, name: str, pvc: Obj | None, dv: Obj | None) -> str | None:
+    """A same-named object this Wukong does not own is never adopted or modified."""
+    if dv is not None and not children.is_owned_by(dv, observed.uid):
+        return f"DataVolume {name} exists and is not owned by this Wukong"
+    if source == "dataVolume" and dv is not None:
+        return None  # CDI's PVC belongs to the DataVolume
+    if pvc is not None and not children.is_owned_by(pvc, observed.uid) and not _owned_by_data_volume(pvc, dv):
+        return f"PersistentVolumeClaim {name} exists and is not owned by this Wukong"
+    return None
+
+
+def _owned_by_data_volume(pvc: Obj, dv: Obj | None) -> bool:
+    if dv is None:
+        return False
+    uid = dv["metadata"].get("uid")
+    return any(ref.get("uid") == uid for ref in pvc["metadata"].get("ownerReferences") or [])
+
+
+def expandable(observed: Observed, volume: Volume) -> bool:
+    """Whether the volume's StorageClass allows expansion (unknown classes do not)."""
+    storage_class = observed.storage_classes.get(volume.storage_class)
+    return storage_class is not None and storage_class.allow_volume_expansion
+
+
+def vm_conflict(observed: Observed) -> str | None:
+    name = vm_name(observed.name)
+    if name in observed.conflicts:
+        return observed.conflicts[name]
+    if observed.vm is not None and not children.is_owned_by(observed.vm, observed.uid):
+        return f"VirtualMachine {name} exists and is not owned by this Wukong"
+    return None
+
+
+def quantity(text: Any) -> Quantity | None:
+    try:
+        return parse(text)
+    except QuantityError:
+        return None
+
+
+def lookup(obj: Any, *path: str) -> Any:
+    """``obj[path[0]][path[1]]...``, or None where a step is missing or not an object."""
+    for key in path:
+        if not isinstance(obj, Mapping):
+            return None
+        obj = obj.get(key)
+    return obj

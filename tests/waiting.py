@@ -1,0 +1,115 @@
+"""Waiting on facts in end-to-end tests: a watch for objects, a poll only for what has no watch (metrics).
+
+``wait_for_object`` follows a list + watch of one object (a field selector on its name) and returns as soon as
+the check holds, like ``kubectl wait``. ``watch_quietly`` is the bounded "nothing happens" check: it watches an
+object until a window closes (a fact, e.g. two resyncs of the reconciler) and returns every change it saw.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from kubeclient.resources import Resource
+from kubeclient.rest import Kube
+
+T = TypeVar("T")
+Obj = dict[str, Any]
+DEFAULT_TIMEOUT = 30.0
+
+
+def poll(check: Callable[[], T | None], what: str, timeout: float = DEFAULT_TIMEOUT, interval: float = 0.05) -> T:
+    """For facts with no watch (a metric, a dry run): ask again every ``interval`` until ``check`` is truthy."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = check()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
+        time.sleep(interval)
+
+
+def wait_for_object(
+    kube: Kube,
+    resource: Resource,
+    namespace: str | None,
+    name: str,
+    check: Callable[[Obj | None], T | None],
+    what: str,
+    timeout: float = DEFAULT_TIMEOUT,
+) -> T:
+    """``check`` sees the object (None while it does not exist) after every change; its first truthy answer wins."""
+    selector = f"metadata.name={name}"
+    items, version = kube.list(resource, namespace, field_selector=selector)
+    current: Obj | None = items[0] if items else None
+    deadline = time.monotonic() + timeout
+    while (result := check(current)) is None or not result:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}; last seen: {_brief(current)}")
+        for event in kube.watch(
+            resource, namespace, version, timeout_seconds=max(1, int(remaining)), field_selector=selector
+        ):
+            obj = event["object"]
+            version = obj.get("metadata", {}).get("resourceVersion", version)
+            if event["type"] == "BOOKMARK":
+                continue
+            current = None if event["type"] == "DELETED" else obj
+            if (result := check(current)) is not None and result:
+                return result
+            if time.monotonic() > deadline:
+                break
+    return result
+
+
+def wait_for_event(
+    kube: Kube, namespace: str, check: Callable[[Obj], bool], what: str, timeout: float = DEFAULT_TIMEOUT
+) -> Obj:
+    """The first Event in ``namespace`` (already there, or recorded later) for which ``check`` holds."""
+    from kubeclient.resources import EVENTS
+
+    items, version = kube.list(EVENTS, namespace)
+    for item in items:
+        if check(item):
+            return item
+    deadline = time.monotonic() + timeout
+    while (remaining := deadline - time.monotonic()) > 0:
+        for event in kube.watch(EVENTS, namespace, version, timeout_seconds=max(1, int(remaining))):
+            obj = event["object"]
+            version = obj.get("metadata", {}).get("resourceVersion", version)
+            if event["type"] in ("ADDED", "MODIFIED") and check(obj):
+                return obj
+    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
+
+
+def watch_quietly(
+    kube: Kube,
+    resource: Resource,
+    namespace: str | None,
+    name: str,
+    window: Callable[[], bool],
+    what: str,
+    timeout: float = DEFAULT_TIMEOUT,
+) -> list[str]:
+    """Watch one object until ``window()`` says the window is over; every change seen, as "TYPE rv"."""
+    selector = f"metadata.name={name}"
+    _, version = kube.list(resource, namespace, field_selector=selector)
+    seen: list[str] = []
+    deadline = time.monotonic() + timeout
+    while not window():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"the window ({what}) did not close within {timeout:.0f}s")
+        for event in kube.watch(resource, namespace, version, timeout_seconds=1, field_selector=selector):
+            obj = event["object"]
+            version = obj.get("metadata", {}).get("resourceVersion", version)
+            if event["type"] != "BOOKMARK":
+                seen.append(f"{event['type']} {version}")
+    return seen
+
+
+def _brief(obj: Obj | None) -> str:
+    if obj is None:
+        return "nothing (the object does not exist)"
+    return str({"status": obj.get("status")})[:600]
