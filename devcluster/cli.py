@@ -1,9 +1,9 @@
-"""``wukong-devcluster`` (or ``python -m devcluster``): build, start and stop the local control plane.
+"""``python -m devcluster`` (from the checkout's .venv; `make up` / `make down`): the local control plane.
 
-wukong-devcluster build          build kube-apiserver, kubectl and etcd once per machine
-wukong-devcluster up             start it in the foreground (Ctrl-C stops it and removes everything)
-wukong-devcluster up --detach    start it in the background; `down` stops it
-eval "$(wukong-devcluster env)"  point kubectl at it
+python -m devcluster build          build kube-apiserver, kubectl and etcd once per machine
+python -m devcluster up             start it in the foreground (Ctrl-C stops it and removes everything)
+python -m devcluster up --detach    start it in the background; `down` stops it
+eval "$(python -m devcluster env)"  point kubectl at it
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ def state_path() -> Path:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="wukong-devcluster", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+        prog="python -m devcluster", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     commands = parser.add_subparsers(required=True, metavar="COMMAND")
     commands.add_parser("build", help="build the pinned binaries into the cache").set_defaults(run=_build)
@@ -51,7 +51,7 @@ def _build(_args: argparse.Namespace) -> int:
 
 def _up(args: argparse.Namespace) -> int:
     if _running_state() is not None:
-        print(f"devcluster: already running (see `wukong-devcluster env`); state in {state_path()}", file=sys.stderr)
+        print(f"devcluster: already running (see `python -m devcluster env`); state in {state_path()}", file=sys.stderr)
         return 1
     if args.detach:
         return _detach(args)
@@ -91,7 +91,7 @@ def _up(args: argparse.Namespace) -> int:
         state_path().parent.mkdir(parents=True, exist_ok=True)
         state_path().write_text(json.dumps(state))
         print(_exports(state), flush=True)
-        print("devcluster: up; Ctrl-C (or `wukong-devcluster down`) stops it", flush=True)
+        print("devcluster: up; Ctrl-C (or `python -m devcluster down`) stops it", flush=True)
         stop.wait()
     finally:
         print("devcluster: stopping", flush=True)
@@ -153,7 +153,7 @@ def _down(_args: argparse.Namespace) -> int:
 def _env(_args: argparse.Namespace) -> int:
     state = _running_state()
     if state is None:
-        print("devcluster: not running; start it with `wukong-devcluster up --detach`", file=sys.stderr)
+        print("devcluster: not running; start it with `python -m devcluster up --detach`", file=sys.stderr)
         return 1
     print(_exports(state))
     return 0

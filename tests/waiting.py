@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import TypeVar
 
-from kubeclient.resources import Resource
+from kubeclient.resources import EVENTS, Resource
 from kubeclient.rest import Kube
+from wukong.manifests import Obj
 
 T = TypeVar("T")
-Obj = dict[str, Any]
 DEFAULT_TIMEOUT = 30.0
 
 
@@ -68,8 +68,6 @@ def wait_for_event(
     kube: Kube, namespace: str, check: Callable[[Obj], bool], what: str, timeout: float = DEFAULT_TIMEOUT
 ) -> Obj:
     """The first Event in ``namespace`` (already there, or recorded later) for which ``check`` holds."""
-    from kubeclient.resources import EVENTS
-
     items, version = kube.list(EVENTS, namespace)
     for item in items:
         if check(item):
