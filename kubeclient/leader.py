@@ -41,15 +41,20 @@ class LeaderElector:
         self.leading = threading.Event()
 
     def run(self, on_started: Callable[[], None], on_lost: Callable[[], None], stop: threading.Event) -> None:
-        """Block until leadership is acquired (or ``stop``), run ``on_started``, then keep renewing."""
-        while not stop.is_set() and not self.try_acquire_or_renew():
-            stop.wait(self.retry_period)
+        """Block until leadership is acquired (or ``stop``), then keep renewing until ``stop`` or loss.
+
+        ``on_started`` runs in its own thread, so renewing never waits for it (starting may take longer than
+        the lease). On ``stop`` the lease is kept: the caller finishes its work first, then calls ``release``.
+        """
+        while not self.try_acquire_or_renew():
+            if stop.wait(self.retry_period):
+                return
+        last_renewed = self._clock()
+        self.leading.set()
+        log.info("became the leader (lease %s/%s, identity %s)", self.namespace, self.name, self.identity)
         if stop.is_set():
             return
-        log.info("became the leader (lease %s/%s, identity %s)", self.namespace, self.name, self.identity)
-        self.leading.set()
-        on_started()
-        last_renewed = self._clock()
+        threading.Thread(target=on_started, name="leader-started", daemon=True).start()
         while not stop.wait(self.retry_period):
             if self.try_acquire_or_renew():
                 last_renewed = self._clock()
@@ -58,7 +63,6 @@ class LeaderElector:
                 self.leading.clear()
                 on_lost()
                 return
-        self.release()
 
     def try_acquire_or_renew(self) -> bool:
         """One attempt, as client-go's tryAcquireOrRenew: True when this process holds the lease afterwards."""
@@ -66,24 +70,8 @@ class LeaderElector:
         try:
             lease = self.kube.get(LEASES, self.namespace, self.name)
         except NotFound:
-            body = {
-                "apiVersion": "coordination.k8s.io/v1",
-                "kind": "Lease",
-                "metadata": {"name": self.name, "namespace": self.namespace},
-                "spec": {
-                    "holderIdentity": self.identity,
-                    "leaseDurationSeconds": self.lease_seconds,
-                    "acquireTime": now,
-                    "renewTime": now,
-                    "leaseTransitions": 0,
-                },
-            }
-            try:
-                self.kube.create(LEASES, body)
-                return True
-            except (AlreadyExists, Conflict):
-                return False
-        except ApiError as error:
+            return self._create(now)
+        except ApiError as error:  # Unreachable included: no answer is no lease
             log.warning("reading the lease failed: %s", error)
             return False
         spec = lease.get("spec") or {}
@@ -99,13 +87,35 @@ class LeaderElector:
             updated.update(acquireTime=now, leaseTransitions=(spec.get("leaseTransitions") or 0) + 1)
         try:
             self.kube.update(LEASES, {**lease, "spec": updated})
-        except (Conflict, ApiError) as error:
+        except ApiError as error:  # a Conflict: someone else wrote first
             log.debug("lease update lost: %s", error)
             return False
         return True
 
+    def _create(self, now: str) -> bool:
+        body = {
+            "apiVersion": "coordination.k8s.io/v1",
+            "kind": "Lease",
+            "metadata": {"name": self.name, "namespace": self.namespace},
+            "spec": {
+                "holderIdentity": self.identity,
+                "leaseDurationSeconds": self.lease_seconds,
+                "acquireTime": now,
+                "renewTime": now,
+                "leaseTransitions": 0,
+            },
+        }
+        try:
+            self.kube.create(LEASES, body)
+        except (AlreadyExists, Conflict):
+            return False
+        except ApiError as error:
+            log.warning("creating the lease failed: %s", error)
+            return False
+        return True
+
     def release(self) -> None:
-        """Give the lease up so a standby does not wait for it to expire."""
+        """Give the lease up so a standby does not wait for it to expire (after this process stopped its work)."""
         if not self.leading.is_set():
             return
         self.leading.clear()

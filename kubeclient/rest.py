@@ -14,8 +14,10 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 from kubernetes import client
+from kubernetes.client.exceptions import ApiException
 from kubernetes.watch.watch import iter_resp_lines
 from prometheus_client import Counter
+from urllib3.exceptions import HTTPError
 
 from kubeclient.resources import Resource
 
@@ -50,6 +52,19 @@ class AlreadyExists(ApiError):
 
 class Gone(ApiError):
     """410: the watch's resourceVersion is too old; relist."""
+
+
+class Unreachable(ApiError):
+    """No answer from the API server: refused, reset, timed out, TLS failure, a stream cut mid-way.
+
+    The transport's own exceptions (urllib3's, sockets', the official client's status-0 ApiException) are
+    turned into this one, so callers handle "the API is away for now" as one kind of ApiError and retry."""
+
+    def __init__(self, error: BaseException) -> None:
+        super().__init__(0, "Unreachable", f"{type(error).__name__}: {error}")
+
+
+TRANSPORT_ERRORS = (HTTPError, OSError, ApiException)
 
 
 def _error(status: int, body: bytes) -> ApiError:
@@ -101,13 +116,18 @@ class Kube:
             auth_settings=["BearerToken"],
         )
         method_, url, header_params, body_, post = serialized
-        response = self._api.call_api(method_, url, header_params, body_, post, _request_timeout=timeout)
-        API_REQUESTS.labels("WATCH" if stream else method, _resource_of(path), str(response.status)).inc()
-        if response.status >= 400:
-            raise _error(response.status, response.read())
-        if stream:
-            return response.response
-        return json.loads(response.read())
+        verb = "WATCH" if stream else method
+        try:
+            response = self._api.call_api(method_, url, header_params, body_, post, _request_timeout=timeout)
+            API_REQUESTS.labels(verb, _resource_of(path), str(response.status)).inc()
+            if response.status >= 400:
+                raise _error(response.status, response.read())
+            if stream:
+                return response.response
+            return json.loads(response.read())
+        except TRANSPORT_ERRORS as error:
+            API_REQUESTS.labels(verb, _resource_of(path), "0").inc()
+            raise Unreachable(error) from error
 
     # -- verbs -------------------------------------------------------------------------------------------
     def get(self, resource: Resource, namespace: str | None, name: str) -> dict[str, Any]:
@@ -160,6 +180,8 @@ class Kube:
                     status = event.get("object", {})
                     raise _error(int(status.get("code", 500)), json.dumps(status).encode())
                 yield event
+        except TRANSPORT_ERRORS as error:
+            raise Unreachable(error) from error
         finally:
             response.release_conn()
 

@@ -78,9 +78,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     stop.wait()
     log.info("shutting down")
-    controller.stop()
+    controller.stop()  # passes under way finish while this replica still holds the lease
     if args.leader_elect:
         runner.join(timeout=10)
+        elector.release()
     return 1 if lost.is_set() else 0
 
 

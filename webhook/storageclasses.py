@@ -19,7 +19,7 @@ from wukong.storageclass import StorageClass
 class StorageClassCache:
     def __init__(self, kube: Kube, configured_default: str | None = None) -> None:
         self._configured_default = configured_default
-        self._facts = ClusterFacts.of([], configured_default)
+        self._facts = ClusterFacts.of(None, configured_default)  # unknown until the first list has arrived
         self._informer = Informer(kube, STORAGE_CLASSES)
         self._informer.on_change(self._changed)
 

@@ -72,7 +72,9 @@ def wait_event(admin: Kube, namespace: str, reason: str, kind: str = "Normal", t
 
 def test_the_multi_disk_sample_converges(cluster, admin, namespace):
     apply(cluster, namespace, sample())
-    wait_running(admin, namespace, "system-and-data")
+    wait_for_wukong(  # the node comes from the instance, which the reconciler may see a moment after the VM
+        admin, namespace, "system-and-data", lambda s: s.get("phase") == "Running" and s.get("nodeName"), "Running"
+    )
     dv = admin.get(DATA_VOLUMES, namespace, "system-and-data-system")
     assert dv["spec"]["source"] == {"registry": {"url": "docker://quay.io/containerdisks/fedora:40"}}
     pvc = admin.get(PVCS, namespace, "system-and-data-data")
@@ -201,7 +203,13 @@ def test_a_removed_disk_keeps_its_volume_released_and_detached(cluster, admin, n
     assert vm["spec"]["template"]["spec"]["volumes"] == [
         {"name": "system", "dataVolume": {"name": "system-and-data-system"}}
     ]
-    assert [v["name"] for v in status(admin, namespace, "system-and-data")["volumes"]] == ["system"]
+    wait_for_wukong(
+        admin,
+        namespace,
+        "system-and-data",
+        lambda s: [v["name"] for v in s.get("volumes") or []] == ["system"],
+        "status.volumes to list only the system disk",
+    )
 
 
 def test_children_carry_controller_references_for_garbage_collection(cluster, admin, namespace):

@@ -10,7 +10,7 @@ from typing import Any
 
 from kubeclient.leader import LeaderElector
 from kubeclient.resources import LEASES, Resource
-from kubeclient.rest import AlreadyExists, ApiError, Conflict, NotFound
+from kubeclient.rest import AlreadyExists, ApiError, Conflict, NotFound, Unreachable
 
 NAMESPACE, NAME = "wukong-system", "wukong-reconciler"
 LEASE_SECONDS = 15
@@ -25,7 +25,7 @@ class LeaseStore:
         self._objects: dict[tuple[str, str], dict[str, Any]] = {}
         self._version = 0
         self._lock = threading.Lock()
-        self.failing: ApiError | None = None  # when set, every update raises it (the API is unavailable)
+        self.failing: ApiError | None = None  # when set, every write raises it (the API is unavailable)
         self.meanwhile: Callable[[], None] | None = None  # a competing write landing between our read and write
 
     def get(self, resource: Resource, namespace: str | None, name: str) -> dict[str, Any]:
@@ -39,6 +39,8 @@ class LeaseStore:
         assert resource is LEASES
         self._let_a_competitor_write_first()
         with self._lock:
+            if self.failing is not None:
+                raise self.failing
             if self._key(obj) in self._objects:
                 raise AlreadyExists(409, "AlreadyExists", f'leases "{obj["metadata"]["name"]}" already exists')
             return self._write(obj)
@@ -205,6 +207,8 @@ def test_a_released_lease_is_taken_by_a_standby_at_once():
     stop.set()
     runner.join(2)
     assert not runner.is_alive()
+    assert store.spec()["holderIdentity"] == "me", "stopping keeps the lease until the caller's work is done"
+    leader.release()
     assert not leader.leading.is_set()
     released = store.spec()
     assert released["holderIdentity"] is None
@@ -235,3 +239,54 @@ def test_a_leader_that_cannot_renew_within_the_deadline_calls_on_lost_and_return
     assert len(lost_at) == 1
     assert lost_at[0] - started_at[0] >= 0.05, "leadership given up before the renew deadline"
     assert not leader.leading.is_set()
+
+
+def test_a_refused_create_is_a_failed_attempt_not_a_crash():
+    store = LeaseStore()
+    store.failing = ApiError(403, "Forbidden", 'leases is forbidden: User "x" cannot create resource "leases"')
+    assert elector(store, "me").try_acquire_or_renew() is False
+
+
+def test_an_unreachable_api_server_while_leading_ends_in_on_lost():
+    store = LeaseStore()
+    leader = elector(store, "me", retry_period=0.01, renew_deadline=0.05)
+    lost = threading.Event()
+
+    def started() -> None:
+        store.failing = Unreachable(ConnectionRefusedError("connection refused"))
+
+    runner = threading.Thread(target=leader.run, args=(started, lost.set, threading.Event()), daemon=True)
+    runner.start()
+    assert lost.wait(2), "on_lost was not called"
+    runner.join(2)
+    assert not runner.is_alive()
+    assert not leader.leading.is_set()
+
+
+def test_renewal_goes_on_while_the_started_callback_is_still_starting():
+    store = LeaseStore()
+    leader = elector(store, "me", retry_period=0.01)
+    release_start, stop = threading.Event(), threading.Event()
+    runner = threading.Thread(target=leader.run, args=(lambda: release_start.wait(5), lambda: None, stop))
+    runner.daemon = True
+    runner.start()
+    first = _wait_for(lambda: store.get(LEASES, NAMESPACE, NAME)["metadata"]["resourceVersion"])
+    renewed = _wait_for(
+        lambda: (rv := store.get(LEASES, NAMESPACE, NAME)["metadata"]["resourceVersion"]) != first and rv
+    )
+    assert renewed != first, "the lease was not renewed while on_started blocked"
+    release_start.set()
+    stop.set()
+    runner.join(2)
+
+
+def _wait_for(check: Callable[[], Any], timeout: float = 2.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if result := check():
+                return result
+        except NotFound:
+            pass
+        time.sleep(0.005)
+    raise AssertionError("timed out")
