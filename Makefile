@@ -53,7 +53,7 @@ demo: k8s-bin ## The main job on a fresh machine: defaulting, a shrink refused, 
 	$(BIN)/python -m devcluster.demo
 
 .PHONY: k8s-bin
-k8s-bin: install ## Build kube-apiserver, kubectl and etcd from the pinned Go modules (once per machine)
+k8s-bin: install ## Build kube-apiserver, kube-controller-manager, kubectl and etcd from the pinned Go modules (once per machine)
 	$(DEVCLUSTER) build
 
 .PHONY: up

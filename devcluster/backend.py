@@ -235,13 +235,17 @@ class SimulatedBackend:
             )
 
     def _create_claim(self, dv: dict[str, Any]) -> None:
-        metadata, storage = dv["metadata"], dv["spec"].get("storage") or {}
+        """CDI's PVC for a DataVolume, from either form CDI accepts: ``spec.storage`` (CDI fills access and volume
+        modes from the StorageProfile) or ``spec.pvc`` (a PVC spec, taken as written)."""
+        metadata = dv["metadata"]
+        storage = dv["spec"].get("storage") or dv["spec"].get("pvc") or {}
         spec: dict[str, Any] = {
             "accessModes": storage.get("accessModes") or ["ReadWriteOnce"],
             "resources": {"requests": dict(storage["resources"]["requests"])},
         }
-        if storage.get("storageClassName"):
-            spec["storageClassName"] = storage["storageClassName"]
+        for key in ("storageClassName", "volumeMode"):
+            if storage.get(key):
+                spec[key] = storage[key]
         with contextlib.suppress(AlreadyExists):
             self.kube.create(
                 PVCS,
@@ -252,6 +256,7 @@ class SimulatedBackend:
                         "name": metadata["name"],
                         "namespace": metadata["namespace"],
                         "labels": dict(metadata.get("labels") or {}),
+                        "annotations": dict(metadata.get("annotations") or {}),  # CDI copies both
                         "ownerReferences": [
                             {
                                 "apiVersion": "cdi.kubevirt.io/v1beta1",

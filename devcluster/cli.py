@@ -1,6 +1,6 @@
 """``python -m devcluster`` (from the checkout's .venv; `make up` / `make down`): the local control plane.
 
-python -m devcluster build          build kube-apiserver, kubectl and etcd once per machine
+python -m devcluster build          build kube-apiserver, kube-controller-manager, kubectl, etcd once per machine
 python -m devcluster up             start it in the foreground (Ctrl-C stops it and removes everything)
 python -m devcluster up --detach    start it in the background; `down` stops it
 eval "$(python -m devcluster env)"  point kubectl at it

@@ -37,6 +37,12 @@ from kubeclient.rest import Kube
 from wukong import schema
 
 START_TIMEOUT_SECONDS = 60.0
+CONTROLLERS = (
+    "garbage-collector-controller",
+    "namespace-controller",
+    "persistentvolumeclaim-protection-controller",
+    "persistentvolume-protection-controller",
+)
 Log = Callable[[str], None]
 
 
@@ -108,6 +114,7 @@ class ControlPlane:
         self._start_apiserver(etcd_url)
         self._write_kubeconfig()
         self._wait_ready()
+        self._start_controller_manager()
         self.log(
             f"devcluster: kube-apiserver {toolchain.kubernetes_version()} ready at {self.server} "
             f"after {time.monotonic() - started:.1f}s"
@@ -116,7 +123,7 @@ class ControlPlane:
         self.log(f"devcluster: CRDs and StorageClasses installed, {time.monotonic() - started:.1f}s in all")
 
     def stop(self) -> None:
-        for name in ("kube-apiserver", "etcd"):
+        for name in ("kube-controller-manager", "kube-apiserver", "etcd"):
             process = self.processes.pop(name, None)
             if process is not None:
                 terminate(process, timeout=15)
@@ -199,6 +206,25 @@ class ControlPlane:
                 f"--cert-dir={self.workdir / 'cert-dir'}",
                 "--endpoint-reconciler-type=none",
                 "--profiling=false",
+                "--v=0",
+            ],
+        )
+
+    def _start_controller_manager(self) -> None:
+        """The real garbage collector, namespace controller and PVC/PV protection, so deletion cascades -- and
+        completes -- as on a real cluster (the API server gives every claim the pvc-protection finalizer).
+
+        Only those: what else a cluster runs for storage and VMs (binding, provisioning, KubeVirt, CDI) is
+        played by the simulation, and the other built-in controllers have nothing to act on here."""
+        self._spawn(
+            "kube-controller-manager",
+            [
+                f"--kubeconfig={self.kubeconfig}",
+                "--controllers=" + ",".join(CONTROLLERS),
+                "--leader-elect=false",
+                "--use-service-account-credentials=false",
+                "--secure-port=0",
+                "--concurrent-gc-syncs=5",
                 "--v=0",
             ],
         )

@@ -1,4 +1,4 @@
-"""Building kube-apiserver, kubectl and etcd from the pinned Go modules in devcluster/go/.
+"""Building kube-apiserver, kube-controller-manager, kubectl and etcd from the pinned Go modules in devcluster/go/.
 
 The versions live in the scratch modules' go.mod files and nowhere else. Binaries are built once per
 machine into a cache outside the checkout and reused; each is built to a temporary name and renamed
@@ -33,6 +33,7 @@ class Binary:
 BINARIES = (
     Binary("etcd", "go.etcd.io/etcd/server/v3", ETCD_MODULE, version_ldflags=False),
     Binary("kube-apiserver", "k8s.io/kubernetes/cmd/kube-apiserver", K8S_MODULE, version_ldflags=True),
+    Binary("kube-controller-manager", "k8s.io/kubernetes/cmd/kube-controller-manager", K8S_MODULE, True),
     Binary("kubectl", "k8s.io/kubernetes/cmd/kubectl", K8S_MODULE, version_ldflags=True),
 )
 

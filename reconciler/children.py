@@ -1,4 +1,9 @@
-"""The objects a Wukong owns, built as plain manifests: PVC, CDI DataVolume and KubeVirt VirtualMachine."""
+"""The objects a Wukong owns, built as plain manifests: PVC, CDI DataVolume and KubeVirt VirtualMachine.
+
+The VM always carries the Wukong's controller reference, so the garbage collector deletes it with the Wukong.
+A volume carries it only under ``volumeRetentionPolicy.whenDeleted: Delete``; under Retain (the default) it is
+tied to its Wukong by labels and the ``wukong-uid`` annotation alone, so deleting the Wukong cannot delete it.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +14,7 @@ from wukong import api
 from wukong.image import parse_image
 from wukong.manifests import Obj
 from wukong.naming import vm_name, volume_name
-from wukong.spec import Disk, WukongSpec
+from wukong.spec import DELETE, Disk, WukongSpec
 
 
 def owner_reference(wukong: Mapping[str, Any]) -> Obj:
@@ -26,8 +31,63 @@ def owner_reference(wukong: Mapping[str, Any]) -> Obj:
 
 
 def is_owned_by(obj: Mapping[str, Any], owner_uid: str) -> bool:
+    """Controlled by that owner through an ownerReference."""
     references = obj.get("metadata", {}).get("ownerReferences") or []
     return any(ref.get("uid") == owner_uid and ref.get("controller") for ref in references)
+
+
+def is_ours(obj: Mapping[str, Any], wukong_uid: str) -> bool:
+    """This Wukong's child: by ownerReference, or (a retained volume) by the uid annotation it was given."""
+    annotations = obj.get("metadata", {}).get("annotations") or {}
+    return is_owned_by(obj, wukong_uid) or annotations.get(api.WUKONG_UID_ANNOTATION) == wukong_uid
+
+
+def made_by_cdi(obj: Mapping[str, Any]) -> bool:
+    """A PVC CDI made for a DataVolume: it follows its DataVolume, never handled on its own."""
+    return any(r.get("kind") == "DataVolume" for r in obj.get("metadata", {}).get("ownerReferences") or [])
+
+
+def wukong_references(obj: Mapping[str, Any]) -> list[Obj]:
+    return [r for r in obj.get("metadata", {}).get("ownerReferences") or [] if r.get("kind") == api.KIND]
+
+
+def ownership_patch(obj: Mapping[str, Any], wukong: Mapping[str, Any], delete_with_owner: bool) -> Obj | None:
+    """The metadata patch that gives a volume of ours the ownerReferences its retention policy asks for; None
+    when it already has them. Other owners' references are kept."""
+    uid = wukong["metadata"]["uid"]
+    metadata = obj.get("metadata") or {}
+    others = [r for r in metadata.get("ownerReferences") or [] if r.get("uid") != uid]
+    if is_owned_by(obj, uid) == delete_with_owner:
+        return None
+    wanted = [*others, owner_reference(wukong)] if delete_with_owner else others
+    return {"metadata": {"resourceVersion": metadata.get("resourceVersion"), "ownerReferences": wanted or None}}
+
+
+def adoption_patch(obj: Mapping[str, Any], wukong: Mapping[str, Any], delete_with_owner: bool) -> Obj:
+    """A retained volume taken back by a Wukong of the name it was released from."""
+    metadata, owner = obj.get("metadata") or {}, wukong["metadata"]
+    return {
+        "metadata": {
+            "resourceVersion": metadata.get("resourceVersion"),
+            "labels": {api.WUKONG_LABEL: owner["name"], api.RELEASED_FROM_LABEL: None},
+            "annotations": {api.WUKONG_UID_ANNOTATION: owner["uid"]},
+            "ownerReferences": [owner_reference(wukong)] if delete_with_owner else None,
+        }
+    }
+
+
+def release_patch(obj: Mapping[str, Any], wukong_name: str, wukong_uid: str | None) -> Obj:
+    """Keep the volume, drop what ties it to the Wukong, and label where it came from."""
+    metadata = obj.get("metadata") or {}
+    references = [r for r in metadata.get("ownerReferences") or [] if wukong_uid is None or r.get("uid") != wukong_uid]
+    return {
+        "metadata": {
+            "resourceVersion": metadata.get("resourceVersion"),
+            "ownerReferences": references or None,
+            "labels": {api.WUKONG_LABEL: None, api.RELEASED_FROM_LABEL: wukong_name},
+            "annotations": {api.WUKONG_UID_ANNOTATION: None},
+        }
+    }
 
 
 def owners(obj: Mapping[str, Any]) -> set[str]:
@@ -56,6 +116,14 @@ def _metadata(wukong: Mapping[str, Any], name: str, disk: str | None = None) -> 
     }
 
 
+def _volume_metadata(wukong: Mapping[str, Any], disk: Disk) -> Obj:
+    metadata = _metadata(wukong, volume_name(wukong["metadata"]["name"], disk.name), disk.name)
+    metadata["annotations"] = {api.WUKONG_UID_ANNOTATION: wukong["metadata"]["uid"]}
+    if WukongSpec.from_object(wukong).when_deleted != DELETE:
+        del metadata["ownerReferences"]
+    return metadata
+
+
 def persistent_volume_claim(wukong: Mapping[str, Any], disk: Disk) -> Obj:
     spec: Obj = {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": disk.size}}}
     if disk.storage_class:
@@ -63,7 +131,7 @@ def persistent_volume_claim(wukong: Mapping[str, Any], disk: Disk) -> Obj:
     return {
         "apiVersion": "v1",
         "kind": "PersistentVolumeClaim",
-        "metadata": _metadata(wukong, volume_name(wukong["metadata"]["name"], disk.name), disk.name),
+        "metadata": _volume_metadata(wukong, disk),
         "spec": spec,
     }
 
@@ -78,7 +146,7 @@ def data_volume(wukong: Mapping[str, Any], disk: Disk) -> Obj:
     return {
         "apiVersion": "cdi.kubevirt.io/v1beta1",
         "kind": "DataVolume",
-        "metadata": _metadata(wukong, volume_name(wukong["metadata"]["name"], disk.name), disk.name),
+        "metadata": _volume_metadata(wukong, disk),
         "spec": {"source": {source.kind: {"url": source.url}}, "storage": storage},
     }
 
@@ -101,7 +169,10 @@ def virtual_machine(wukong: Mapping[str, Any], spec: WukongSpec) -> Obj:
     return {
         "apiVersion": "kubevirt.io/v1",
         "kind": "VirtualMachine",
-        "metadata": _metadata(wukong, vm_name(name)),
+        "metadata": {
+            **_metadata(wukong, vm_name(name)),
+            "annotations": {api.START_STRATEGY_ANNOTATION: spec.start_strategy},
+        },
         "spec": {
             "runStrategy": spec.run_strategy,
             "template": {

@@ -158,7 +158,11 @@ class Controller:
         namespace, name = key
         wukong = self.wukongs.get(namespace, name)
         if wukong is None or wukong["metadata"].get("deletionTimestamp"):
-            return  # garbage collection removes what it owned; released volumes are not its children any more
+            # The garbage collector deletes the VM (and volumes under Delete); retained volumes are released.
+            data_volumes = {o["metadata"]["name"]: o for o in self.data_volumes.by_label(namespace, name)}
+            pvcs = {o["metadata"]["name"]: o for o in self.pvcs.by_label(namespace, name)}
+            self.executor.release_retained(namespace, planning.release_retained(name, data_volumes, pvcs))
+            return
         observed = self.observe(wukong)
         for action in planning.plan(observed):
             observed = self.executor.execute(observed, action)

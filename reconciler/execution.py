@@ -8,6 +8,7 @@ only read it (a GET) instead of trying to create it again.
 
 from __future__ import annotations
 
+import logging
 import threading
 from typing import assert_never
 
@@ -16,10 +17,11 @@ from kubeclient.rest import AlreadyExists, Conflict, Kube, NotFound
 from reconciler.children import is_owned_by
 from reconciler.events import EventRecorder
 from reconciler.observation import Kind, Observed
-from reconciler.planning import Action, Create, Expand, Release, UpdateVM
+from reconciler.planning import Action, Adopt, Create, Expand, Release, SetRetention, UpdateVM
 from wukong import api
 from wukong.naming import vm_name
 
+log = logging.getLogger("wukong.reconciler")
 RESOURCE_OF_KIND: dict[Kind, Resource] = {
     "PersistentVolumeClaim": PVCS,
     "DataVolume": DATA_VOLUMES,
@@ -52,12 +54,33 @@ class Executor:
                     f"{api.RELEASED_FROM_LABEL}={observed.name}",
                 )
                 return observed.without_child(kind, name)
+            case Adopt(kind=kind, name=name, disk=disk, patch=patch):
+                adopted = self.kube.patch(RESOURCE_OF_KIND[kind], namespace, name, patch)
+                self.events.normal(
+                    wukong,
+                    "Adopted",
+                    f"Took back {kind} {name} for disk {disk}, retained by an earlier {observed.name}",
+                )
+                return observed.with_child(kind, adopted)
+            case SetRetention(kind=kind, name=name, delete_with_owner=delete_with_owner, patch=patch):
+                changed = self.kube.patch(RESOURCE_OF_KIND[kind], namespace, name, patch)
+                what = "is deleted with" if delete_with_owner else "outlives"
+                self.events.normal(wukong, "RetentionChanged", f"{kind} {name} now {what} this Wukong")
+                return observed.with_child(kind, changed)
             case UpdateVM(patch=patch):
                 vm = self.kube.patch(VIRTUAL_MACHINES, namespace, vm_name(observed.name), patch)
                 self.events.normal(wukong, "Updated", f"Updated VirtualMachine {vm_name(observed.name)}")
                 return observed.with_child("VirtualMachine", vm)
             case _:
                 assert_never(action)
+
+    def release_retained(self, namespace: str, releases: list[Release]) -> None:
+        """After the Wukong is gone: no Event (it has nothing left to attach to), a log line per volume."""
+        for action in releases:
+            self.kube.patch(RESOURCE_OF_KIND[action.kind], namespace, action.name, action.patch)
+            log.info(
+                "released %s %s/%s (disk %s) of a deleted Wukong", action.kind, namespace, action.name, action.disk
+            )
 
     def _create(self, observed: Observed, action: Create) -> Observed:
         resource = RESOURCE_OF_KIND[action.kind]

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from reconciler import children
+from wukong import api
 from wukong.manifests import Obj
 from wukong.naming import vm_name, volume_name
 from wukong.quantity import Quantity, QuantityError, parse
@@ -76,6 +77,12 @@ class Volume:
     pvc: Obj | None
     data_volume: Obj | None
     conflict: str | None = None
+    retained: bool = False  # released by an earlier Wukong of this name, fit to be taken back
+
+    @property
+    def own(self) -> Obj | None:
+        """The object this Wukong holds for the disk: the DataVolume, else the PVC."""
+        return self.data_volume if self.source == "dataVolume" else self.pvc
 
     @property
     def exists(self) -> bool:
@@ -107,7 +114,7 @@ class Volume:
 
     def bound(self, classes: Mapping[str, StorageClass]) -> bool:
         """Ready to attach: Bound, or Pending on a WaitForFirstConsumer class (the VM is the first consumer)."""
-        if self.conflict:
+        if self.conflict or self.retained:
             return False
         if self.data_volume is not None:
             return lookup(self.data_volume, "status", "phase") in ("Succeeded", "WaitForFirstConsumer")
@@ -138,19 +145,65 @@ def volumes(observed: Observed) -> list[Volume]:
         name = volume_name(observed.name, disk.name)
         pvc, dv = observed.pvcs.get(name), observed.data_volumes.get(name)
         source: Literal["pvc", "dataVolume"] = "dataVolume" if disk.image else "pvc"
-        conflict = observed.conflicts.get(name) or _conflict(observed, source, name, pvc, dv)
-        result.append(Volume(disk, name, source, pvc, dv, conflict))
+        volume = Volume(disk, name, source, pvc, dv)
+        found = observed.conflicts.get(name) or _conflict(observed, volume)
+        if found == _RETAINED:
+            result.append(dataclasses.replace(volume, retained=True))
+        else:
+            result.append(dataclasses.replace(volume, conflict=found))
     return result
 
 
-def _conflict(observed: Observed, source: str, name: str, pvc: Obj | None, dv: Obj | None) -> str | None:
-    """A same-named object this Wukong does not own is never adopted or modified."""
-    if dv is not None and not children.is_owned_by(dv, observed.uid):
-        return f"DataVolume {name} exists and is not owned by this Wukong"
-    if source == "dataVolume" and dv is not None:
+_RETAINED = "retained"
+
+
+def _conflict(observed: Observed, volume: Volume) -> str | None:
+    """A same-named object this Wukong does not own is never modified -- unless it is a volume an earlier Wukong
+    of this name retained and it fits the disk; then it is taken back (``_RETAINED``)."""
+    name, pvc, dv = volume.name, volume.pvc, volume.data_volume
+    kind, found = ("DataVolume", dv) if dv is not None else ("PersistentVolumeClaim", pvc)
+    if found is None or children.is_ours(found, observed.uid):
+        return None
+    if kind == "PersistentVolumeClaim" and _owned_by_data_volume(found, dv):
         return None  # CDI's PVC belongs to the DataVolume
-    if pvc is not None and not children.is_owned_by(pvc, observed.uid) and not _owned_by_data_volume(pvc, dv):
-        return f"PersistentVolumeClaim {name} exists and is not owned by this Wukong"
+    if not _retained_by_this_name(observed, found):
+        return f"{kind} {name} exists and is not owned by this Wukong"
+    misfit = _misfit(volume, kind, found)
+    if misfit:
+        return f"{kind} {name} was retained from an earlier Wukong {observed.name} but {misfit}; it is left alone"
+    return _RETAINED
+
+
+def _retained_by_this_name(observed: Observed, obj: Obj) -> bool:
+    metadata = obj.get("metadata") or {}
+    labels = metadata.get("labels") or {}
+    came_from = labels.get(api.RELEASED_FROM_LABEL) or labels.get(api.WUKONG_LABEL)
+    return (
+        labels.get(api.MANAGED_BY_LABEL) == api.MANAGED_BY
+        and came_from == observed.name
+        and not children.wukong_references(obj)  # still owned: the garbage collector may be deleting it
+        and not metadata.get("deletionTimestamp")
+    )
+
+
+def _misfit(volume: Volume, kind: str, obj: Obj) -> str | None:
+    """Why a retained volume cannot serve this disk, or None when it can (same kind, disk, class; not larger)."""
+    disk = volume.disk
+    wanted_kind = "DataVolume" if volume.source == "dataVolume" else "PersistentVolumeClaim"
+    if kind != wanted_kind:
+        return f"it is a {kind} and the disk asks for a {wanted_kind}"
+    held = (lookup(obj, "metadata", "labels") or {}).get(api.DISK_LABEL)
+    if held != disk.name:
+        return f"it held disk {held}, not {disk.name}"
+    storage = lookup(obj, "spec", "storage") if kind == "DataVolume" else lookup(obj, "spec")
+    storage_class = lookup(storage, "storageClassName")
+    if disk.storage_class and storage_class != disk.storage_class:
+        return f"its StorageClass is {storage_class}, not {disk.storage_class}"
+    requested, desired = volume.requested, volume.desired
+    if requested is not None and desired is not None and requested > desired:
+        return f"it holds {requested}, more than the {disk.size} asked for"
+    if kind == "DataVolume" and disk.image and disk.image not in str(lookup(obj, "spec", "source")):
+        return f"it was imported from another image than {disk.image}"
     return None
 
 

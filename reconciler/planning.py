@@ -7,6 +7,7 @@ observation (observation.py), and derives the status from that (status.py).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from reconciler import children
@@ -14,6 +15,7 @@ from reconciler.observation import Kind, Observed, Volume, VolumeKind, expandabl
 from wukong import api
 from wukong.manifests import Obj
 from wukong.naming import vm_name, volume_name
+from wukong.spec import DELETE
 
 
 # -- actions ---------------------------------------------------------------------------------------------
@@ -41,11 +43,32 @@ class Release:
 
 
 @dataclass(frozen=True)
+class Adopt:
+    """Take back a volume an earlier Wukong of the same name retained."""
+
+    kind: VolumeKind
+    name: str
+    disk: str
+    patch: Obj
+
+
+@dataclass(frozen=True)
+class SetRetention:
+    """Give a volume the ownerReference its retention policy asks for (Delete), or take it away (Retain)."""
+
+    kind: VolumeKind
+    name: str
+    disk: str
+    delete_with_owner: bool
+    patch: Obj
+
+
+@dataclass(frozen=True)
 class UpdateVM:
     patch: Obj
 
 
-Action = Create | Expand | Release | UpdateVM
+Action = Create | Expand | Release | Adopt | SetRetention | UpdateVM
 
 
 # -- the plan --------------------------------------------------------------------------------------------
@@ -62,6 +85,19 @@ def plan(observed: Observed) -> list[Action]:
 def _volume_actions(observed: Observed, volume: Volume) -> list[Action]:
     if volume.conflict:
         return []
+    delete_with_owner = observed.spec.when_deleted == DELETE
+    kind: VolumeKind = "DataVolume" if volume.source == "dataVolume" else "PersistentVolumeClaim"
+    if volume.retained and volume.own is not None:
+        patch = children.adoption_patch(volume.own, observed.wukong, delete_with_owner)
+        return [Adopt(kind, volume.name, volume.disk.name, patch)]
+    actions: list[Action] = []
+    owned = None if volume.own is None else children.ownership_patch(volume.own, observed.wukong, delete_with_owner)
+    if owned is not None:
+        actions.append(SetRetention(kind, volume.name, volume.disk.name, delete_with_owner, owned))
+    return actions + _storage_actions(observed, volume)
+
+
+def _storage_actions(observed: Observed, volume: Volume) -> list[Action]:
     if not volume.exists:
         if volume.source == "dataVolume":
             return [Create("DataVolume", children.data_volume(observed.wukong, volume.disk), volume.disk.name)]
@@ -90,19 +126,31 @@ def _releases(observed: Observed) -> list[Action]:
     )
     for kind, objects in kinds:
         for name, obj in objects.items():
-            if name in wanted or not children.is_owned_by(obj, observed.uid):
+            if name in wanted or not children.is_ours(obj, observed.uid) or children.made_by_cdi(obj):
                 continue
-            metadata = obj["metadata"]
-            references = [r for r in metadata.get("ownerReferences") or [] if r.get("uid") != observed.uid]
-            patch = {
-                "metadata": {
-                    "resourceVersion": metadata.get("resourceVersion"),
-                    "ownerReferences": references or None,
-                    "labels": {api.WUKONG_LABEL: None, api.RELEASED_FROM_LABEL: observed.name},
-                }
-            }
-            disk = (metadata.get("labels") or {}).get(api.DISK_LABEL, name)
-            actions.append(Release(kind, name, disk, patch))
+            disk = (obj["metadata"].get("labels") or {}).get(api.DISK_LABEL, name)
+            actions.append(Release(kind, name, disk, children.release_patch(obj, observed.name, observed.uid)))
+    return actions
+
+
+def release_retained(wukong_name: str, data_volumes: Mapping[str, Obj], pvcs: Mapping[str, Obj]) -> list[Release]:
+    """The Wukong is gone (or going): release the volumes it retained -- those its labels name that carry no
+    Wukong ownerReference. Volumes under Delete are the garbage collector's and are left to it."""
+    actions = []
+    kinds: tuple[tuple[VolumeKind, Mapping[str, Obj]], ...] = (
+        ("DataVolume", data_volumes),
+        ("PersistentVolumeClaim", pvcs),
+    )
+    for kind, objects in kinds:
+        for name, obj in objects.items():
+            metadata = obj.get("metadata") or {}
+            labels = metadata.get("labels") or {}
+            if labels.get(api.WUKONG_LABEL) != wukong_name or children.wukong_references(obj):
+                continue
+            if children.made_by_cdi(obj):
+                continue
+            disk = labels.get(api.DISK_LABEL, name)
+            actions.append(Release(kind, name, disk, children.release_patch(obj, wukong_name, None)))
     return actions
 
 
@@ -118,15 +166,19 @@ def _vm_actions(observed: Observed, current: list[Volume]) -> list[Action]:
     if not children.is_owned_by(vm, observed.uid):
         return []
     wanted_labels = desired["metadata"]["labels"]
-    if children.contains(vm.get("spec"), desired["spec"]) and children.contains(
-        vm["metadata"].get("labels"), wanted_labels
+    wanted_spec = dict(desired["spec"])
+    applied = (vm["metadata"].get("annotations") or {}).get(api.START_STRATEGY_ANNOTATION)
+    if applied == observed.spec.start_strategy:
+        del wanted_spec["runStrategy"]  # the VM's user (virtctl stop/start) owns it until the Wukong's changes
+    if (
+        children.contains(vm.get("spec"), wanted_spec)
+        and children.contains(vm["metadata"].get("labels"), wanted_labels)
+        and applied == observed.spec.start_strategy
     ):
         return []
-    return [
-        UpdateVM(
-            {
-                "metadata": {"resourceVersion": vm["metadata"].get("resourceVersion"), "labels": wanted_labels},
-                "spec": desired["spec"],
-            }
-        )
-    ]
+    metadata = {
+        "resourceVersion": vm["metadata"].get("resourceVersion"),
+        "labels": wanted_labels,
+        "annotations": {api.START_STRATEGY_ANNOTATION: observed.spec.start_strategy},
+    }
+    return [UpdateVM({"metadata": metadata, "spec": wanted_spec})]

@@ -114,6 +114,8 @@ def compute(observed: Observed, now: str) -> Obj:
     }
     if observed.vm is not None and not vm_conflict(observed):
         status["vmName"] = vm_name(observed.name)
+        if printable := lookup(observed.vm, "status", "printableStatus"):
+            status["vmStatus"] = printable
         if node := lookup(observed.vmi, "status", "nodeName"):
             status["nodeName"] = node
     return status
@@ -124,9 +126,7 @@ def _phase(observed: Observed, current: list[Volume], found: list[Problem], all_
         return PHASE_ERROR
     if not all_bound or observed.vm is None or vm_conflict(observed):
         return PHASE_PENDING if not all_bound or vm_conflict(observed) else PHASE_CREATING
-    printable = lookup(observed.vm, "status", "printableStatus")
-    if observed.spec.run_strategy == "Halted":
-        return PHASE_STOPPED
+    printable = lookup(observed.vm, "status", "printableStatus")  # the VM's real state, whoever changed it
     if lookup(observed.vm, "status", "ready") is True or printable == "Running":
         return PHASE_RUNNING
     if printable == "Stopped":

@@ -1,4 +1,4 @@
-"""Mutating admission (M1-M3): fill in what the user left out, on a copy of the object.
+"""Mutating admission (M1-M4): fill in what the user left out, on a copy of the object.
 
 The handler computes the JSON Patch as the diff between the request and this copy, so the rules
 here only ever say what the object should look like, never how to patch it.
@@ -13,7 +13,7 @@ from typing import Any
 from webhook import field
 from webhook.facts import ClusterFacts
 from webhook.field import quoted
-from wukong.spec import disk_dicts
+from wukong.spec import RETAIN, disk_dicts, mapping
 
 STORAGE_CLASS = "storageClassName"
 BOOT = "boot"
@@ -33,6 +33,7 @@ def default(
     disks = _disks(obj)
     if disks is None:
         return obj, []
+    _default_retention(obj, old)  # M4
     _keep_previous_values(disks, old)  # M3 first: an existing disk keeps what it had
     errors = _default_storage_classes(disks, facts)  # M1
     _default_boot(disks)  # M2
@@ -97,3 +98,16 @@ def _default_boot(disks: list[dict[str, Any]]) -> None:
             chosen[BOOT] = True
     for disk in disks:
         disk.setdefault(BOOT, False)
+
+
+def _default_retention(obj: dict[str, Any], old: Mapping[str, Any] | None) -> None:
+    """M4: ``volumeRetentionPolicy.whenDeleted`` is shown, not implied: the previous value on update (a request
+    that omits it never flips Delete back to Retain), else Retain -- data outlives the Wukong unless asked."""
+    spec = obj.get("spec")
+    if not isinstance(spec, dict):
+        return
+    policy = spec.setdefault("volumeRetentionPolicy", {})
+    if not isinstance(policy, dict) or "whenDeleted" in policy:
+        return
+    before = mapping(mapping(mapping(old).get("spec")).get("volumeRetentionPolicy")).get("whenDeleted")
+    policy["whenDeleted"] = before if isinstance(before, str) else RETAIN

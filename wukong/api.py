@@ -14,6 +14,8 @@ ALLOW_DISK_REMOVAL_ANNOTATION: Final = f"{GROUP}/allow-disk-removal"
 WUKONG_LABEL: Final = f"{GROUP}/wukong"
 DISK_LABEL: Final = f"{GROUP}/disk"
 RELEASED_FROM_LABEL: Final = f"{GROUP}/released-from"
+WUKONG_UID_ANNOTATION: Final = f"{GROUP}/wukong-uid"  # which Wukong a volume without an ownerReference serves
+START_STRATEGY_ANNOTATION: Final = f"{GROUP}/start-strategy"  # the Wukong's startStrategy last applied to its VM
 MANAGED_BY_LABEL: Final = "app.kubernetes.io/managed-by"
 MANAGED_BY: Final = "wukong-reconciler"
 

@@ -6,12 +6,14 @@ a field of the wrong type reads as missing, so callers never crash on input the 
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 RUN_STRATEGY_DEFAULT = "Always"
 RUN_STRATEGY_HALTED = "Halted"
+RETAIN, DELETE = "Retain", "Delete"  # volumeRetentionPolicy.whenDeleted
 
 
 @dataclass(frozen=True)
@@ -39,6 +41,8 @@ class WukongSpec:
     memory: str | None
     disks: tuple[Disk, ...]
     run_strategy: str
+    when_deleted: str = RETAIN
+    start_strategy: str = "{}"  # spec.startStrategy as canonical JSON: applied to the VM whenever it changes
 
     @classmethod
     def from_object(cls, obj: Mapping[str, Any]) -> WukongSpec:
@@ -49,6 +53,8 @@ class WukongSpec:
             memory=_str(spec.get("memory")),
             disks=tuple(Disk.from_dict(d) for d in disk_dicts(obj)),
             run_strategy=run_strategy(spec.get("startStrategy")),
+            start_strategy=json.dumps(mapping(spec.get("startStrategy")), sort_keys=True, separators=(",", ":")),
+            when_deleted=DELETE if mapping(spec.get("volumeRetentionPolicy")).get("whenDeleted") == DELETE else RETAIN,
         )
 
     @property

@@ -72,7 +72,7 @@ def reconciler(cluster: ControlPlane, webhook: LocalWebhook, backend: SimulatedB
 
 @pytest.fixture
 def namespace(cluster: ControlPlane) -> str:
-    """A fresh namespace per test (devcluster has no namespace controller; the cluster is thrown away)."""
+    """A fresh namespace per test; the cluster is thrown away at the end of the session."""
     name = f"t{next(_names)}-{int(time.time() * 1000) % 100000}"
     cluster.kubectl("create", "namespace", name)
     return name

@@ -154,6 +154,11 @@ def no_admission_safety_net(cluster: ControlPlane, webhook):
         wait_for_webhooks(cluster)
 
 
+def written_by(obj: dict[str, Any], manager: str) -> list[dict[str, Any]]:
+    """The managedFields entries of one writer: they change whenever that writer changes the object."""
+    return [m for m in obj["metadata"].get("managedFields") or [] if m["manager"] == manager]
+
+
 def test_a_shrink_that_bypasses_admission_is_refused_by_the_reconciler(
     cluster, admin, namespace, no_admission_safety_net
 ):
@@ -172,7 +177,8 @@ def test_a_shrink_that_bypasses_admission_is_refused_by_the_reconciler(
     assert "asks for 400Gi but its volume shrinker-data has 500Gi" in degraded["message"]
     after = admin.get(PVCS, namespace, "shrinker-data")
     assert after["spec"]["resources"]["requests"]["storage"] == "500Gi"
-    assert after["metadata"]["resourceVersion"] == before["metadata"]["resourceVersion"]
+    assert after["spec"] == before["spec"]
+    assert written_by(after, "wukong-reconciler") == written_by(before, "wukong-reconciler"), "the reconciler wrote"
     wait_event(admin, namespace, "ShrinkRefused", kind="Warning")
 
 
@@ -212,8 +218,10 @@ def test_a_removed_disk_keeps_its_volume_released_and_detached(cluster, admin, n
     )
 
 
-def test_children_carry_controller_references_for_garbage_collection(cluster, admin, namespace):
-    apply(cluster, namespace, sample())
+def test_under_delete_every_child_carries_the_controller_reference_and_goes_with_the_wukong(cluster, admin, namespace):
+    obj = sample()
+    obj["spec"]["volumeRetentionPolicy"] = {"whenDeleted": "Delete"}
+    apply(cluster, namespace, obj)
     wait_running(admin, namespace, "system-and-data")
     uid = admin.get(WUKONGS, namespace, "system-and-data")["metadata"]["uid"]
     expected = [
@@ -226,17 +234,19 @@ def test_children_carry_controller_references_for_garbage_collection(cluster, ad
             "blockOwnerDeletion": True,
         }
     ]
-    for resource, name in (
+    children = (
         (DATA_VOLUMES, "system-and-data-system"),
         (PVCS, "system-and-data-data"),
         (VIRTUAL_MACHINES, "system-and-data-vm"),
-    ):
+    )
+    for resource, name in children:
         child = admin.get(resource, namespace, name)
         assert child["metadata"]["ownerReferences"] == expected, name
         assert child["metadata"]["labels"]["vm.novasphere.dev/wukong"] == "system-and-data"
         assert child["metadata"]["labels"]["app.kubernetes.io/managed-by"] == "wukong-reconciler"
-    cluster.kubectl("delete", "wukong", "system-and-data", "-n", namespace, "--wait=false")
-    wait_for_object(admin, WUKONGS, namespace, "system-and-data", lambda obj: obj is None, "the Wukong to be deleted")
+    cluster.kubectl("delete", "wukong", "system-and-data", "-n", namespace)
+    for resource, name in (*children, (PVCS, "system-and-data-system")):  # CDI's PVC goes with its DataVolume
+        wait_for_object(admin, resource, namespace, name, lambda obj: obj is None, f"{name} deleted by the GC")
 
 
 def test_a_same_named_pvc_it_does_not_own_is_left_alone(cluster, admin, namespace, reconciler):

@@ -85,7 +85,7 @@ def test_mutating_its_own_output_changes_nothing():
 
 def test_reordered_disks_change_nothing():
     live, _ = default(wukong(disk("a"), disk("b")), None, facts())
-    swapped = wukong(*reversed(disks_of(live)))
+    swapped = wukong(*reversed(disks_of(live)), volumeRetentionPolicy={"whenDeleted": "Retain"})
     again, _ = default(swapped, live, facts())
     assert again == swapped
 
@@ -100,3 +100,16 @@ def test_unparseable_objects_are_not_patched(spec):
     defaulted, errors = default(request, None, facts())
     assert defaulted == request
     assert errors == []
+
+
+def test_volumes_are_retained_unless_the_wukong_says_otherwise():
+    created, _ = default(wukong(disk("a")), None, facts())
+    assert created["spec"]["volumeRetentionPolicy"] == {"whenDeleted": "Retain"}
+    chosen, _ = default(wukong(disk("a"), volumeRetentionPolicy={"whenDeleted": "Delete"}), None, facts())
+    assert chosen["spec"]["volumeRetentionPolicy"] == {"whenDeleted": "Delete"}
+
+
+def test_an_update_that_omits_the_retention_policy_keeps_the_previous_one():
+    live, _ = default(wukong(disk("a"), volumeRetentionPolicy={"whenDeleted": "Delete"}), None, facts())
+    replaced, _ = default(wukong(disk("a")), live, facts())
+    assert replaced["spec"]["volumeRetentionPolicy"] == {"whenDeleted": "Delete"}

@@ -50,7 +50,9 @@ def test_mutate_echoes_the_uid_and_returns_a_patch_that_applies_cleanly(client):
 
 
 def test_mutating_a_complete_object_sends_no_patch(client):
-    obj = wukong(disk("system", storageClassName="longhorn", boot=True))
+    obj = wukong(
+        disk("system", storageClassName="longhorn", boot=True), volumeRetentionPolicy={"whenDeleted": "Retain"}
+    )
     response = answer(client, "/mutate", review(obj))
     assert response == {"uid": response["uid"], "allowed": True}
 

@@ -147,23 +147,37 @@ def test_the_vm_boots_from_the_boot_disk_and_mounts_each_volume_by_its_kind():
     ]
 
 
-def test_children_are_labelled_and_owned():
+def test_volumes_are_labelled_and_under_retain_carry_no_owner_reference():
     pvc = children.persistent_volume_claim(live(DATA), Observed(live(DATA)).spec.disks[0])
     assert pvc["metadata"]["labels"] == {
         "vm.novasphere.dev/wukong": "vm1",
         "vm.novasphere.dev/disk": "data",
         "app.kubernetes.io/managed-by": "wukong-reconciler",
     }
-    assert pvc["metadata"]["ownerReferences"] == [
-        {
-            "apiVersion": "vm.novasphere.dev/v1alpha1",
-            "kind": "Wukong",
-            "name": "vm1",
-            "uid": UID,
-            "controller": True,
-            "blockOwnerDeletion": True,
-        }
-    ]
+    assert pvc["metadata"]["annotations"] == {"vm.novasphere.dev/wukong-uid": UID}
+    assert "ownerReferences" not in pvc["metadata"], "the garbage collector must not be able to delete it"
+
+
+OWNER = {
+    "apiVersion": "vm.novasphere.dev/v1alpha1",
+    "kind": "Wukong",
+    "name": "vm1",
+    "uid": UID,
+    "controller": True,
+    "blockOwnerDeletion": True,
+}
+
+
+def test_under_delete_volumes_carry_the_controller_reference():
+    obj = live(DATA, volumeRetentionPolicy={"whenDeleted": "Delete"})
+    pvc = children.persistent_volume_claim(obj, Observed(obj).spec.disks[0])
+    assert pvc["metadata"]["ownerReferences"] == [OWNER]
+
+
+def test_the_vm_always_carries_the_controller_reference_and_the_run_strategy_applied():
+    vm = children.virtual_machine(live(DATA), Observed(live(DATA)).spec)
+    assert vm["metadata"]["ownerReferences"] == [OWNER]
+    assert vm["metadata"]["annotations"] == {"vm.novasphere.dev/start-strategy": "{}"}
 
 
 # -- planning --------------------------------------------------------------------------------------------
