@@ -9,7 +9,7 @@ import pytest
 
 from reconciler import children, planning, status
 from reconciler.observation import Observed
-from reconciler.planning import Create, Expand, Release, UpdateVM
+from reconciler.planning import Adopt, Create, Expand, Release, SetRetention, UpdateVM
 from tests import upstream
 from tests.builders import CLASSES, disk, wukong
 from wukong.spec import Disk
@@ -353,3 +353,90 @@ def test_the_node_comes_from_the_running_instance():
     vmi = {"metadata": {"name": "vm1-vm"}, "status": {"phase": "Running", "nodeName": "node-7"}}
     assert status.compute(Observed(**{**observed.__dict__, "vmi": vmi}), NOW)["nodeName"] == "node-7"
     assert "nodeName" not in status.compute(observed, NOW)
+
+
+# -- retention, re-creation and run state ----------------------------------------------------------------
+NEW_UID = "99999999-8888-7777-6666-555555555555"
+
+
+def recreated(observed: Observed, obj: dict) -> Observed:
+    """The children of ``observed`` after its Wukong was deleted (volumes released) and ``obj`` created."""
+    pvcs = {}
+    for name, pvc in observed.pvcs.items():
+        pvc = copy.deepcopy(pvc)
+        if name == "vm1-data":  # what the release patch leaves
+            pvc["metadata"]["labels"].pop("vm.novasphere.dev/wukong")
+            pvc["metadata"]["labels"]["vm.novasphere.dev/released-from"] = "vm1"
+            pvc["metadata"]["annotations"] = {}
+        pvcs[name] = pvc
+    obj["metadata"]["uid"] = NEW_UID
+    return Observed(obj, pvcs=pvcs, storage_classes=CLASSES_BY_NAME)
+
+
+def test_a_new_wukong_of_the_name_takes_back_a_retained_volume_that_fits():
+    observed = recreated(converged(live(DATA)), live(disk("data", "1Ti", storageClassName="longhorn", boot=True)))
+    [adopt] = planning.plan(observed)
+    assert isinstance(adopt, Adopt)
+    metadata = adopt.patch["metadata"]
+    assert metadata["labels"] == {"vm.novasphere.dev/wukong": "vm1", "vm.novasphere.dev/released-from": None}
+    assert metadata["annotations"] == {"vm.novasphere.dev/wukong-uid": NEW_UID}
+    assert metadata["ownerReferences"] is None  # Retain
+    assert metadata["resourceVersion"] == "5"
+
+
+@pytest.mark.parametrize(
+    ("data", "why"),
+    [
+        (disk("data", "500Gi", storageClassName="longhorn-ssd", boot=True), "its StorageClass is longhorn"),
+        (disk("data", "100Gi", storageClassName="longhorn", boot=True), "it holds 500Gi, more than the 100Gi"),
+    ],
+    ids=["another-class", "smaller"],
+)
+def test_a_retained_volume_that_does_not_fit_is_a_name_conflict(data, why):
+    observed = recreated(converged(live(DATA)), live(data))
+    assert planning.plan(observed) == []
+    degraded = _condition(status.compute(observed, NOW), "Degraded")
+    assert degraded["reason"] == "NameConflict"
+    assert why in degraded["message"]
+
+
+def test_a_volume_still_owned_by_a_deleted_wukong_is_never_taken_back():
+    obj = live(DATA, volumeRetentionPolicy={"whenDeleted": "Delete"})
+    observed = recreated(converged(obj), live(DATA))
+    assert planning.plan(observed) == [], "the garbage collector is deleting it"
+
+
+@pytest.mark.parametrize(("policy", "owned"), [("Delete", True), ("Retain", False)])
+def test_changing_the_retention_policy_moves_the_owner_reference(policy, owned):
+    before = "Retain" if policy == "Delete" else "Delete"
+    observed = converged(live(DATA, volumeRetentionPolicy={"whenDeleted": before}))
+    observed = Observed(**{**observed.__dict__, "wukong": live(DATA, volumeRetentionPolicy={"whenDeleted": policy})})
+    [change] = planning.plan(observed)
+    assert isinstance(change, SetRetention) and change.delete_with_owner is owned
+    references = change.patch["metadata"]["ownerReferences"]
+    assert (references == [OWNER]) if owned else references is None
+
+
+def test_the_volumes_of_a_deleted_wukong_are_released_unless_the_collector_owns_them():
+    retained = converged(live(DATA))
+    deleting = converged(live(DATA, volumeRetentionPolicy={"whenDeleted": "Delete"}))
+    assert [(a.kind, a.name) for a in planning.release_retained("vm1", {}, retained.pvcs)] == [
+        ("PersistentVolumeClaim", "vm1-data")
+    ]
+    assert planning.release_retained("vm1", {}, deleting.pvcs) == []
+
+
+def test_a_vm_stopped_by_its_user_is_not_started_again():
+    observed = converged(live(DATA))
+    observed.vm["spec"]["runStrategy"] = "Halted"  # virtctl stop
+    assert planning.plan(observed) == []
+
+
+def test_a_changed_start_strategy_is_applied_to_the_vm():
+    observed = converged(live(DATA))
+    observed.vm["spec"]["runStrategy"] = "Halted"
+    observed = Observed(**{**observed.__dict__, "wukong": live(DATA, startStrategy={"runStrategy": "Always"})})
+    [update] = planning.plan(observed)
+    assert isinstance(update, UpdateVM)
+    assert update.patch["spec"]["runStrategy"] == "Always"
+    assert update.patch["metadata"]["annotations"] == {"vm.novasphere.dev/start-strategy": '{"runStrategy":"Always"}'}
