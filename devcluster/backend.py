@@ -8,13 +8,17 @@ the same API, what those systems would do, so the reconciler can be exercised en
   - CDI: gives a DataVolume its PVC (same name, owned by the DataVolume) and moves it to Succeeded once the
     PVC is bound, or to Failed when the source URL contains "simulate-import-failure";
   - KubeVirt: marks a VirtualMachine Running once all its volumes are bound, with a running
-    VirtualMachineInstance on a simulated node (Stopped, and no instance, when Halted).
+    VirtualMachineInstance on a simulated node (Stopped, and no instance, when Halted); an instance deleted by
+    someone (``virtctl restart``) starts again from the current template; a template change reaches the running
+    instance only for hotpluggable volumes (declarative hotplug), anything else sets the VM condition
+    RestartRequired until the instance restarts.
 It is used only by the tests, the benchmarks and the demo; nothing in deploy/ runs it.
 """
 
 from __future__ import annotations
 
 import contextlib
+import datetime
 import functools
 import logging
 import re
@@ -65,6 +69,7 @@ class SimulatedBackend:
         self.queue: WorkQueue[Item] = WorkQueue()
         for informer, kind in ((self.pvcs, "pvc"), (self.data_volumes, "dv"), (self.vms, "vm")):
             informer.on_change(functools.partial(self._seen, kind))
+        self.instances.on_change(self._instance_changed)
         self._threads: list[threading.Thread] = []
 
     def start(self) -> SimulatedBackend:
@@ -96,6 +101,12 @@ class SimulatedBackend:
             for vm in self.vms.items():
                 if vm["metadata"]["namespace"] == item[1] and item[2] in _claims(vm):
                     self.queue.add(("vm", item[1], vm["metadata"]["name"]))
+
+    def _instance_changed(self, event: str, obj: dict[str, Any]) -> None:
+        """An instance deleted by someone else (``virtctl restart``, an eviction) is started again from the
+        VM's template, unless the VM is Halted."""
+        if event == "DELETED":
+            self.queue.add_after(("vm", obj["metadata"]["namespace"], obj["metadata"]["name"]), self.delay)
 
     def _work(self) -> None:
         while True:
@@ -277,30 +288,36 @@ class SimulatedBackend:
         vm = self.vms.get(namespace, name)
         if vm is None:
             return
-        running = False
+        instance = self.instances.get(namespace, name)
+        restart = False
         if vm["spec"].get("runStrategy") == "Halted":
             wanted: dict[str, Any] = {"created": False, "ready": False, "printableStatus": "Stopped"}
-        elif all(self._claim_bound(namespace, claim) for claim in _claims(vm)):
-            running = True
+            self._stop(instance)
+        elif instance is not None:
             wanted = {"created": True, "ready": True, "printableStatus": "Running"}
+            self._hotplug(vm, instance)
+            restart = _cold(vm["spec"]["template"]["spec"]) != _cold(instance["spec"])
+        elif all(self._claim_bound(namespace, claim) for claim in _claims(vm)):
+            wanted = {"created": True, "ready": True, "printableStatus": "Running"}
+            self._start(vm)
         else:
             wanted = {"created": False, "ready": False, "printableStatus": "WaitingForVolumeBinding"}
-        self._instance(vm, running=running)
-        if {k: (vm.get("status") or {}).get(k) for k in wanted} != wanted:
-            self._status(VIRTUAL_MACHINES, namespace, name, wanted)
+        current = vm.get("status") or {}
+        was_required = any(c.get("type") == RESTART_REQUIRED for c in current.get("conditions") or [])
+        if {k: current.get(k) for k in wanted} != wanted or was_required != restart:
+            conditions = [_restart_required()] if restart else []
+            self._status(VIRTUAL_MACHINES, namespace, name, {**wanted, "conditions": conditions})
 
-    def _instance(self, vm: dict[str, Any], running: bool) -> None:
-        """KubeVirt runs a VM as a VirtualMachineInstance of the same name, scheduled on a node."""
+    def _stop(self, instance: dict[str, Any] | None) -> None:
+        if instance is not None:
+            with contextlib.suppress(NotFound):
+                metadata = instance["metadata"]
+                self.kube.delete(VIRTUAL_MACHINE_INSTANCES, metadata["namespace"], metadata["name"])
+
+    def _start(self, vm: dict[str, Any]) -> None:
+        """KubeVirt runs a VM as a VirtualMachineInstance of the same name, from the template as it is now."""
         metadata = vm["metadata"]
         namespace, name = metadata["namespace"], metadata["name"]
-        exists = self.instances.get(namespace, name) is not None
-        if not running:
-            if exists:
-                with contextlib.suppress(NotFound):
-                    self.kube.delete(VIRTUAL_MACHINE_INSTANCES, namespace, name)
-            return
-        if exists:
-            return
         template = vm["spec"]["template"]
         with contextlib.suppress(AlreadyExists):
             self.kube.create(
@@ -326,7 +343,31 @@ class SimulatedBackend:
                     "spec": template["spec"],
                 },
             )
-            self._status(VIRTUAL_MACHINE_INSTANCES, namespace, name, {"phase": "Running", "nodeName": SIMULATED_NODE})
+            status = {"phase": "Running", "nodeName": SIMULATED_NODE, "volumeStatus": _volume_status(template["spec"])}
+            self._status(VIRTUAL_MACHINE_INSTANCES, namespace, name, status)
+
+    def _hotplug(self, vm: dict[str, Any], instance: dict[str, Any]) -> None:
+        """Declarative volume hotplug: hotpluggable volumes in the template whose claims are bound are attached
+        to the running instance, and the instance's hotplugged volumes that left the template are detached.
+        Everything else in the template waits for a restart."""
+        template, running = vm["spec"]["template"]["spec"], instance["spec"]
+        namespace = vm["metadata"]["namespace"]
+        wanted = {v["name"]: v for v in template.get("volumes") or [] if _hotpluggable(v)}
+        attached = {v["name"]: v for v in running.get("volumes") or [] if _hotpluggable(v)}
+        ready = {n for n, v in wanted.items() if self._claim_bound(namespace, _claim_of(v))}
+        plug = [n for n in wanted if n not in attached and n in ready]
+        unplug = [n for n in attached if n not in wanted]
+        if not plug and not unplug:
+            return
+        disks_of = {d["name"]: d for d in (template.get("domain") or {}).get("devices", {}).get("disks") or []}
+        volumes = [v for v in running.get("volumes") or [] if v["name"] not in unplug] + [wanted[n] for n in plug]
+        disks = [d for d in running["domain"]["devices"].get("disks") or [] if d["name"] not in unplug]
+        disks += [disks_of[n] for n in plug if n in disks_of]
+        spec = {"volumes": volumes, "domain": {"devices": {"disks": disks}}}
+        metadata = instance["metadata"]
+        self.kube.patch(VIRTUAL_MACHINE_INSTANCES, namespace, metadata["name"], {"spec": spec})
+        status = {"volumeStatus": _volume_status({"volumes": volumes})}
+        self._status(VIRTUAL_MACHINE_INSTANCES, namespace, metadata["name"], status)
 
     def _claim_bound(self, namespace: str, claim: str) -> bool:
         pvc = self.pvcs.get(namespace, claim)
@@ -341,6 +382,49 @@ def _volume_source(storage_class: StorageClass, volume: str) -> dict[str, Any]:
     if _CSI_DRIVER.fullmatch(storage_class.provisioner):
         return {"csi": {"driver": storage_class.provisioner, "volumeHandle": volume}}
     return {"hostPath": {"path": f"/var/lib/simulated-volumes/{volume}", "type": "DirectoryOrCreate"}}
+
+
+RESTART_REQUIRED = "RestartRequired"
+
+
+def _restart_required() -> dict[str, Any]:
+    return {
+        "type": RESTART_REQUIRED,
+        "status": "True",
+        "lastTransitionTime": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "message": "a non-live-updatable field was changed in the template spec",
+    }
+
+
+def _hotpluggable(volume: dict[str, Any]) -> bool:
+    source = volume.get("dataVolume") or volume.get("persistentVolumeClaim") or {}
+    return bool(source.get("hotpluggable"))
+
+
+def _claim_of(volume: dict[str, Any]) -> str:
+    if "dataVolume" in volume:
+        return str(volume["dataVolume"]["name"])
+    return str(volume["persistentVolumeClaim"]["claimName"])
+
+
+def _cold(spec: dict[str, Any]) -> dict[str, Any]:
+    """A VM spec without its hotpluggable volumes and their disks: what only a restart can change."""
+    hot = {v["name"] for v in spec.get("volumes") or [] if _hotpluggable(v)}
+    domain = dict(spec.get("domain") or {})
+    devices = dict(domain.get("devices") or {})
+    devices["disks"] = [d for d in devices.get("disks") or [] if d.get("name") not in hot]
+    domain["devices"] = devices
+    return {**spec, "domain": domain, "volumes": [v for v in spec.get("volumes") or [] if v["name"] not in hot]}
+
+
+def _volume_status(spec: dict[str, Any]) -> list[dict[str, Any]]:
+    entries = []
+    for index, volume in enumerate(spec.get("volumes") or []):
+        entry: dict[str, Any] = {"name": volume["name"], "target": f"sd{chr(ord('a') + index)}", "phase": "Ready"}
+        if _hotpluggable(volume):
+            entry["hotplugVolume"] = {"attachPodName": f"hp-volume-{volume['name']}"}
+        entries.append(entry)
+    return entries
 
 
 def _claims(vm: dict[str, Any]) -> list[str]:

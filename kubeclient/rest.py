@@ -211,11 +211,25 @@ class Kube:
         path = resource.path(metadata.get("namespace"), metadata["name"])
         return self._send("PUT", path, self._write_query(), body=obj)
 
-    def delete(self, resource: Resource, namespace: str | None, name: str, uid: str | None = None) -> None:
-        """A generic verb of the adapter; which process may use it is RBAC's to say (the reconciler's role has
-        no delete). ``uid`` makes it a precondition: never delete a same-named successor by mistake."""
-        body = {"preconditions": {"uid": uid}} if uid else None
-        self._send("DELETE", resource.path(namespace, name), body=body)
+    def delete(
+        self,
+        resource: Resource,
+        namespace: str | None,
+        name: str,
+        uid: str | None = None,
+        resource_version: str | None = None,
+        propagation: str | None = None,
+    ) -> None:
+        """A generic verb of the adapter; which process may use it is RBAC's to say. ``uid`` and
+        ``resource_version`` are preconditions: never delete a same-named successor, nor an object that changed
+        since it was judged safe to delete (409 Conflict instead). ``propagation``: Foreground, Background, Orphan."""
+        preconditions = {k: v for k, v in (("uid", uid), ("resourceVersion", resource_version)) if v}
+        body: dict[str, Any] = {}
+        if preconditions:
+            body["preconditions"] = preconditions
+        if propagation:
+            body["propagationPolicy"] = propagation
+        self._send("DELETE", resource.path(namespace, name), body=body or None)
 
     def _write_query(self) -> dict[str, str]:
         return {"fieldValidation": "Strict", "fieldManager": self._field_manager}

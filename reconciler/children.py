@@ -7,7 +7,7 @@ tied to its Wukong by labels and the ``wukong-uid`` annotation alone, so deletin
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import Any
 
 from wukong import api
@@ -151,21 +151,23 @@ def data_volume(wukong: Mapping[str, Any], disk: Disk) -> Obj:
     }
 
 
-def virtual_machine(wukong: Mapping[str, Any], spec: WukongSpec) -> Obj:
-    """The VM: cores, guest memory, one virtio disk per volume (the boot disk first in boot order), pod network."""
+def virtual_machine(wukong: Mapping[str, Any], spec: WukongSpec, hotplug: Collection[str] = ()) -> Obj:
+    """The VM: cores, guest memory, one virtio disk per volume (the boot disk first in boot order), pod network.
+    Disks named in ``hotplug`` are hotpluggable volumes on the scsi bus: KubeVirt attaches them to the running
+    VM (declarative hotplug) instead of waiting for a restart."""
     name = wukong["metadata"]["name"]
     disks, volumes = [], []
     for disk in spec.disks:
-        entry: Obj = {"name": disk.name, "disk": {"bus": "virtio"}}
+        hot = disk.name in hotplug and not disk.boot
+        entry: Obj = {"name": disk.name, "disk": {"bus": "scsi" if hot else "virtio"}}
         if disk.boot:
             entry["bootOrder"] = 1
         disks.append(entry)
         claim = volume_name(name, disk.name)
-        volumes.append(
-            {"name": disk.name, "dataVolume": {"name": claim}}
-            if disk.image
-            else {"name": disk.name, "persistentVolumeClaim": {"claimName": claim}}
-        )
+        source: Obj = {"name": claim} if disk.image else {"claimName": claim}
+        if hot:
+            source["hotpluggable"] = True
+        volumes.append({"name": disk.name, "dataVolume" if disk.image else "persistentVolumeClaim": source})
     return {
         "apiVersion": "kubevirt.io/v1",
         "kind": "VirtualMachine",
@@ -189,6 +191,22 @@ def virtual_machine(wukong: Mapping[str, Any], spec: WukongSpec) -> Obj:
             },
         },
     }
+
+
+def hotplugged(vm: Mapping[str, Any] | None) -> set[str]:
+    """The disks a VM's template holds as hotpluggable volumes."""
+    template = ((vm or {}).get("spec") or {}).get("template") or {}
+    found = set()
+    for volume in (template.get("spec") or {}).get("volumes") or []:
+        source = volume.get("dataVolume") or volume.get("persistentVolumeClaim") or {}
+        if source.get("hotpluggable"):
+            found.add(volume.get("name"))
+    return found
+
+
+def template_disks(vm: Mapping[str, Any] | None) -> set[str]:
+    template = ((vm or {}).get("spec") or {}).get("template") or {}
+    return {v.get("name") for v in (template.get("spec") or {}).get("volumes") or []}
 
 
 def contains(live: Any, desired: Any) -> bool:

@@ -33,6 +33,12 @@ def main(argv: list[str] | None = None) -> int:
         metavar="SECONDS",
         help="requeue every Wukong this often (default 300)",
     )
+    parser.add_argument(
+        "--hotplug-disks",
+        action="store_true",
+        help="attach disks added to a running VM without a restart (needs KubeVirt's DeclarativeHotplugVolumes "
+        "feature gate; without it such disks wait for a restart)",
+    )
     parser.add_argument("--metrics-port", type=int, default=8080, help="/healthz, /readyz, /metrics (0: off)")
     parser.add_argument("--metrics-bind-address", default="0.0.0.0")
     parser.add_argument("--leader-elect", action="store_true", help="run only while holding the Lease")
@@ -50,7 +56,13 @@ def main(argv: list[str] | None = None) -> int:
     identity = f"{os.environ.get('POD_NAME') or socket.gethostname()}_{uuid.uuid4().hex[:8]}"
     controller = Controller(
         kube,
-        Settings(namespace=args.namespace, workers=args.workers, resync_period=args.resync_period, instance=identity),
+        Settings(
+            namespace=args.namespace,
+            workers=args.workers,
+            resync_period=args.resync_period,
+            instance=identity,
+            hotplug_disks=args.hotplug_disks,
+        ),
     )
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())

@@ -56,6 +56,7 @@ class Settings:
     namespace: str | None = None
     workers: int = 4
     resync_period: float = 300.0
+    hotplug_disks: bool = False  # KubeVirt's DeclarativeHotplugVolumes is on: attach added disks live
     instance: str = dataclasses.field(default_factory=lambda: f"wukong-reconciler-{uuid.uuid4().hex[:8]}")
 
 
@@ -164,7 +165,7 @@ class Controller:
             self.executor.release_retained(namespace, planning.release_retained(name, data_volumes, pvcs))
             return
         observed = self.observe(wukong)
-        for action in planning.plan(observed):
+        for action in planning.plan(observed, self.settings.hotplug_disks):
             observed = self.executor.execute(observed, action)
         self._write_status(observed)
 
@@ -204,12 +205,20 @@ class Controller:
         problem, previous = _degraded(after), _degraded(before)
         if problem is not None and problem != previous:
             self.events.warning(wukong, *problem)
+        restart = _condition(after, "RestartRequired")
+        if restart is not None and restart != _condition(before, "RestartRequired"):
+            self.events.normal(wukong, "RestartRequired", restart[1])
         if after.get("phase") == status.PHASE_RUNNING and before.get("phase") != status.PHASE_RUNNING:
             self.events.normal(wukong, "Running", f"VirtualMachine {vm_name(key_of(wukong)[1])} is running")
 
 
 def _degraded(status_: dict[str, Any]) -> tuple[str, str] | None:
+    return _condition(status_, "Degraded")
+
+
+def _condition(status_: dict[str, Any], kind: str) -> tuple[str, str] | None:
+    """(reason, message) of a condition that is True, else None."""
     for condition in status_.get("conditions") or []:
-        if condition["type"] == "Degraded" and condition["status"] == "True":
+        if condition.get("type") == kind and condition.get("status") == "True":
             return condition["reason"], condition["message"]
     return None

@@ -8,6 +8,7 @@ only read it (a GET) instead of trying to create it again.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 from typing import assert_never
@@ -17,7 +18,7 @@ from kubeclient.rest import AlreadyExists, Conflict, Kube, NotFound
 from reconciler.children import is_owned_by
 from reconciler.events import EventRecorder
 from reconciler.observation import Kind, Observed
-from reconciler.planning import Action, Adopt, Create, Expand, Release, SetRetention, UpdateVM
+from reconciler.planning import Action, Adopt, Create, Expand, Release, Replace, SetRetention, UpdateVM
 from wukong import api
 from wukong.naming import vm_name
 
@@ -67,6 +68,14 @@ class Executor:
                 what = "is deleted with" if delete_with_owner else "outlives"
                 self.events.normal(wukong, "RetentionChanged", f"{kind} {name} now {what} this Wukong")
                 return observed.with_child(kind, changed)
+            case Replace(kind=kind, name=name, disk=disk, uid=uid, resource_version=version, why=why):
+                # Foreground: a DataVolume stays (deleting) until CDI's PVC is gone, so nothing new is made early.
+                with contextlib.suppress(NotFound):  # already gone: the next pass creates the right one
+                    self.kube.delete(RESOURCE_OF_KIND[kind], namespace, name, uid, version, propagation="Foreground")
+                self.events.normal(
+                    wukong, "Replacing", f"Replacing {kind} {name} of disk {disk}, which never bound: {why}"
+                )
+                return observed.without_child(kind, name)
             case UpdateVM(patch=patch):
                 vm = self.kube.patch(VIRTUAL_MACHINES, namespace, vm_name(observed.name), patch)
                 self.events.normal(wukong, "Updated", f"Updated VirtualMachine {vm_name(observed.name)}")

@@ -13,6 +13,7 @@ from typing import Any, Literal
 
 from reconciler import children
 from wukong import api
+from wukong.image import ImageError, parse_image
 from wukong.manifests import Obj
 from wukong.naming import vm_name, volume_name
 from wukong.quantity import Quantity, QuantityError, parse
@@ -22,6 +23,7 @@ from wukong.storageclass import StorageClass
 Kind = Literal["PersistentVolumeClaim", "DataVolume", "VirtualMachine"]
 VolumeKind = Literal["PersistentVolumeClaim", "DataVolume"]
 _FIELD_OF_KIND: dict[str, str] = {"PersistentVolumeClaim": "pvcs", "DataVolume": "data_volumes"}
+BIND_COMPLETED = "pv.kubernetes.io/bind-completed"  # set by Kubernetes' binder once a claim bound
 
 
 @dataclass(frozen=True)
@@ -112,10 +114,58 @@ class Volume:
     def pvc_bound(self) -> bool:
         return bool(lookup(self.pvc, "status", "phase") == "Bound")
 
+    @property
+    def holder(self) -> Obj | None:
+        """The object holding the disk's data now, whatever the disk asks for: its DataVolume, else its PVC."""
+        return self.data_volume if self.data_volume is not None else self.pvc
+
+    @property
+    def deleting(self) -> bool:
+        return any(lookup(o, "metadata", "deletionTimestamp") for o in (self.pvc, self.data_volume))
+
+    @property
+    def ever_bound(self) -> bool:
+        """Whether the claim ever bound to a PersistentVolume: then it may hold data and is never replaced."""
+        pvc = self.pvc
+        if pvc is not None and (
+            lookup(pvc, "spec", "volumeName")
+            or lookup(pvc, "status", "phase") in ("Bound", "Lost")
+            or BIND_COMPLETED in (lookup(pvc, "metadata", "annotations") or {})
+        ):
+            return True
+        return bool(lookup(self.data_volume, "status", "phase") == "Succeeded")
+
+    @property
+    def held_class(self) -> str | None:
+        """The StorageClass the existing volume asked for (None when it names none)."""
+        if self.data_volume is not None:
+            spec = lookup(self.data_volume, "spec") or {}
+            found = lookup(spec, "storage", "storageClassName") or lookup(spec, "pvc", "storageClassName")
+        else:
+            found = lookup(self.pvc, "spec", "storageClassName")
+        return found if isinstance(found, str) else None
+
+    @property
+    def mismatch(self) -> str | None:
+        """How the existing volume differs from what the disk now asks for (class, image, blank or not), or None.
+        Only a volume that never bound can be replaced to match; status.py reports the others."""
+        held, disk = self.holder, self.disk
+        if held is None or self.conflict or self.retained:
+            return None
+        if self.source == "pvc" and self.data_volume is not None:
+            return "it was imported from an image and the disk is now blank"
+        if self.source == "dataVolume" and self.data_volume is None:
+            return f"it is a blank PersistentVolumeClaim and the disk now asks for image {disk.image}"
+        if disk.storage_class and self.held_class != disk.storage_class:
+            return f"its StorageClass is {self.held_class or '(none)'} and the disk asks for {disk.storage_class}"
+        if self.data_volume is not None and disk.image and _image_url(disk.image) != _source_url(self.data_volume):
+            return f"it was imported from {_source_url(self.data_volume)} and the disk asks for {disk.image}"
+        return None
+
     def bound(self, classes: Mapping[str, StorageClass]) -> bool:
         """Ready to attach: Bound, or Pending on a WaitForFirstConsumer class (the VM is the first consumer)."""
-        if self.conflict or self.retained:
-            return False
+        if self.conflict or self.retained or self.deleting or (self.mismatch and not self.ever_bound):
+            return False  # not ours, not yet taken back, or about to be replaced
         if self.data_volume is not None:
             return lookup(self.data_volume, "status", "phase") in ("Succeeded", "WaitForFirstConsumer")
         if self.pvc is None:
@@ -227,6 +277,18 @@ def vm_conflict(observed: Observed) -> str | None:
     if observed.vm is not None and not children.is_owned_by(observed.vm, observed.uid):
         return f"VirtualMachine {name} exists and is not owned by this Wukong"
     return None
+
+
+def _image_url(image: str) -> str | None:
+    try:
+        return parse_image(image).url
+    except ImageError:
+        return None
+
+
+def _source_url(data_volume: Obj) -> str | None:
+    source = lookup(data_volume, "spec", "source") or {}
+    return next((s.get("url") for s in source.values() if isinstance(s, Mapping) and s.get("url")), None)
 
 
 def quantity(text: Any) -> Quantity | None:

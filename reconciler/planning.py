@@ -64,32 +64,55 @@ class SetRetention:
 
 
 @dataclass(frozen=True)
+class Replace:
+    """Delete a volume that never bound and no longer matches its disk; the next pass creates the right one.
+    The preconditions make the API server refuse if the object changed (bound, say) since it was judged."""
+
+    kind: VolumeKind
+    name: str
+    disk: str
+    uid: str
+    resource_version: str
+    why: str
+
+
+@dataclass(frozen=True)
 class UpdateVM:
     patch: Obj
 
 
-Action = Create | Expand | Release | Adopt | SetRetention | UpdateVM
+Action = Create | Expand | Release | Adopt | SetRetention | Replace | UpdateVM
 
 
 # -- the plan --------------------------------------------------------------------------------------------
-def plan(observed: Observed) -> list[Action]:
+def plan(observed: Observed, hotplug_disks: bool = False) -> list[Action]:
+    """``hotplug_disks``: disks added to an existing VM become hotpluggable volumes (KubeVirt's
+    DeclarativeHotplugVolumes), attached without a restart."""
     actions: list[Action] = []
     current = volumes(observed)
     for volume in current:
         actions.extend(_volume_actions(observed, volume))
     actions.extend(_releases(observed))
-    actions.extend(_vm_actions(observed, current))
+    actions.extend(_vm_actions(observed, current, hotplug_disks))
     return actions
 
 
 def _volume_actions(observed: Observed, volume: Volume) -> list[Action]:
-    if volume.conflict:
-        return []
+    if volume.conflict or volume.deleting:
+        return []  # not ours; or being replaced, and created again once it is gone
     delete_with_owner = observed.spec.when_deleted == DELETE
     kind: VolumeKind = "DataVolume" if volume.source == "dataVolume" else "PersistentVolumeClaim"
     if volume.retained and volume.own is not None:
         patch = children.adoption_patch(volume.own, observed.wukong, delete_with_owner)
         return [Adopt(kind, volume.name, volume.disk.name, patch)]
+    if volume.mismatch and volume.holder is not None:
+        if volume.ever_bound:
+            return []  # a claim that bound is never replaced: status.py reports VolumeImmutable
+        held = volume.holder
+        held_kind: VolumeKind = "DataVolume" if held is volume.data_volume else "PersistentVolumeClaim"
+        metadata = held["metadata"]
+        why = volume.mismatch
+        return [Replace(held_kind, volume.name, volume.disk.name, metadata["uid"], metadata["resourceVersion"], why)]
     actions: list[Action] = []
     owned = None if volume.own is None else children.ownership_patch(volume.own, observed.wukong, delete_with_owner)
     if owned is not None:
@@ -154,12 +177,25 @@ def release_retained(wukong_name: str, data_volumes: Mapping[str, Obj], pvcs: Ma
     return actions
 
 
-def _vm_actions(observed: Observed, current: list[Volume]) -> list[Action]:
+def _hotplug(observed: Observed, enabled: bool) -> set[str]:
+    """Disks that are hotpluggable in the VM stay so (changing the bus would need a restart); with hotplug
+    enabled, disks new to an existing VM are hot-plugged."""
+    vm = observed.vm
+    if vm is None:
+        return set()
+    kept = children.hotplugged(vm)
+    if enabled:
+        present = children.template_disks(vm)
+        kept |= {d.name for d in observed.spec.disks if d.name not in present and not d.boot}
+    return kept
+
+
+def _vm_actions(observed: Observed, current: list[Volume], hotplug_disks: bool) -> list[Action]:
     if not current or not all(v.bound(observed.storage_classes) for v in current) or any(v.failure for v in current):
         return []
     if vm_name(observed.name) in observed.conflicts:
         return []
-    desired = children.virtual_machine(observed.wukong, observed.spec)
+    desired = children.virtual_machine(observed.wukong, observed.spec, _hotplug(observed, hotplug_disks))
     vm = observed.vm
     if vm is None:
         return [Create("VirtualMachine", desired)]

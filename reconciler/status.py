@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from reconciler import restarts
 from reconciler.observation import Observed, Volume, expandable, lookup, vm_conflict, volumes
 from wukong.manifests import Obj
 from wukong.naming import vm_name
@@ -25,7 +26,7 @@ PHASE_PENDING, PHASE_CREATING, PHASE_RUNNING, PHASE_STOPPED, PHASE_ERROR = (
 
 @dataclass(frozen=True)
 class Problem:
-    reason: str  # NameConflict | VolumeFailed | ShrinkRefused | ExpansionNotSupported
+    reason: str  # NameConflict | VolumeFailed | StorageClassNotFound | VolumeImmutable | ShrinkRefused | ...
     message: str
 
 
@@ -36,6 +37,23 @@ def problems(observed: Observed, current: list[Volume]) -> list[Problem]:
             found.append(Problem("NameConflict", volume.conflict))
         if volume.failure:
             found.append(Problem("VolumeFailed", volume.failure))
+        if missing := _missing_class(observed, volume):
+            found.append(
+                Problem(
+                    "StorageClassNotFound",
+                    f"disk {volume.disk.name} asks for StorageClass {missing}, which does not exist; its volume "
+                    f"stays Pending until the class is created or the disk's storageClassName is corrected",
+                )
+            )
+        if volume.mismatch and volume.ever_bound:
+            found.append(
+                Problem(
+                    "VolumeImmutable",
+                    f"disk {volume.disk.name} cannot be changed as asked: its volume {volume.name} has bound and "
+                    f"may hold data, so it is never replaced ({volume.mismatch}); set the disk back, or add a new "
+                    f"disk",
+                )
+            )
         desired, requested = volume.desired, volume.requested
         if desired is not None and requested is not None and volume.pvc is not None:
             if desired < requested:
@@ -57,6 +75,14 @@ def problems(observed: Observed, current: list[Volume]) -> list[Problem]:
     if conflict := vm_conflict(observed):
         found.append(Problem("NameConflict", conflict))
     return found
+
+
+def _missing_class(observed: Observed, volume: Volume) -> str | None:
+    """The StorageClass a disk that is not bound waits for, when no such class exists."""
+    if volume.conflict or volume.ever_bound:
+        return None
+    name = volume.disk.storage_class or (volume.held_class if volume.holder is not None else None)
+    return name if name and name not in observed.storage_classes else None
 
 
 def compute(observed: Observed, now: str) -> Obj:
@@ -99,6 +125,7 @@ def compute(observed: Observed, now: str) -> Obj:
             or "every volume has the capacity it asks for",
         ),
         condition("Ready", phase == PHASE_RUNNING, phase, _ready_message(phase, found)),
+        condition("RestartRequired", *restarts.condition(observed)),
         condition(
             "Degraded",
             bool(found),
@@ -148,6 +175,10 @@ def _ready_message(phase: str, found: list[Problem]) -> str:
 def _volume_state(volume: Volume) -> str:
     if volume.conflict:
         return "name conflict"
+    if volume.deleting:
+        return "being replaced"
+    if volume.mismatch and not volume.ever_bound:
+        return "to be replaced"
     if volume.data_volume is not None:
         return f"DataVolume {lookup(volume.data_volume, 'status', 'phase') or 'Pending'}"
     if volume.pvc is not None:
@@ -161,6 +192,7 @@ def _volume_status(volume: Volume, classes: Mapping[str, Any]) -> Obj:
         "pvcName": volume.name,
         "bound": volume.bound(classes),
         "source": volume.source,
+        "everBound": volume.ever_bound,
     }
     if volume.requested is not None:
         entry["size"] = str(volume.requested)

@@ -169,25 +169,41 @@ def size_changes(new: Mapping[str, Any], old: Old, facts: ClusterFacts) -> Itera
 
 
 def immutable_fields(new: Mapping[str, Any], old: Old, facts: ClusterFacts) -> Iterator[field.FieldError]:
-    """V6 (storageClassName) and V7 (image) of an existing disk cannot change."""
+    """V6 (storageClassName) and V7 (image) of an existing disk cannot change once its volume has bound: it may
+    hold data. Until then (a mistyped class, say) they may be corrected, and the reconciler replaces the unbound
+    claim; it re-checks, and never deletes a claim that bound, whatever this rule saw."""
     previous = _previous(old)
+    held = _ever_bound(old)
     for index, disk, name in _indexed(new):
         before = previous.get(name)
-        if before is None:
+        if before is None or name not in held:
             continue
         path = field.DISKS.index(index)
         if before.get("storageClassName") and disk.get("storageClassName") != before["storageClassName"]:
             yield field.forbidden(
                 path.child("storageClassName"),
-                f"disk {quoted(name)} is on StorageClass {quoted(before['storageClassName'])}, which cannot change; "
-                f"add a new disk to use another class",
+                f"disk {quoted(name)} is on StorageClass {quoted(before['storageClassName'])} and its volume has "
+                f"bound, so it may hold data and the class cannot change; add a new disk to use another class",
             )
         if disk.get("image") != before.get("image"):
             yield field.forbidden(
                 path.child("image"),
-                f"disk {quoted(name)} image cannot change (was {quoted(before.get('image'))}); "
-                f"add a new disk for another image",
+                f"disk {quoted(name)} image cannot change (was {quoted(before.get('image'))}): its volume has "
+                f"bound and may hold data; add a new disk for another image",
             )
+
+
+def _ever_bound(old: Old) -> set[str]:
+    """Disks whose volume the reconciler has seen bound (status.volumes[].everBound)."""
+    status = mapping((old or {}).get("status"))
+    volumes = status.get("volumes")
+    if not isinstance(volumes, list):
+        return set()
+    return {
+        v["name"]
+        for v in volumes
+        if isinstance(v, Mapping) and isinstance(v.get("name"), str) and v.get("everBound") is True
+    }
 
 
 def no_removal(new: Mapping[str, Any], old: Old, facts: ClusterFacts) -> Iterator[field.FieldError]:

@@ -63,7 +63,7 @@ def backend(cluster: ControlPlane) -> Iterator[SimulatedBackend]:
 def reconciler(cluster: ControlPlane, webhook: LocalWebhook, backend: SimulatedBackend) -> Iterator[LocalReconciler]:
     """The real wukong-reconciler process, with its ServiceAccount's rights only."""
     install_rbac(cluster)
-    process = LocalReconciler(cluster, ["--resync-period", "2", "--workers", "4"]).start()
+    process = LocalReconciler(cluster, ["--resync-period", "2", "--workers", "4", "--hotplug-disks"]).start()
     try:
         yield process
     finally:

@@ -7,7 +7,7 @@ import copy
 import jsonschema
 import pytest
 
-from reconciler import children, planning, status
+from reconciler import children, planning, restarts, status
 from reconciler.observation import Observed
 from reconciler.planning import Adopt, Create, Expand, Release, SetRetention, UpdateVM
 from tests import upstream
@@ -270,6 +270,7 @@ def test_resizing_is_true_while_the_request_exceeds_the_capacity():
         "size": "500Gi",
         "capacity": "400Gi",
         "source": "pvc",
+        "everBound": True,
     }
 
 
@@ -440,3 +441,131 @@ def test_a_changed_start_strategy_is_applied_to_the_vm():
     assert isinstance(update, UpdateVM)
     assert update.patch["spec"]["runStrategy"] == "Always"
     assert update.patch["metadata"]["annotations"] == {"vm.novasphere.dev/start-strategy": '{"runStrategy":"Always"}'}
+
+
+# -- changes to a running VM -----------------------------------------------------------------------------
+def running(observed: Observed, restart_required: bool = False) -> Observed:
+    """The instance KubeVirt started from the VM's template, and its judgment of later template changes."""
+    vmi = {"metadata": {"name": "vm1-vm"}, "spec": copy.deepcopy(observed.vm["spec"]["template"]["spec"])}
+    vm = copy.deepcopy(observed.vm)
+    if restart_required:
+        vm["status"]["conditions"] = [{"type": "RestartRequired", "status": "True", "message": "non-live change"}]
+    return Observed(**{**observed.__dict__, "vm": vm, "vmi": vmi})
+
+
+def changed(observed: Observed, obj: dict, **children_) -> Observed:
+    return Observed(**{**observed.__dict__, "wukong": obj, **children_})
+
+
+def test_a_change_that_waits_for_a_restart_is_named_and_ready_stays_true():
+    before = running(converged(live(SYSTEM, DATA, cpu=8, memory="8Gi")), restart_required=True)
+    after = converged(live(SYSTEM, disk("logs", "10Gi", storageClassName="longhorn"), cpu=12, memory="16Gi"))
+    observed = changed(before, after.wukong, pvcs=after.pvcs)
+    computed = status.compute(observed, NOW)
+    restart = _condition(computed, "RestartRequired")
+    assert restart["status"] == "True"
+    assert restart["message"] == (
+        'cpu 8→12, memory 8Gi→16Gi, disk "logs" added, disk "data" removed; restart the VM to apply '
+        "(virtctl restart vm1-vm)"
+    )
+    assert _condition(computed, "Ready")["status"] == "True"
+
+
+def test_without_kubevirt_asking_for_a_restart_nothing_is_pending():
+    observed = running(converged(live(SYSTEM, cpu=2)))
+    assert _condition(status.compute(observed, NOW), "RestartRequired")["status"] == "False"
+    stopped = Observed(**{**observed.__dict__, "vmi": None})
+    assert _condition(status.compute(stopped, NOW), "RestartRequired")["reason"] == "NotRunning"
+
+
+def test_a_restart_kubevirt_asks_for_that_the_spec_does_not_explain_quotes_kubevirt():
+    observed = running(converged(live(SYSTEM)), restart_required=True)
+    assert _condition(status.compute(observed, NOW), "RestartRequired")["message"].startswith(
+        "KubeVirt reports non-live change; restart the VM"
+    )
+
+
+def test_with_hotplug_a_disk_added_to_a_running_vm_becomes_a_hotpluggable_scsi_volume():
+    before = running(converged(live(SYSTEM)))
+    logs = disk("logs", "10Gi", storageClassName="longhorn")
+    after = converged(live(SYSTEM, logs))
+    observed = changed(before, after.wukong, pvcs=after.pvcs)
+    [update] = planning.plan(observed, hotplug_disks=True)
+    template = update.patch["spec"]["template"]["spec"]
+    assert template["volumes"][1] == {
+        "name": "logs",
+        "persistentVolumeClaim": {"claimName": "vm1-logs", "hotpluggable": True},
+    }
+    assert template["domain"]["devices"]["disks"][1]["disk"] == {"bus": "scsi"}
+    assert template["volumes"][0] == {"name": "system", "dataVolume": {"name": "vm1-system"}}
+    [cold] = planning.plan(observed)
+    assert "hotpluggable" not in cold.patch["spec"]["template"]["spec"]["volumes"][1]["persistentVolumeClaim"]
+
+
+def test_a_hotplugged_disk_stays_hotpluggable_and_needs_no_restart():
+    logs = disk("logs", "10Gi", storageClassName="longhorn")
+    observed = converged(live(SYSTEM, logs))
+    vm = children.virtual_machine(observed.wukong, observed.spec, hotplug={"logs"})
+    vm["metadata"]["resourceVersion"] = "8"
+    observed = Observed(**{**observed.__dict__, "vm": vm})
+    assert planning.plan(observed) == []  # hotplug off now: what is hotpluggable stays so
+    vmi = {"spec": copy.deepcopy(vm["spec"]["template"]["spec"])}
+    vmi["spec"]["volumes"].pop()  # not attached yet
+    assert restarts.pending(Observed(**{**observed.__dict__, "vmi": vmi})) == []
+
+
+def never_bound(pvc: dict) -> dict:
+    pvc = copy.deepcopy(pvc)
+    pvc["metadata"].update(uid=f"uid-{pvc['metadata']['name']}", resourceVersion="4")
+    pvc["status"] = {"phase": "Pending"}
+    return pvc
+
+
+def test_a_missing_storage_class_is_degraded_and_names_disk_and_class():
+    obj = live(SYSTEM, disk("data", "5Gi", storageClassName="longhron"))
+    observed = converged(obj)
+    pvcs = {**observed.pvcs, "vm1-data": never_bound(observed.pvcs["vm1-data"])}
+    degraded = _condition(status.compute(Observed(**{**observed.__dict__, "pvcs": pvcs, "vm": None}), NOW), "Degraded")
+    assert degraded["reason"] == "StorageClassNotFound"
+    assert degraded["message"].startswith("disk data asks for StorageClass longhron, which does not exist")
+
+
+def test_a_volume_that_never_bound_is_replaced_when_its_class_is_corrected():
+    typo = converged(live(SYSTEM, disk("data", "5Gi", storageClassName="longhron")))
+    pvc = never_bound(typo.pvcs["vm1-data"])
+    observed = Observed(
+        **{**typo.__dict__, "wukong": live(SYSTEM, disk("data", "5Gi", storageClassName="longhorn")), "vm": None}
+    )
+    observed = Observed(**{**observed.__dict__, "pvcs": {**typo.pvcs, "vm1-data": pvc}})
+    [replace] = planning.plan(observed)
+    assert replace == planning.Replace(
+        "PersistentVolumeClaim",
+        "vm1-data",
+        "data",
+        "uid-vm1-data",
+        "4",
+        "its StorageClass is longhron and the disk asks for longhorn",
+    )
+    deleting = copy.deepcopy(pvc)
+    deleting["metadata"]["deletionTimestamp"] = NOW
+    waiting = Observed(**{**observed.__dict__, "pvcs": {**typo.pvcs, "vm1-data": deleting}})
+    assert planning.plan(waiting) == []  # nothing is created until the old claim is gone
+
+
+def test_a_volume_that_bound_is_never_replaced_and_the_refusal_is_reported():
+    observed = converged(live(SYSTEM, DATA))
+    observed = changed(observed, live(SYSTEM, disk("data", "500Gi", storageClassName="longhorn-hdd")))
+    assert not any(isinstance(a, planning.Replace) for a in planning.plan(observed))
+    degraded = _condition(status.compute(observed, NOW), "Degraded")
+    assert degraded["reason"] == "VolumeImmutable"
+    assert "has bound and may hold data, so it is never replaced" in degraded["message"]
+
+
+def test_a_data_volume_whose_import_never_started_is_replaced_for_another_image():
+    obj = live(disk("system", "80Gi", storageClassName="longhorn", boot=True, image="docker://a/typo:1"))
+    dv = children.data_volume(obj, Observed(obj).spec.disks[0])
+    dv["metadata"].update(uid="uid-dv", resourceVersion="3")
+    dv["status"] = {"phase": "ImportScheduled"}
+    fixed = live(disk("system", "80Gi", storageClassName="longhorn", boot=True, image="docker://a/fixed:1"))
+    [replace] = planning.plan(Observed(fixed, data_volumes={"vm1-system": dv}, storage_classes=CLASSES_BY_NAME))
+    assert (replace.kind, replace.uid, replace.resource_version) == ("DataVolume", "uid-dv", "3")

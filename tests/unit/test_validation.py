@@ -126,13 +126,27 @@ def test_a_shrink_is_found_wherever_the_disk_moved_in_the_list():
 
 
 # V6 / V7 ----------------------------------------------------------------------------------------------
-def test_the_storage_class_of_an_existing_disk_is_immutable():
-    old = wukong(BOOT, sc(boot=False))
+def bound(obj, *disks):
+    """The Wukong as the reconciler reported it: these disks' volumes have bound."""
+    obj["status"] = {"volumes": [{"name": name, "everBound": True} for name in disks]}
+    return obj
+
+
+def test_the_storage_class_of_a_disk_whose_volume_bound_is_immutable():
+    old = bound(wukong(BOOT, sc(boot=False)), "system", "data")
     new = wukong(BOOT, sc(boot=False, storageClassName="longhorn-hdd"))
     assert messages(new, old) == [
-        'spec.disks[1].storageClassName: Forbidden: disk "data" is on StorageClass "longhorn", which cannot '
-        "change; add a new disk to use another class"
+        'spec.disks[1].storageClassName: Forbidden: disk "data" is on StorageClass "longhorn" and its volume has '
+        "bound, so it may hold data and the class cannot change; add a new disk to use another class"
     ]
+
+
+@pytest.mark.parametrize("status", [None, {"volumes": [{"name": "data", "everBound": False}]}, {"volumes": "x"}])
+def test_a_mistyped_storage_class_can_be_corrected_while_the_volume_never_bound(status):
+    old = wukong(BOOT, sc(boot=False, storageClassName="longhron"))
+    if status is not None:
+        old["status"] = status
+    assert messages(wukong(BOOT, sc(boot=False)), old) == []
 
 
 @pytest.mark.parametrize(
@@ -140,12 +154,13 @@ def test_the_storage_class_of_an_existing_disk_is_immutable():
     [("docker://a/b:1", "docker://a/b:2"), (None, "docker://a/b:1"), ("docker://a/b:1", None)],
     ids=["changed", "added", "removed"],
 )
-def test_the_image_of_an_existing_disk_is_immutable(before, after):
+def test_the_image_of_a_disk_whose_volume_bound_is_immutable(before, after):
     def data(image):
         return sc(boot=False, **({"image": image} if image else {}))
 
-    [message] = messages(wukong(BOOT, data(after)), wukong(BOOT, data(before)))
+    [message] = messages(wukong(BOOT, data(after)), bound(wukong(BOOT, data(before)), "data"))
     assert message.startswith('spec.disks[1].image: Forbidden: disk "data" image cannot change')
+    assert messages(wukong(BOOT, data(after)), wukong(BOOT, data(before))) == []
 
 
 # V8 ---------------------------------------------------------------------------------------------------
@@ -216,7 +231,7 @@ def test_an_unknown_storage_class_is_a_warning_not_an_error():
 
 
 def test_all_errors_are_reported_together():
-    old = wukong(BOOT, sc(boot=False), sc("logs", boot=False))
+    old = bound(wukong(BOOT, sc(boot=False), sc("logs", boot=False)), "data")
     new = wukong(BOOT, sc(size="1Gi", boot=False, storageClassName="longhorn-hdd"), cpu=99)
     assert len(messages(new, old)) == 4  # cpu, shrink, class change, removal
 

@@ -1,0 +1,64 @@
+"""What waits for a restart: the VM the Wukong asks for, set against the instance KubeVirt is running.
+
+KubeVirt judges whether a template change can reach a running instance; when it cannot, it sets the VM
+condition ``RestartRequired`` and the instance keeps its old shape. This module names, in the Wukong's own
+terms, what a restart would apply -- ``cpu 8→12, disk "logs" added`` -- so the user reads it in the Wukong.
+Pure: it reads an ``Observed``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from reconciler import children
+from reconciler.observation import Observed, lookup, quantity
+from wukong.naming import vm_name
+
+RESTART_REQUIRED = "RestartRequired"
+
+
+def condition(observed: Observed) -> tuple[bool, str, str]:
+    """(status, reason, message) of the Wukong's RestartRequired condition."""
+    if observed.vmi is None:
+        return False, "NotRunning", "the VM is not running; it starts with the current spec"
+    judged = next(
+        (
+            c
+            for c in lookup(observed.vm, "status", "conditions") or []
+            if c.get("type") == RESTART_REQUIRED and c.get("status") == "True"
+        ),
+        None,
+    )
+    if judged is None:
+        return False, "UpToDate", "the running VM has every change of the spec"
+    changes = pending(observed)
+    what = ", ".join(changes) if changes else f"KubeVirt reports {judged.get('message') or 'a change'}"
+    return True, RESTART_REQUIRED, f"{what}; restart the VM to apply (virtctl restart {vm_name(observed.name)})"
+
+
+def pending(observed: Observed) -> list[str]:
+    """The spec's differences from the running instance that no hotplug will carry."""
+    spec, instance = observed.spec, lookup(observed.vmi, "spec") or {}
+    domain = lookup(instance, "domain") or {}
+    changes = []
+    cores, wanted_cores = lookup(domain, "cpu", "cores"), spec.cpu or 1
+    if cores is not None and cores != wanted_cores:
+        changes.append(f"cpu {cores}→{wanted_cores}")
+    guest = lookup(domain, "memory", "guest")
+    if spec.memory and guest and quantity(guest) != quantity(spec.memory):
+        changes.append(f"memory {guest}→{spec.memory}")
+    running = {v.get("name"): v for v in instance.get("volumes") or [] if isinstance(v, dict)}
+    hot = children.hotplugged(observed.vm)  # KubeVirt attaches these live
+    wanted = [d.name for d in spec.disks]
+    changes += [f'disk "{name}" added' for name in wanted if name not in running and name not in hot]
+    changes += [f'disk "{name}" removed' for name, v in running.items() if name not in wanted and not _hot(v)]
+    booting = next((d.get("name") for d in lookup(domain, "devices", "disks") or [] if d.get("bootOrder") == 1), None)
+    boot = spec.boot_disk
+    if boot is not None and booting is not None and boot.name != booting:
+        changes.append(f'boot disk "{booting}"→"{boot.name}"')
+    return changes
+
+
+def _hot(volume: dict[str, Any]) -> bool:
+    source = volume.get("dataVolume") or volume.get("persistentVolumeClaim") or {}
+    return bool(source.get("hotpluggable"))
