@@ -79,7 +79,7 @@ def _up(args: argparse.Namespace) -> int:
             print("devcluster: SIMULATED storage/VM backend running (plays Longhorn, CDI and KubeVirt)", flush=True)
         if not args.no_reconciler:
             install_rbac(plane)
-            reconciler = LocalReconciler(plane).start()
+            reconciler = LocalReconciler(plane, ["--hotplug-disks"]).start()  # the simulation has the gate
             print("devcluster: wukong-reconciler running with its ServiceAccount's rights", flush=True)
         state = {
             "pid": os.getpid(),

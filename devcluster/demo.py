@@ -66,7 +66,7 @@ def main() -> int:
         install_rbac(plane)
         backend = SimulatedBackend(plane.client(SIMULATION), delay=0.4, expand_delay=1.5).start()
         say("devcluster: SIMULATED storage/VM backend running (plays Longhorn, CDI and KubeVirt)")
-        reconciler = LocalReconciler(plane).start()
+        reconciler = LocalReconciler(plane, ["--hotplug-disks"]).start()  # the simulation has the gate
         say("devcluster: wukong-reconciler running as system:serviceaccount:wukong-system:wukong-reconciler")
         try:
             run(plane)

@@ -89,6 +89,7 @@ def test_the_multi_disk_sample_converges(cluster, admin, namespace):
             "size": "80Gi",
             "capacity": "80Gi",
             "source": "dataVolume",
+            "everBound": True,
         },
         {
             "name": "data",
@@ -97,6 +98,7 @@ def test_the_multi_disk_sample_converges(cluster, admin, namespace):
             "size": "500Gi",
             "capacity": "500Gi",
             "source": "pvc",
+            "everBound": True,
         },
     ]
     assert condition(admin, namespace, "system-and-data", "VolumesBound")["status"] == "True"
