@@ -1,22 +1,28 @@
-"""Serving the Flask app with gunicorn over TLS, with the certificate re-read when its files change.
+"""Serving the Flask app with gunicorn over TLS: an asynchronous front, request threads only for whole requests.
 
-gunicorn wraps every accepted connection with the context its ``ssl_context`` hook returns. The hook
-here keeps one context and builds a new one only when the certificate or key file changed on disk
-(Secret volumes are updated in place by an atomic symlink swap), so a rotated certificate is served
-from the next connection on, with no restart and no failed request. A half-written pair that does not
-load keeps the previous context until the files are consistent again.
+gunicorn's ``asgi`` worker accepts connections, completes TLS handshakes and reads requests on one event loop,
+so a client that stalls in the handshake, trickles its headers or its body, or never sends a byte costs a
+coroutine and a file descriptor -- never a request thread. ``WholeRequests`` reads each body completely, within a
+size limit (413) and a deadline (408), before a2wsgi hands the request to the Flask app on a thread of its pool.
+
+The certificate is re-read when its files change (Secret volumes are updated by an atomic symlink swap): every
+TLS handshake switches to the current context in the SNI callback, so a rotated certificate is served from the
+next connection on, with no restart and no failed request. A half-written pair that does not load keeps the
+previous context until the files are consistent again.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import ssl
 import threading
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass
 from typing import Any
 
+from a2wsgi import WSGIMiddleware
 from flask import Flask
 from gunicorn.app.base import BaseApplication
 
@@ -63,6 +69,88 @@ class ReloadingTLSContext:
         context.load_cert_chain(self.cert_file, self.key_file)
         return context
 
+    def listener(self) -> ssl.SSLContext:
+        """The context a listener is created with: each handshake moves to the current one (OpenSSL calls the
+        server-name callback for every ClientHello, with or without SNI)."""
+        context = self._load()
+        context.sni_callback = self._switch
+        return context
+
+    def _switch(self, connection: ssl.SSLObject | ssl.SSLSocket, _name: str | None, _context: ssl.SSLContext) -> None:
+        connection.context = self.get()
+
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+
+
+class WholeRequests:
+    """ASGI middleware: the body of every HTTP request is read completely -- at most ``max_body_bytes``, within
+    ``body_timeout`` seconds -- before the wrapped application sees the request."""
+
+    def __init__(
+        self, app: Callable[[Scope, Receive, Send], Awaitable[None]], max_body_bytes: int, body_timeout: float
+    ) -> None:
+        self.app, self.max_body_bytes, self.body_timeout = app, max_body_bytes, body_timeout
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope.get("headers") or []).get(b"content-length", b"")
+        if declared.isdigit() and int(declared) > self.max_body_bytes:
+            await _answer(send, 413, f"request body is larger than {self.max_body_bytes} bytes")
+            return
+        try:
+            body = await asyncio.wait_for(self._read(receive), self.body_timeout)
+        except _TooLarge:
+            await _answer(send, 413, f"request body is larger than {self.max_body_bytes} bytes")
+            return
+        except TimeoutError:
+            await _answer(send, 408, f"request body not received within {self.body_timeout:g}s")
+            return
+        delivered = False
+
+        async def replay() -> Message:
+            nonlocal delivered
+            if not delivered:
+                delivered = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()  # only a disconnect is left to hear
+
+        await self.app(scope, replay, send)
+
+    async def _read(self, receive: Receive) -> bytes:
+        chunks, size = [], 0
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                raise TimeoutError  # nothing to answer; the connection is gone
+            chunk = message.get("body") or b""
+            size += len(chunk)
+            if size > self.max_body_bytes:
+                raise _TooLarge
+            chunks.append(chunk)
+            if not message.get("more_body"):
+                return b"".join(chunks)
+
+
+class _TooLarge(Exception):
+    pass
+
+
+async def _answer(send: Send, status: int, text: str) -> None:
+    body = (text + "\n").encode()
+    headers = [
+        (b"content-type", b"text/plain"),
+        (b"content-length", str(len(body)).encode()),
+        (b"connection", b"close"),
+    ]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
 
 @dataclass
 class ServeOptions:
@@ -70,12 +158,15 @@ class ServeOptions:
     cert_file: str
     key_file: str
     threads: int = 8
-    keepalive_seconds: int = 30
+    keepalive_seconds: int = 5  # idle connections close by then, and a stopping server waits no longer for them
     graceful_timeout_seconds: int = 20
+    body_timeout_seconds: float = 2.0  # well under the API server's webhook timeout (5 s here, 10 s by default)
+    max_body_bytes: int = 3 * 1024 * 1024
+    max_connections: int = 10000
 
 
 class WebhookServer(BaseApplication):
-    """One gunicorn worker with threads: the cache and the metrics live in a single process."""
+    """One gunicorn worker: the cache and the metrics live in a single process."""
 
     def __init__(self, app_factory: Callable[[], Flask], options: ServeOptions) -> None:
         self.app_factory, self.options = app_factory, options
@@ -86,13 +177,13 @@ class WebhookServer(BaseApplication):
         settings = {
             "bind": [self.options.bind],
             "workers": 1,
-            "worker_class": "gthread",
-            "threads": self.options.threads,
+            "worker_class": "asgi",
+            "worker_connections": self.options.max_connections,
             "keepalive": self.options.keepalive_seconds,
             "graceful_timeout": self.options.graceful_timeout_seconds,
             "certfile": self.options.cert_file,
             "keyfile": self.options.key_file,
-            "ssl_context": lambda _conf, _factory: tls.get(),
+            "ssl_context": lambda _conf, _factory: tls.listener(),
             "accesslog": None,
             "errorlog": "-",
             "loglevel": "info",
@@ -101,5 +192,6 @@ class WebhookServer(BaseApplication):
         for key, value in settings.items():
             self.cfg.set(key, value)
 
-    def load(self) -> Flask:
-        return self.app_factory()
+    def load(self) -> WholeRequests:
+        wsgi = WSGIMiddleware(self.app_factory(), workers=self.options.threads)
+        return WholeRequests(wsgi, self.options.max_body_bytes, self.options.body_timeout_seconds)

@@ -92,7 +92,9 @@ def server(tmp_path):
         try:
             connection = http.client.HTTPSConnection("127.0.0.1", port, context=context, timeout=5)
             connection.request("GET", "/readyz")
-            if connection.getresponse().status == 200:
+            ready = connection.getresponse().status == 200
+            connection.close()
+            if ready:
                 break
         except OSError:
             if process.poll() is not None or time.monotonic() > deadline:
@@ -140,8 +142,11 @@ def test_tls_1_2_clients_are_served_and_the_server_refuses_tls_1_1(server):
         tls11.wrap_socket(raw, server_hostname="127.0.0.1"),
     ):
         pass
-    # An alert *received* from the server; a local refusal (NO_PROTOCOLS_AVAILABLE) would not test the server.
-    assert refused.value.reason == "TLSV1_ALERT_PROTOCOL_VERSION", f"not refused by the server: {refused.value}"
+    # Refused by the server after it read the ClientHello: its alert, or (asyncio's TLS does not flush the alert
+    # before closing) the connection closed mid-handshake. A local refusal (NO_PROTOCOLS_AVAILABLE) would fail here.
+    assert refused.value.reason in ("TLSV1_ALERT_PROTOCOL_VERSION", "UNEXPECTED_EOF_WHILE_READING"), (
+        f"not refused by the server: {refused.value}"
+    )
 
 
 def test_a_replaced_certificate_is_served_without_restart_or_a_failed_request(server):
@@ -176,3 +181,42 @@ def test_a_replaced_certificate_is_served_without_restart_or_a_failed_request(se
         port, context
     )
     assert failures == []
+
+
+def raw_exchange(port: int, context: ssl.SSLContext, request: bytes, body_chunks: list[bytes]) -> tuple[bytes, float]:
+    """Send a request by hand; the status line of the answer and how long it took to come."""
+    started = time.monotonic()
+    with (
+        socket.create_connection(("127.0.0.1", port), timeout=10) as raw,
+        context.wrap_socket(raw, server_hostname="127.0.0.1") as tls,
+    ):
+        tls.sendall(request)
+        for chunk in body_chunks:
+            try:
+                tls.sendall(chunk)
+            except OSError:
+                break  # the server answered and closed before the whole body was sent
+        answer = tls.recv(4096)
+    return answer.split(b"\r\n", 1)[0], time.monotonic() - started
+
+
+def test_a_body_that_does_not_arrive_in_time_gets_408_without_holding_a_thread(server):
+    port, _, context = server
+    head = b"POST /validate HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{"
+    status, took = raw_exchange(port, context, head, [])
+    assert status == b"HTTP/1.1 408 Request Timeout"
+    assert 1.5 < took < 5, f"answered after {took:.1f}s; the body deadline is 2s"
+
+
+@pytest.mark.parametrize("chunked", [True, False], ids=["chunked", "content-length"])
+def test_a_body_over_3_mib_gets_413_however_it_is_framed(server, chunked):
+    port, _, context = server
+    if chunked:
+        head = b"POST /validate HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+        piece = b"x" * 65536
+        chunks = [b"%x\r\n%s\r\n" % (len(piece), piece)] * 60 + [b"0\r\n\r\n"]  # 3.75 MiB
+    else:
+        head = b"POST /validate HTTP/1.1\r\nHost: x\r\nContent-Length: 4000000\r\n\r\n"
+        chunks = [b"x" * 65536] * 62
+    status, _ = raw_exchange(port, context, head, chunks)
+    assert status.startswith(b"HTTP/1.1 413 ")
