@@ -18,7 +18,7 @@ import jsonpatch
 
 from webhook import defaulting, validation
 from webhook.facts import ClusterFacts
-from webhook.field import ErrorType, FieldError, aggregate, quoted
+from webhook.field import ErrorType, FieldError, Path, aggregate, invalid, quoted
 from wukong import api
 
 REVIEW_API_VERSION = "admission.k8s.io/v1"
@@ -124,10 +124,30 @@ def decide(request: AdmissionRequest, endpoint: Endpoint, facts: ClusterFacts) -
     if request["operation"] not in ("CREATE", "UPDATE") or new is None:
         return Decision(allowed=True)
     old = request.get("oldObject") if request["operation"] == "UPDATE" else None
+    if (deep := too_deep(new)) is not None or (old is not None and (deep := too_deep(old)) is not None):
+        return Decision(allowed=False, errors=[deep], object=new)
     if endpoint is Endpoint.MUTATE:
         return _mutate(new, old, facts)
     errors, warnings = validation.validate(new, old, facts)
     return Decision(allowed=not errors, errors=errors, warnings=warnings, object=new)
+
+
+MAX_DEPTH = 32  # a Wukong's deepest field (spec.highAvailability.tolerations[0].key) is 5 levels down
+
+
+def too_deep(obj: Any) -> FieldError | None:
+    """A field error at the first value nested deeper than ``MAX_DEPTH``, found without recursion (a hostile
+    object may be nested thousands of levels deep, and every later step would recurse through it)."""
+    stack: list[tuple[Any, Path, int]] = [(obj, Path(), 0)]
+    while stack:
+        value, path, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            return invalid(path, type(value).__name__, f"nested deeper than {MAX_DEPTH} levels; no Wukong field is")
+        if isinstance(value, Mapping):
+            stack.extend((v, path.child(str(k)[:64]), depth + 1) for k, v in value.items())
+        elif isinstance(value, list):
+            stack.extend((v, path.index(i), depth + 1) for i, v in enumerate(value))
+    return None
 
 
 def _mutate(new: dict[str, Any], old: dict[str, Any] | None, facts: ClusterFacts) -> Decision:

@@ -137,13 +137,14 @@ def _plain(status: int, text: str) -> Response:
 def _log_decision(endpoint: Endpoint, req: admission.AdmissionRequest, decision: admission.Decision) -> None:
     """One line per decision: who and what, never the object itself (it may carry passwords)."""
     obj = req.get("object") or req.get("oldObject") or {}
-    meta = obj.get("metadata") or {}
+    meta = obj.get("metadata")
+    meta = meta if isinstance(meta, dict) else {}
     log.info(
         "%s %s %s/%s uid=%s verdict=%s%s",
         endpoint.value,
         req["operation"],
-        meta.get("namespace", ""),
-        meta.get("name", ""),
+        str(meta.get("namespace", ""))[:253],
+        str(meta.get("name", ""))[:253],
         req["uid"],
         decision.verdict,
         f" reason={decision.message!r}" if decision.errors else "",

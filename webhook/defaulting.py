@@ -55,10 +55,11 @@ def _keep_previous_values(disks: list[dict[str, Any]], old: Mapping[str, Any] | 
     the next request. An existing disk gets them back. The old boot flag is carried over only when the
     request marks no disk ``boot: true`` itself, so that moving the boot flag to another disk works.
     """
-    previous = {d.get("name"): d for d in disk_dicts(old or {})}
+    previous = {d["name"]: d for d in disk_dicts(old or {}) if isinstance(d.get("name"), str)}
     boot_requested = any(d.get(BOOT) is True for d in disks)
     for disk in disks:
-        before = previous.get(disk.get("name"))
+        name = disk.get("name")
+        before = previous.get(name) if isinstance(name, str) else None  # a name of another type is a schema error
         if before is None:
             continue
         if STORAGE_CLASS not in disk and isinstance(before.get(STORAGE_CLASS), str):
@@ -71,8 +72,9 @@ def _default_storage_classes(disks: list[dict[str, Any]], facts: ClusterFacts) -
     """M1: the configured default, else the cluster's default StorageClass; none at all is an error."""
     errors = []
     for index, disk in enumerate(disks):
-        if disk.get(STORAGE_CLASS):
-            continue
+        given = disk.get(STORAGE_CLASS)
+        if given or not isinstance(given, (str, type(None))):
+            continue  # set, or of a wrong type that validation names: never silently replaced
         if facts.default_storage_class:
             disk[STORAGE_CLASS] = facts.default_storage_class
             continue
@@ -91,13 +93,16 @@ def _default_boot(disks: list[dict[str, Any]]) -> None:
 
     A disk explicitly marked ``boot: false`` is never chosen; every other disk gets an explicit false.
     """
+    if any(not isinstance(d.get(BOOT), (bool, type(None))) for d in disks):
+        return  # a boot flag of a wrong type is validation's to name, not defaulting's to overwrite
     if disks and not any(d.get(BOOT) is True for d in disks):
         candidates = [d for d in disks if d.get(BOOT) is not False]
         chosen = next((d for d in candidates if d.get("image")), candidates[0] if candidates else None)
         if chosen is not None:
             chosen[BOOT] = True
     for disk in disks:
-        disk.setdefault(BOOT, False)
+        if disk.get(BOOT) is None:
+            disk[BOOT] = False
 
 
 def _default_retention(obj: dict[str, Any], old: Mapping[str, Any] | None) -> None:

@@ -71,11 +71,23 @@ def duplicate(path: Path, value: Any, detail: str = "") -> FieldError:
     return FieldError(ErrorType.DUPLICATE, path, detail, value)
 
 
+MAX_ERRORS_SHOWN = 20
+MAX_ERROR_LENGTH = 1024
+
+
 def aggregate(errors: list[FieldError]) -> str:
-    """One message for all errors, as Kubernetes' ToAggregate prints them."""
-    if len(errors) == 1:
-        return str(errors[0])
-    return "[" + ", ".join(str(e) for e in errors) + "]"
+    """One message for all errors, as Kubernetes' ToAggregate prints them; at most ``MAX_ERRORS_SHOWN`` of them,
+    each at most ``MAX_ERROR_LENGTH`` characters, so a hostile object cannot make a huge answer or log line."""
+    shown = [_bounded(str(e)) for e in errors[:MAX_ERRORS_SHOWN]]
+    if len(errors) > MAX_ERRORS_SHOWN:
+        shown.append(f"and {len(errors) - MAX_ERRORS_SHOWN} more errors")
+    if len(shown) == 1:
+        return shown[0]
+    return "[" + ", ".join(shown) + "]"
+
+
+def _bounded(text: str) -> str:
+    return text if len(text) <= MAX_ERROR_LENGTH else text[: MAX_ERROR_LENGTH - 15] + "... (truncated)"
 
 
 def quoted(value: Any) -> str:

@@ -1,0 +1,117 @@
+"""Any field may arrive as any JSON type, at any size or depth: the answer is a field error, never a crash."""
+
+from __future__ import annotations
+
+import copy
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from tests.builders import disk, facts, wukong
+from webhook import admission
+from webhook.admission import Endpoint
+from webhook.app import create_app
+from webhook.field import MAX_ERRORS_SHOWN
+
+VALUES: list[Any] = [None, True, 0, -1, 1.5, "", "x", [], ["x"], {}, {"a": 1}, "9" * 5000, [[[[]]]]]
+
+
+def sample() -> dict[str, Any]:
+    obj = wukong(
+        disk("system", storageClassName="longhorn", boot=True, image="docker://a/b:1"),
+        disk("data", storageClassName="longhorn"),
+    )
+    obj["spec"].update(startStrategy={"autoStart": True}, volumeRetentionPolicy={"whenDeleted": "Retain"})
+    return obj
+
+
+def paths(obj: Any, prefix: tuple[Any, ...] = ()) -> Iterator[tuple[Any, ...]]:
+    yield prefix
+    items = obj.items() if isinstance(obj, dict) else enumerate(obj) if isinstance(obj, list) else ()
+    for key, value in items:
+        yield from paths(value, (*prefix, key))
+
+
+def replaced(obj: dict[str, Any], path: tuple[Any, ...], value: Any) -> dict[str, Any]:
+    obj = copy.deepcopy(obj)
+    target = obj
+    for step in path[:-1]:
+        target = target[step]
+    target[path[-1]] = copy.deepcopy(value)
+    return obj
+
+
+def shown(path: tuple[Any, ...]) -> str:
+    return "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in path).lstrip(".")
+
+
+def request(operation: str, new: Any, old: Any = None) -> admission.AdmissionRequest:
+    kind = {"group": "vm.novasphere.dev", "version": "v1alpha1", "kind": "Wukong"}
+    return {"uid": "u", "kind": kind, "operation": operation, "object": new, "oldObject": old}  # type: ignore[typeddict-item]
+
+
+def kind_of(value: Any) -> str:
+    return "number" if isinstance(value, (int, float)) and not isinstance(value, bool) else type(value).__name__
+
+
+CASES = [(p, v) for p in paths(sample()) if p and p[0] == "spec" for v in VALUES]
+
+
+@pytest.mark.parametrize("endpoint", list(Endpoint))
+def test_every_spec_field_as_every_json_type_is_answered_with_field_errors(endpoint):
+    base, crashes, silent = sample(), [], []
+    for path, value in CASES:
+        new = replaced(base, path, value)
+        for operation, old in (("CREATE", None), ("UPDATE", base), ("UPDATE", new)):
+            try:
+                decision = admission.decide(request(operation, new if old is not new else base, old), endpoint, facts())
+                admission.review(request(operation, new), decision)
+            except Exception as error:  # what this test looks for
+                crashes.append(f"{shown(path)}={value!r:.20}: {type(error).__name__}: {error}")
+                continue
+            original = base
+            for step in path:
+                original = original[step]
+            # null is how a manifest leaves a field unset (the API server prunes it): defaulting may fill it.
+            wrong_type = operation == "CREATE" and value is not None and kind_of(value) != kind_of(original)
+            if wrong_type and (decision.allowed or shown(path) not in decision.message):
+                silent.append(f"{shown(path)}={value!r:.20} -> {decision.message[:120]!r}")
+    assert crashes == []
+    assert silent == [], "\n".join(["a value of the wrong type was not refused at its path:", *silent])
+    print(f"\n{len(CASES) * 3} hostile reviews on /{endpoint.value}: 0 crashes, every type error named its path")
+
+
+def test_an_object_nested_thousands_of_levels_deep_is_a_field_error_not_a_recursion_error():
+    deep: dict[str, Any] = {}
+    cursor = deep
+    for _ in range(5000):
+        cursor["a"] = {}
+        cursor = cursor["a"]
+    obj = sample()
+    obj["spec"]["disks"][0]["name"] = deep
+    for endpoint in Endpoint:
+        decision = admission.decide(request("CREATE", obj), endpoint, facts())
+        assert not decision.allowed
+        assert decision.message.startswith("spec.disks[0].name.a.a")
+        assert "nested deeper than 32 levels" in decision.message
+
+
+def test_a_denial_of_20000_bad_disks_is_bounded_and_says_how_many_more():
+    obj = sample()
+    obj["spec"]["disks"] = [{"name": "x", "size": "-1"} for _ in range(20000)]
+    decision = admission.decide(request("CREATE", obj), Endpoint.VALIDATE, facts())
+    assert not decision.allowed
+    assert len(decision.message) < 30_000
+    assert decision.message.endswith(f"and {len(decision.errors) - MAX_ERRORS_SHOWN} more errors]")
+
+
+@pytest.mark.parametrize("metadata", [None, "x", 5, ["a"], {"name": ["x"], "namespace": {"a": 1}}])
+def test_a_metadata_that_is_not_an_object_is_answered_not_an_internal_error(metadata):
+    obj = sample()
+    obj["metadata"] = metadata
+    body = {"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "request": request("CREATE", obj)}
+    reply = create_app().test_client().post("/validate", data=json.dumps(body))
+    assert reply.status_code == 200
+    assert reply.get_json()["response"].get("status", {}).get("reason") != "InternalError"
