@@ -91,7 +91,7 @@ class WholeRequests:
     ``body_timeout`` seconds -- before the wrapped application sees the request."""
 
     def __init__(
-        self, app: Callable[[Scope, Receive, Send], Awaitable[None]], max_body_bytes: int, body_timeout: float
+        self, app: Callable[..., Awaitable[None]], max_body_bytes: int, body_timeout: float
     ) -> None:
         self.app, self.max_body_bytes, self.body_timeout = app, max_body_bytes, body_timeout
 
@@ -193,5 +193,6 @@ class WebhookServer(BaseApplication):
             self.cfg.set(key, value)
 
     def load(self) -> WholeRequests:
-        wsgi = WSGIMiddleware(self.app_factory(), workers=self.options.threads)
+        flask_app: Any = self.app_factory()  # a WSGI callable; a2wsgi's stub spells the environ type differently
+        wsgi = WSGIMiddleware(flask_app, workers=self.options.threads)
         return WholeRequests(wsgi, self.options.max_body_bytes, self.options.body_timeout_seconds)
