@@ -75,6 +75,7 @@ class ControlPlane:
     workdir: Path
     bin_dir: Path
     api_port: int = 0
+    _etcd_url: str = ""
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     log: Log = print
 
@@ -183,8 +184,18 @@ class ControlPlane:
         self._wait("etcd", lambda: _http_ok(f"{url}/health"))
         return url
 
+    def restart_apiserver(self) -> float:
+        """Stop kube-apiserver and start it again on the same port and etcd (an upgrade, a crash, a node
+        reboot); every client must find its way back by itself. Returns the seconds it was away."""
+        started = time.monotonic()
+        terminate(self.processes.pop("kube-apiserver"), timeout=15)
+        self._start_apiserver(self._etcd_url)
+        self._wait_ready()
+        return time.monotonic() - started
+
     def _start_apiserver(self, etcd_url: str) -> None:
-        self.api_port = free_port()
+        self._etcd_url = etcd_url
+        self.api_port = self.api_port or free_port()
         d = self.pki_dir
         self._spawn(
             "kube-apiserver",
@@ -320,11 +331,12 @@ class ControlPlane:
         """An admin client (system:masters) through the project's own client layer."""
         return Kube(load_api_client(str(self.kubeconfig)), field_manager=field_manager)
 
-    def service_account_kubeconfig(self, namespace: str, name: str) -> Path:
+    def service_account_kubeconfig(self, namespace: str, name: str, server: str | None = None) -> Path:
         """A kubeconfig holding a token of that ServiceAccount (TokenRequest API): a process run with it has
-        exactly the rights RBAC gives the account, as it would in its Pod."""
+        exactly the rights RBAC gives the account, as it would in its Pod. ``server``: another address for the
+        API server (a proxy in front of it)."""
         token = self.kubectl("create", "token", name, "-n", namespace, "--duration=24h").stdout.strip()
-        path = self.workdir / f"{namespace}.{name}.kubeconfig"
+        path = self.workdir / f"{namespace}.{name}{'.proxied' if server else ''}.kubeconfig"
         config = {
             "apiVersion": "v1",
             "kind": "Config",
@@ -332,7 +344,10 @@ class ControlPlane:
             "clusters": [
                 {
                     "name": "devcluster",
-                    "cluster": {"server": self.server, "certificate-authority": str(self.pki_dir / "serving-ca.crt")},
+                    "cluster": {
+                        "server": server or self.server,
+                        "certificate-authority": str(self.pki_dir / "serving-ca.crt"),
+                    },
                 }
             ],
             "users": [{"name": name, "user": {"token": token}}],

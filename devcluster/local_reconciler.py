@@ -37,9 +37,10 @@ class LocalReconciler:
     metrics_port: int = 0
     process: subprocess.Popen[bytes] | None = None
     log_name: str = "reconciler"
+    server: str | None = None  # another address for the API server (a proxy in front of it)
 
     def start(self, wait_ready: bool = True) -> LocalReconciler:
-        kubeconfig = self.plane.service_account_kubeconfig(NAMESPACE, ACCOUNT)
+        kubeconfig = self.plane.service_account_kubeconfig(NAMESPACE, ACCOUNT, self.server)
         self.metrics_port = free_port()
         log = open(self.plane.workdir / f"{self.log_name}.log", "ab")  # noqa: SIM115 - lives as long as the process
         self.process = subprocess.Popen(

@@ -15,6 +15,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
+from prometheus_client import Counter
 from urllib3.exceptions import HTTPError
 
 from kubeclient.resources import Resource
@@ -25,6 +26,13 @@ Key = tuple[str, str]  # (namespace, name)
 Handler = Callable[[str, dict[str, Any]], None]  # (event type, object)
 WATCH_TIMEOUT_SECONDS = 300
 MAX_BACKOFF_SECONDS = 30.0
+WATCHES = Counter("wukong_informer_watches", "Watch requests an informer started.", ["resource"])
+RELISTS = Counter("wukong_informer_relists", "Full lists: the first, and one after each 410 Gone.", ["resource"])
+STALE = Counter(
+    "wukong_informer_stale_events",
+    "Events older than the cached object, ignored: the cache never moves back in time.",
+    ["resource"],
+)
 
 
 def key_of(obj: dict[str, Any]) -> Key:
@@ -119,6 +127,7 @@ class Informer:
                 backoff = min(backoff * 2, MAX_BACKOFF_SECONDS)
 
     def _relist(self) -> None:
+        RELISTS.labels(self.resource.plural).inc()
         items, version = self.kube.list(self.resource, self.namespace, self.label_selector)
         fresh = {key_of(item): item for item in items}
         with self._lock:
@@ -136,6 +145,7 @@ class Informer:
 
     def _watch(self) -> None:
         assert self._version is not None
+        WATCHES.labels(self.resource.plural).inc()
         for event in self.kube.watch(
             self.resource, self.namespace, self._version, self.label_selector, WATCH_TIMEOUT_SECONDS
         ):
@@ -145,6 +155,9 @@ class Informer:
                 obj.setdefault("apiVersion", self.resource.api_version)
                 obj.setdefault("kind", self.resource.kind)
                 with self._lock:
+                    if _older(obj, self._store.get(key_of(obj))):
+                        STALE.labels(self.resource.plural).inc()
+                        continue
                     before = self._store.pop(key_of(obj), None)
                     if kind != "DELETED":
                         self._store[key_of(obj)] = obj
@@ -175,3 +188,12 @@ class Informer:
                 handler(kind, obj)
             except Exception:
                 log.exception("%s: handler failed", self.resource.plural)
+
+
+def _older(new: dict[str, Any], cached: dict[str, Any] | None) -> bool:
+    """Whether an event carries an older version of the object than the cache holds. resourceVersions are
+    opaque to clients, but the API server's are etcd revisions: compared only when both are integers."""
+    if cached is None:
+        return False
+    versions = [(o.get("metadata") or {}).get("resourceVersion") or "" for o in (new, cached)]
+    return all(v.isdigit() for v in versions) and int(versions[0]) < int(versions[1])

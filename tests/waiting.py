@@ -12,7 +12,7 @@ from collections.abc import Callable
 from typing import TypeVar
 
 from kubeclient.resources import EVENTS, Resource
-from kubeclient.rest import Kube
+from kubeclient.rest import ApiError, Gone, Kube
 from wukong.manifests import Obj
 
 T = TypeVar("T")
@@ -111,3 +111,40 @@ def _brief(obj: Obj | None) -> str:
     if obj is None:
         return "nothing (the object does not exist)"
     return str({"status": obj.get("status")})[:600]
+
+
+def wait_for_all(
+    kube: Kube,
+    resource: Resource,
+    namespace: str,
+    check: Callable[[dict[str, Obj]], bool],
+    what: str,
+    timeout: float = DEFAULT_TIMEOUT,
+) -> dict[str, Obj]:
+    """Follow every object of a kind in a namespace (one list, then a watch, resumed from its last version when
+    the connection drops) until ``check`` holds for them, by name."""
+    deadline = time.monotonic() + timeout
+    objects: dict[str, Obj] = {}
+    version: str | None = None
+    while time.monotonic() < deadline:
+        try:
+            if version is None:
+                items, version = kube.list(resource, namespace)
+                objects = {item["metadata"]["name"]: item for item in items}
+            if check(objects):
+                return objects
+            remaining = max(1, int(deadline - time.monotonic()))
+            for event in kube.watch(resource, namespace, version, timeout_seconds=min(remaining, 5)):
+                obj = event["object"]
+                version = obj.get("metadata", {}).get("resourceVersion", version)
+                if event["type"] == "DELETED":
+                    objects.pop(obj["metadata"]["name"], None)
+                elif event["type"] != "BOOKMARK":
+                    objects[obj["metadata"]["name"]] = obj
+                if check(objects):
+                    return objects
+        except Gone:
+            version = None  # too old: list again
+        except ApiError:  # the API server may be restarting: resume from the last version when it is back
+            time.sleep(0.2)
+    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")

@@ -122,3 +122,21 @@ def test_a_watch_that_fails_before_delivering_anything_backs_off(monkeypatch):
     run(kube)
     assert kube.watched_from == ["10", "11", "11", "11"]
     assert len(delays) == 2
+
+
+def test_an_event_older_than_the_cached_object_is_ignored_and_counted():
+    from kubeclient.informer import STALE
+
+    before = STALE.labels("persistentvolumeclaims")._value.get()
+    seen: list[str] = []
+    kube = ScriptedKube(
+        [[{"type": "MODIFIED", "object": pvc("a", "12")}, {"type": "MODIFIED", "object": pvc("a", "9")}]]
+    )
+    informer = Informer(kube, PVCS)  # type: ignore[arg-type]
+    informer.on_change(lambda _kind, obj: seen.append(obj["metadata"]["resourceVersion"]))
+    informer.start()
+    assert kube.exhausted.wait(5)
+    informer.stop()
+    assert informer.get("ns", "a")["metadata"]["resourceVersion"] == "12"
+    assert seen == ["10", "12"]
+    assert STALE.labels("persistentvolumeclaims")._value.get() == before + 1
