@@ -457,6 +457,8 @@ def test_everything_in_deploy_applies_to_the_api_server(cluster):
         "deployment.apps/wukong-reconciler",
         "poddisruptionbudget.policy/wukong-webhook",
         "service/wukong-webhook",
+        "networkpolicy.networking.k8s.io/wukong-webhook",
+        "networkpolicy.networking.k8s.io/wukong-reconciler",
         "clusterrole.rbac.authorization.k8s.io/wukong-reconciler",
         "mutatingwebhookconfiguration.admissionregistration.k8s.io/wukong-webhook-dry-run",
         "validatingwebhookconfiguration.admissionregistration.k8s.io/wukong-webhook-dry-run",
