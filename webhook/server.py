@@ -90,9 +90,7 @@ class WholeRequests:
     """ASGI middleware: the body of every HTTP request is read completely -- at most ``max_body_bytes``, within
     ``body_timeout`` seconds -- before the wrapped application sees the request."""
 
-    def __init__(
-        self, app: Callable[..., Awaitable[None]], max_body_bytes: int, body_timeout: float
-    ) -> None:
+    def __init__(self, app: Callable[..., Awaitable[None]], max_body_bytes: int, body_timeout: float) -> None:
         self.app, self.max_body_bytes, self.body_timeout = app, max_body_bytes, body_timeout
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
