@@ -8,12 +8,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from fractions import Fraction
 from typing import Any
 
 from reconciler import restarts
 from reconciler.observation import Observed, Volume, expandable, lookup, vm_conflict, volumes
 from wukong.manifests import Obj
 from wukong.naming import vm_name
+from wukong.quantity import Quantity
 
 PHASE_PENDING, PHASE_CREATING, PHASE_RUNNING, PHASE_STOPPED, PHASE_ERROR = (
     "Pending",
@@ -136,6 +138,8 @@ def compute(observed: Observed, now: str) -> Obj:
     status: Obj = {
         "phase": phase,
         "observedGeneration": generation,
+        "diskCount": len(current),
+        "totalSize": _total([v.requested for v in current]),
         "volumes": [_volume_status(v, classes) for v in current],
         "conditions": conditions,
     }
@@ -170,6 +174,11 @@ def _ready_message(phase: str, found: list[Problem]) -> str:
         PHASE_ERROR: "a volume failed",
     }
     return messages[phase] + (f" ({found[0].message})" if found and phase != PHASE_RUNNING else "")
+
+
+def _total(sizes: list[Quantity | None]) -> str:
+    known = [q for q in sizes if q is not None]
+    return Quantity(sum((q.value for q in known), Fraction(0)), binary=all(q.binary for q in known)).canonical()
 
 
 def _volume_state(volume: Volume) -> str:

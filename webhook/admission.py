@@ -18,7 +18,7 @@ import jsonpatch
 
 from webhook import defaulting, validation
 from webhook.facts import ClusterFacts
-from webhook.field import ErrorType, FieldError, Path, aggregate, invalid, quoted
+from webhook.field import FieldError, Path, aggregate, causes, invalid, quoted
 from wukong import api
 
 REVIEW_API_VERSION = "admission.k8s.io/v1"
@@ -48,10 +48,18 @@ class AdmissionRequest(TypedDict):
     dryRun: NotRequired[bool]
 
 
+class StatusDetails(TypedDict):
+    name: str
+    group: str
+    kind: str
+    causes: list[dict[str, str]]
+
+
 class Status(TypedDict):
     code: int
     reason: str
     message: str
+    details: NotRequired[StatusDetails]
 
 
 class AdmissionResponse(TypedDict):
@@ -167,19 +175,34 @@ def _mutate(new: dict[str, Any], old: dict[str, Any] | None, facts: ClusterFacts
     return Decision(allowed=True, patch=patch, object=defaulted)
 
 
+DENIED_BY = "denied by the Wukong admission webhook"
+
+
 def response(request: AdmissionRequest, decision: Decision) -> AdmissionResponse:
+    """A denial is ``422 Invalid`` with each field error as a cause, as Kubernetes answers its own validation
+    errors: kubectl then prints ``The Wukong "x" is invalid: spec.disks[1].size: Forbidden: ...`` in one line
+    (a list for several). A warning names this webhook, so an operator can tell which component refused."""
     framed: AdmissionResponse = {"uid": request["uid"], "allowed": decision.allowed}
     if not decision.allowed:
-        forbidden = all(e.type is ErrorType.FORBIDDEN for e in decision.errors)
+        metadata = (request.get("object") or request.get("oldObject") or {}).get("metadata")
+        name = metadata.get("name") if isinstance(metadata, Mapping) else None
         framed["status"] = {
-            "code": 403 if forbidden else 422,
-            "reason": "Forbidden" if forbidden else "Invalid",
+            "code": 422,
+            "reason": "Invalid",
             "message": decision.message,
+            "details": {
+                "name": name if isinstance(name, str) else "",
+                "group": api.GROUP,
+                "kind": api.KIND,
+                "causes": causes(decision.errors),
+            },
         }
+        count = len(decision.errors)
+        framed["warnings"] = [*decision.warnings, f"{DENIED_BY}: {count} field error{'s' if count != 1 else ''}"]
     if decision.patch:
         framed["patchType"] = "JSONPatch"
         framed["patch"] = base64.b64encode(json.dumps(decision.patch).encode()).decode()
-    if decision.warnings:
+    if decision.warnings and decision.allowed:
         framed["warnings"] = decision.warnings
     return framed
 

@@ -39,6 +39,13 @@ class ErrorType(Enum):
 
 
 _SHOWS_VALUE = {ErrorType.INVALID, ErrorType.DUPLICATE, ErrorType.NOT_SUPPORTED}
+_CAUSE_TYPES = {
+    ErrorType.REQUIRED: "FieldValueRequired",
+    ErrorType.FORBIDDEN: "FieldValueForbidden",
+    ErrorType.INVALID: "FieldValueInvalid",
+    ErrorType.DUPLICATE: "FieldValueDuplicate",
+    ErrorType.NOT_SUPPORTED: "FieldValueNotSupported",
+}
 
 
 @dataclass(frozen=True)
@@ -48,11 +55,21 @@ class FieldError:
     detail: str = ""
     value: Any = None
 
-    def __str__(self) -> str:
+    @property
+    def message(self) -> str:
+        """What follows the path: ``Forbidden: disk "data" cannot shrink ...`` (a StatusCause's message)."""
         body = self.type.value
         if self.type in _SHOWS_VALUE:
             body += f": {json.dumps(self.value) if not isinstance(self.value, Path) else self.value}"
-        return f"{self.path}: {body}: {self.detail}" if self.detail else f"{self.path}: {body}"
+        return f"{body}: {self.detail}" if self.detail else body
+
+    @property
+    def cause_type(self) -> str:
+        """metav1.CauseType of this error, as Kubernetes' own field errors report it."""
+        return _CAUSE_TYPES[self.type]
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.message}"
 
 
 def required(path: Path, detail: str) -> FieldError:
@@ -84,6 +101,25 @@ def aggregate(errors: list[FieldError]) -> str:
     if len(shown) == 1:
         return shown[0]
     return "[" + ", ".join(shown) + "]"
+
+
+def causes(errors: list[FieldError]) -> list[dict[str, str]]:
+    """metav1.StatusCauses for a 422 Invalid status: kubectl prints them as ``path: message`` lines. Bounded
+    like ``aggregate``."""
+    shown = [
+        {"reason": e.cause_type, "message": _bounded(e.message), "field": _bounded(str(e.path))}
+        for e in errors[:MAX_ERRORS_SHOWN]
+    ]
+    if len(errors) > MAX_ERRORS_SHOWN:
+        rest = errors[MAX_ERRORS_SHOWN]
+        shown.append(
+            {
+                "reason": rest.cause_type,
+                "message": f"and {len(errors) - MAX_ERRORS_SHOWN} more errors",
+                "field": _bounded(str(rest.path)),
+            }
+        )
+    return shown
 
 
 def _bounded(text: str) -> str:

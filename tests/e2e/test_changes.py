@@ -163,5 +163,8 @@ def test_a_mistyped_storage_class_is_reported_corrected_and_then_fixed_for_good(
     moved["spec"]["disks"][1]["storageClassName"] = "longhorn-ssd"
     refused = cluster.kubectl("apply", "-n", namespace, "-f", "-", stdin=json.dumps(moved), check=False)
     assert refused.returncode != 0
-    assert 'disk "data" is on StorageClass "longhorn" and its volume has bound' in refused.stderr
+    assert (
+        'The Wukong "system-and-data" is invalid: spec.disks[1].storageClassName: Forbidden: disk "data" is on '
+        'StorageClass "longhorn" and its volume has bound'
+    ) in refused.stderr
     assert admin.get(PVCS, namespace, f"{NAME}-data")["metadata"]["uid"] == replaced["metadata"]["uid"]

@@ -123,6 +123,29 @@ def test_the_multi_disk_sample_converges(cluster, admin, namespace):
     wait_event(admin, namespace, "Running", text="VirtualMachine system-and-data-vm is running")
 
 
+def test_kubectl_get_shows_phase_ready_degraded_disks_size_cpu_memory_and_vm(cluster, admin, namespace):
+    apply(cluster, namespace, sample())
+    wait_for_wukong(
+        admin, namespace, "system-and-data", lambda s: s.get("phase") == "Running" and s.get("totalSize"), "Running"
+    )
+    table = cluster.kubectl("get", "wukong", "system-and-data", "-n", namespace).stdout.splitlines()
+    assert table[0].split() == ["NAME", "PHASE", "READY", "DEGRADED", "DISKS", "SIZE", "CPU", "MEMORY", "VM", "AGE"]
+    assert table[1].split()[:9] == [
+        "system-and-data",
+        "Running",
+        "True",
+        "False",
+        "2",
+        "580Gi",
+        "4",
+        "8Gi",
+        "system-and-data-vm",
+    ]
+    wide = cluster.kubectl("get", "wk", "system-and-data", "-n", namespace, "-o", "wide").stdout.splitlines()
+    assert wide[0].split()[-6:] == ["AGE", "VM", "STATUS", "NODE", "RESTART", "REASON"]
+    assert wide[1].split()[-4:] == ["Running", "devcluster-node-1", "False", "AsExpected"]
+
+
 def test_growing_a_disk_expands_its_pvc_and_reports_resizing(cluster, admin, namespace):
     apply(cluster, namespace, sample())
     wait_running(admin, namespace, "system-and-data")

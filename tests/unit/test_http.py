@@ -57,24 +57,39 @@ def test_mutating_a_complete_object_sends_no_patch(client):
     assert response == {"uid": response["uid"], "allowed": True}
 
 
-def test_a_shrink_is_denied_with_403_and_the_field_path(client):
+def test_a_shrink_is_denied_as_invalid_with_the_field_path_as_a_cause(client):
+    """422 Invalid with causes, as Kubernetes answers a PVC shrink: kubectl prints it in one line."""
     old = wukong(disk("system", "500Gi", storageClassName="longhorn", boot=True))
     new = wukong(disk("system", "400Gi", storageClassName="longhorn", boot=True))
     response = answer(client, "/validate", review(new, old, operation="UPDATE"))
     assert response["allowed"] is False
     assert response["status"] == {
-        "code": 403,
-        "reason": "Forbidden",
+        "code": 422,
+        "reason": "Invalid",
         "message": 'spec.disks[0].size: Forbidden: disk "system" cannot shrink from 500Gi to 400Gi; '
         "disks can only grow",
+        "details": {
+            "name": "vm1",
+            "group": "vm.novasphere.dev",
+            "kind": "Wukong",
+            "causes": [
+                {
+                    "reason": "FieldValueForbidden",
+                    "message": 'Forbidden: disk "system" cannot shrink from 500Gi to 400Gi; disks can only grow',
+                    "field": "spec.disks[0].size",
+                }
+            ],
+        },
     }
+    assert response["warnings"] == ["denied by the Wukong admission webhook: 1 field error"]
 
 
 def test_an_invalid_object_is_denied_with_422(client):
     response = answer(client, "/validate", review(wukong(disk("system", "lots", storageClassName="x", boot=True))))
     assert response["status"]["code"] == 422
     assert response["warnings"] == [
-        'spec.disks[0].storageClassName: StorageClass "x" does not exist; disk "system" stays Pending until it does'
+        'spec.disks[0].storageClassName: StorageClass "x" does not exist; disk "system" stays Pending until it does',
+        "denied by the Wukong admission webhook: 1 field error",
     ]
 
 

@@ -569,3 +569,10 @@ def test_a_data_volume_whose_import_never_started_is_replaced_for_another_image(
     fixed = live(disk("system", "80Gi", storageClassName="longhorn", boot=True, image="docker://a/fixed:1"))
     [replace] = planning.plan(Observed(fixed, data_volumes={"vm1-system": dv}, storage_classes=CLASSES_BY_NAME))
     assert (replace.kind, replace.uid, replace.resource_version) == ("DataVolume", "uid-dv", "3")
+
+
+def test_status_counts_the_disks_and_adds_up_their_sizes_exactly():
+    computed = status.compute(converged(live(SYSTEM, DATA)), NOW)
+    assert (computed["diskCount"], computed["totalSize"]) == (2, "580Gi")
+    mixed = status.compute(converged(live(disk("a", "1G", storageClassName="longhorn", boot=True))), NOW)
+    assert mixed["totalSize"] == "1G"
