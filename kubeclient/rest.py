@@ -185,9 +185,11 @@ class Kube:
         finally:
             response.release_conn()
 
-    def create(self, resource: Resource, obj: Mapping[str, Any]) -> dict[str, Any]:
+    def create(self, resource: Resource, obj: Mapping[str, Any], dry_run: bool = False) -> dict[str, Any]:
+        """``dry_run``: every admission step and validation runs, nothing is stored."""
         namespace = obj.get("metadata", {}).get("namespace")
-        return self._send("POST", resource.path(namespace), self._write_query(), body=obj)
+        query = {**self._write_query(), **({"dryRun": "All"} if dry_run else {})}
+        return self._send("POST", resource.path(namespace), query, body=obj)
 
     def patch(
         self,

@@ -14,7 +14,7 @@ from webhook.app import StaticFacts, WebhookConfig, create_app
 from webhook.check import check
 from webhook.facts import ClusterFacts
 from webhook.field import quoted
-from wukong.manifests import ManifestError, load_object, load_objects
+from wukong.manifests import ManifestError, load_objects
 from wukong.storageclass import StorageClass
 
 EXIT_ALLOWED, EXIT_DENIED, EXIT_UNUSABLE = 0, 1, 2
@@ -43,10 +43,32 @@ def _parser() -> argparse.ArgumentParser:
     )
     serve.set_defaults(run=_serve)
 
-    offline = commands.add_parser("check", help="run a Wukong manifest through mutation and validation offline")
-    offline.add_argument("new", metavar="NEW", help="the Wukong as it would be applied (YAML or JSON)")
-    offline.add_argument("--old", metavar="OLD", help="the Wukong as it is now, to check an update")
+    offline = commands.add_parser(
+        "check",
+        help="run Wukong manifests through mutation and validation offline, as the API server would",
+        description="Files, directories (every .yaml, .yml and .json file in them) and - (stdin); multi-document "
+        "YAML and Lists. Documents that are not Wukongs are skipped with one notice. Exit 0 when every Wukong is "
+        "allowed, 1 when any is denied, 2 when the input is unusable.",
+    )
+    offline.add_argument("paths", nargs="+", metavar="PATH", help="manifest files, directories, or - for stdin")
+    offline.add_argument(
+        "--old", metavar="PATH", help="the Wukongs as they are now (matched by namespace and name), to check updates"
+    )
+    offline.add_argument(
+        "--old-from-cluster",
+        action="store_true",
+        help="check each Wukong as an update of the live object of its namespace and name, when there is one",
+    )
     _facts_arguments(offline)
+    offline.add_argument(
+        "--kubeconfig", help="read StorageClasses (and live objects) from this cluster instead of --storage-classes"
+    )
+    offline.add_argument(
+        "--cluster",
+        action="store_true",
+        help="read from the cluster of the default credentials (in-cluster, then $KUBECONFIG or ~/.kube/config)",
+    )
+    offline.add_argument("--namespace", "-n", default="default", help="namespace of Wukongs that name none")
     offline.add_argument("--output", "-o", choices=("yaml", "json"), default="yaml")
     offline.set_defaults(run=_check)
     return parser
@@ -61,7 +83,7 @@ def _facts_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--storage-classes",
         metavar="FILE",
-        help="StorageClasses as YAML/JSON documents or a List, instead of asking the cluster",
+        help="StorageClasses as YAML/JSON documents or a List (check: instead of reading them from a cluster)",
     )
 
 
@@ -76,24 +98,54 @@ def _static_facts(args: argparse.Namespace) -> ClusterFacts:
 
 
 def _check(args: argparse.Namespace) -> int:
+    from webhook import gitops
+
     try:
-        facts = _static_facts(args)
-        new = load_object(args.new)
-        old = load_object(args.old) if args.old else None
-    except ManifestError as error:
+        source = gitops.Cluster.connect(args.kubeconfig) if args.kubeconfig or args.cluster else None
+        if source is not None and not args.storage_classes:
+            facts = ClusterFacts.of(source.storage_classes(), args.default_storage_class)
+        else:
+            facts = _static_facts(args)
+        documents = gitops.read(args.paths, sys.stdin)
+        olds = gitops.read([args.old], sys.stdin) if args.old else []
+    except (ManifestError, gitops.ClusterError) as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_UNUSABLE
-    result = check(new, old, facts)
-    if args.output == "json":
-        print(json.dumps(result.as_dict(), indent=2))
-    else:
+    wukongs, skipped = gitops.wukongs(documents, args.namespace)
+    if skipped:
+        kinds = ", ".join(sorted({d.kind for d in skipped}))
+        print(f"notice: skipped {len(skipped)} documents that are not Wukongs ({kinds})", file=sys.stderr)
+    if not wukongs:
+        print("error: no Wukong found in the input", file=sys.stderr)
+        return EXIT_UNUSABLE
+    previous, _ = gitops.wukongs(olds, args.namespace)
+    old_by_key = {d.key: d.object for d in previous}
+    results = []
+    for document in wukongs:
+        old = old_by_key.get(document.key)
+        if old is None and args.old_from_cluster and source is not None:
+            try:
+                old = source.wukong(*document.key)
+            except gitops.ClusterError as error:
+                print(f"error: {error}", file=sys.stderr)
+                return EXIT_UNUSABLE
+        results.append((document, check(document.object, old, facts)))
+    _print(results, args.output)
+    return EXIT_ALLOWED if all(result.allowed for _, result in results) else EXIT_DENIED
+
+
+def _print(results: list[tuple[Any, Any]], output: str) -> None:
+    if output == "json":
+        print(json.dumps([{"source": d.source, **r.as_dict()} for d, r in results], indent=2))
+        return
+    allowed = [r.object for _, r in results if r.allowed]
+    for document, result in results:
         for warning in result.warnings:
-            print(f"Warning: {warning}", file=sys.stderr)
-        if result.allowed:
-            print(yaml.safe_dump(result.object, sort_keys=False), end="")
-        else:
-            print(f"denied: {result.message}", file=sys.stderr)
-    return EXIT_ALLOWED if result.allowed else EXIT_DENIED
+            print(f"Warning: {document.source}: {warning}", file=sys.stderr)
+        if not result.allowed:
+            print(f"denied: {document.source}: {result.message}", file=sys.stderr)
+    if allowed:
+        print(yaml.safe_dump_all(allowed, sort_keys=False), end="")
 
 
 def _serve(args: argparse.Namespace) -> int:

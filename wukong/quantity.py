@@ -28,9 +28,11 @@ DECIMAL_SUFFIXES = {
 MAX_TEXT_LENGTH = 64
 MAX_EXPONENT = 64
 
+# ASCII digits only, as the API server's parser: Arabic-Indic or full-width digits make no quantity.
 _GRAMMAR = re.compile(
-    r"(?P<sign>[+-]?)(?P<number>\d+\.?\d*|\.\d+)"
-    r"(?:(?P<binary>Ki|Mi|Gi|Ti|Pi|Ei)|[eE](?P<exponent>[+-]?\d+)|(?P<decimal>[mkMGTPE]?))"
+    r"(?P<sign>[+-]?)(?P<number>[0-9]+\.?[0-9]*|\.[0-9]+)"
+    r"(?:(?P<binary>Ki|Mi|Gi|Ti|Pi|Ei)|[eE](?P<exponent>[+-]?[0-9]+)|(?P<decimal>[mkMGTPE]?))",
+    re.ASCII,
 )
 HINT = "use a number with an optional suffix, e.g. 500Gi, 1.5Ti, 2G or 1e9"
 

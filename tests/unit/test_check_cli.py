@@ -1,5 +1,6 @@
 """The offline checker: the verdicts of the seed samples, and clear exits for unusable input."""
 
+import io
 import json
 from pathlib import Path
 
@@ -49,8 +50,8 @@ def test_a_shrink_exits_1_with_the_message(capsys, tmp_path):
     code, out, err = run(capsys, "--storage-classes", CLASSES, "--old", SAMPLES / "system-and-data.yaml", new)
     assert code == 1
     assert out == ""
-    assert (
-        err == 'denied: spec.disks[1].size: Forbidden: disk "data" cannot shrink from 500Gi to 400Gi; '
+    assert err == (
+        f'denied: {new}#1: spec.disks[1].size: Forbidden: disk "data" cannot shrink from 500Gi to 400Gi; '
         "disks can only grow\n"
     )
 
@@ -76,9 +77,9 @@ def test_json_output_has_the_verdict_object_patch_and_warnings(capsys):
         CLASSES,
         SAMPLES / "single-disk.yaml",
     )
-    result = json.loads(out)
+    [result] = json.loads(out)
     assert code == 0
-    assert set(result) == {"allowed", "object", "patch", "message", "warnings"}
+    assert set(result) == {"source", "allowed", "object", "patch", "message", "warnings"}
     assert result["allowed"] is True
     assert {"op": "add", "path": "/spec/disks/0/storageClassName", "value": "fast"} in result["patch"]
     assert result["warnings"] == [
@@ -96,7 +97,7 @@ def test_without_storage_classes_a_disk_without_one_needs_a_default(capsys):
     ("content", "reason"),
     [
         ("a: [unclosed", "not valid YAML or JSON"),
-        ("", "expected exactly one object, found 0"),
+        ("", "no Wukong found in the input"),
         ("- 1\n- 2\n", "document 1 is a list, not an object"),
     ],
     ids=["bad-yaml", "empty", "a-list"],
@@ -117,3 +118,50 @@ def test_a_missing_file_exits_2(capsys, tmp_path):
 def test_storage_classes_file_of_another_kind_exits_2(capsys):
     code, _, err = run(capsys, "--storage-classes", SAMPLES / "single-disk.yaml", SAMPLES / "single-disk.yaml")
     assert code == 2 and 'expected StorageClasses, found kind "Wukong"' in err
+
+
+WUKONG_SAMPLES = ("single-disk.yaml", "system-and-data.yaml", "storage-classes.yaml")
+
+
+def test_a_gitops_directory_with_other_kinds_is_checked_document_by_document(capsys, tmp_path):
+    repo = tmp_path / "repo"
+    (repo / "apps").mkdir(parents=True)
+    docs = [(SAMPLES / s).read_text() for s in WUKONG_SAMPLES]
+    (repo / "apps" / "vms.yaml").write_text("---\n".join([docs[0], "apiVersion: v1\nkind: ConfigMap\n", docs[1]]))
+    listed = {"apiVersion": "v1", "kind": "List", "items": [yaml.safe_load(docs[2])]}
+    (repo / "list.json").write_text(json.dumps(listed))
+    (repo / "README.md").write_text("not a manifest")
+    code, out, err = run(capsys, "--storage-classes", CLASSES, repo)
+    assert code == 0
+    assert [d["metadata"]["name"] for d in yaml.safe_load_all(out)] == [
+        "single-disk",
+        "system-and-data",
+        "tiered-storage",
+    ]
+    assert err.count("notice:") == 1 and "skipped 1 documents that are not Wukongs (ConfigMap)" in err
+
+
+def test_stdin_is_read_and_one_denied_document_fails_the_run_naming_it(capsys, tmp_path, monkeypatch):
+    bad = (SAMPLES / "single-disk.yaml").read_text().replace("size: ", "size: -").replace("single-disk", "bad")
+    monkeypatch.setattr("sys.stdin", io.StringIO((SAMPLES / "single-disk.yaml").read_text() + "---\n" + bad))
+    code, out, err = run(capsys, "--storage-classes", CLASSES, "-")
+    assert code == 1
+    assert [d["metadata"]["name"] for d in yaml.safe_load_all(out)] == ["single-disk"]
+    assert err.startswith("denied: -#2: spec.disks[0].size: Invalid value:")
+
+
+def test_only_other_kinds_is_unusable_input(capsys, tmp_path):
+    path = tmp_path / "cm.yaml"
+    path.write_text("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: x}\n")
+    code, _, err = run(capsys, path)
+    assert code == 2
+    assert "no Wukong found" in err and err.count("ConfigMap") == 1
+
+
+# Arabic-Indic ten, full-width ten, and an ASCII one followed by an Arabic-Indic zero
+@pytest.mark.parametrize("size", ["\u0661\u0660Gi", "\uff11\uff10Gi", "1\u0660Gi"])
+def test_sizes_written_with_non_ascii_digits_are_refused_as_the_api_server_does(capsys, tmp_path, size):
+    path = edited(tmp_path, "single-disk.yaml", "size: 30Gi", f"size: {size}")
+    assert size in path.read_text()
+    code, _, err = run(capsys, "--storage-classes", CLASSES, path)
+    assert code == 1 and "spec.disks[0].size: Invalid value" in err
