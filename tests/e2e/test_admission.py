@@ -192,3 +192,23 @@ def test_inject_ca_bundle_sets_the_bundle_on_every_webhook(cluster, webhook: Loc
     missing = subprocess.run([*command[:6], "--mutating", "absent"], capture_output=True, text=True)
     assert missing.returncode == 1
     assert missing.stderr.startswith("error: 404 Not Found:") and "absent" in missing.stderr
+
+
+def test_the_checker_reads_storage_classes_and_live_objects_from_the_cluster(cluster, namespace, tmp_path):
+    assert apply(cluster, namespace, SAMPLES / "system-and-data.yaml").returncode == 0
+    shrunk = write(tmp_path, "system-and-data.yaml", ("500Gi", "400Gi"))
+    checker = [str(Path(sys.executable).parent / "wukong-webhook"), "check", "--kubeconfig", str(cluster.kubeconfig)]
+
+    fresh = subprocess.run(
+        [*checker, "-n", namespace, str(SAMPLES / "single-disk.yaml")], capture_output=True, text=True
+    )
+    assert fresh.returncode == 0, fresh.stderr
+    assert yaml.safe_load(fresh.stdout)["spec"]["disks"][0]["storageClassName"] == "longhorn"  # the live default
+
+    as_new = subprocess.run([*checker, "-n", namespace, str(shrunk)], capture_output=True, text=True)
+    assert as_new.returncode == 0, "without --old-from-cluster it is a create"
+    update = subprocess.run(
+        [*checker, "--old-from-cluster", "-n", namespace, str(shrunk)], capture_output=True, text=True
+    )
+    assert update.returncode == 1
+    assert 'spec.disks[1].size: Forbidden: disk "data" cannot shrink from 500Gi to 400Gi' in update.stderr
