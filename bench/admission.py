@@ -1,10 +1,12 @@
-"""Admission latency: the decision alone, and the same requests over the real TLS server.
+"""Admission speed: ``wukong-webhook serve`` against a bare endpoint served the same way, in one run.
 
-    .venv/bin/python bench/admission.py [--requests 2000]
+    .venv/bin/python bench/admission.py [--seconds 5] [--rate 300]
 
-Baseline (same run): the pure decision (mutate + validate of the multi-disk sample) called in-process.
-Then `wukong-webhook serve` (gunicorn, TLS) is asked the same thing over one kept-alive connection, as
-the API server does, and with a new TLS connection per request, to show what keep-alive saves.
+The baseline is ``bench/bare_server.py``: the same gunicorn worker, TLS and request threads, an endpoint that
+decodes the AdmissionReview and allows it. Each endpoint is driven by vegeta (bench/loadgen.py) over kept-alive
+TLS connections, as the API server calls webhooks: closed loop with 4 workers for the saturated throughput, then
+open loop at a fixed rate for latency. Printed: req/s and its ratio to the bare endpoint, p50/p99 at the fixed
+rate and what the decision adds to the bare endpoint's.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import loadgen
 import yaml
 
 from webhook.admission import Endpoint, decide, parse_request
@@ -46,13 +49,44 @@ def review(uid: int) -> dict:
     }
 
 
-def per_request(seconds: float, count: int) -> str:
-    return f"{seconds / count * 1e6:8.0f} us/request"
+def review_of(operation: str, new: dict, old: dict | None = None) -> dict:
+    request = {
+        "uid": "bench",
+        "operation": operation,
+        "object": new,
+        "kind": {"group": "vm.novasphere.dev", "version": "v1alpha1", "kind": "Wukong"},
+    }
+    if old is not None:
+        request["oldObject"] = old
+    return {"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "request": request}
+
+
+def wait_ready(port: int, context: ssl.SSLContext, process: subprocess.Popen) -> None:
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            probe = http.client.HTTPSConnection("127.0.0.1", port, context=context, timeout=2)
+            probe.request("GET", "/readyz")
+            if probe.getresponse().status == 200:
+                probe.close()
+                return
+        except OSError:
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--requests", type=int, default=2000)
+    parser.add_argument("--requests", type=int, default=2000, help="in-process decisions for the baseline")
+    parser.add_argument("--seconds", type=float, default=5.0, help="length of each load run")
+    parser.add_argument("--rate", type=int, default=300, help="the open-loop rate, requests per second")
     args = parser.parse_args()
     n = args.requests
     facts = ClusterFacts.of([StorageClass.from_manifest(o) for o in yaml.safe_load_all(CLASSES.read_text())])
@@ -60,12 +94,16 @@ def main() -> int:
 
     started = time.perf_counter()
     for body in bodies:
-        request = parse_request(json.loads(body))
-        decide(request, Endpoint.MUTATE, facts)
-    base = time.perf_counter() - started
+        decide(parse_request(json.loads(body)), Endpoint.MUTATE, facts)
+    decision = (time.perf_counter() - started) / n
 
+    sample = review(0)["request"]["object"]
+    defaulted = decide(parse_request(review(0)), Endpoint.MUTATE, facts).object
+    grown = json.loads(json.dumps(defaulted))
+    grown["spec"]["disks"][1]["size"] = "600Gi"
+    loadgen.vegeta()
     with tempfile.TemporaryDirectory() as scratch:
-        certs = Path(scratch)
+        work = Path(scratch)
         subprocess.run(
             [
                 BIN / "wukong-certs",
@@ -75,73 +113,84 @@ def main() -> int:
                 "--namespace",
                 "bench",
                 "--out-dir",
-                certs,
+                work,
                 "--ip",
                 "127.0.0.1",
             ],
             check=True,
             capture_output=True,
         )
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            port = probe.getsockname()[1]
-        server = subprocess.Popen(
-            [
-                BIN / "wukong-webhook",
-                "serve",
-                "--bind-address",
-                "127.0.0.1",
-                "--port",
-                str(port),
-                "--tls-cert-file",
-                certs / "tls.crt",
-                "--tls-private-key-file",
-                certs / "tls.key",
-                "--storage-classes",
-                CLASSES,
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        context = ssl.create_default_context(cafile=str(certs / "ca.crt"))
+        ca, cert, key = work / "ca.crt", work / "tls.crt", work / "tls.key"
+        cases = {
+            "bare endpoint (baseline)": ("bare", review_of("CREATE", sample)),
+            "/mutate CREATE": ("mutate", review_of("CREATE", sample)),
+            "/mutate UPDATE": ("mutate", review_of("UPDATE", grown, defaulted)),
+            "/validate CREATE": ("validate", review_of("CREATE", defaulted)),
+            "/validate UPDATE": ("validate", review_of("UPDATE", grown, defaulted)),
+        }
+        for index, (_, body) in enumerate(cases.values()):
+            (work / f"{index}.json").write_text(json.dumps(body))
+        webhook_port, bare_port = free_port(), free_port()
+        servers = [
+            subprocess.Popen(
+                [
+                    BIN / "wukong-webhook",
+                    "serve",
+                    "--bind-address",
+                    "127.0.0.1",
+                    "--port",
+                    str(webhook_port),
+                    "--tls-cert-file",
+                    cert,
+                    "--tls-private-key-file",
+                    key,
+                    "--storage-classes",
+                    CLASSES,
+                ],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            ),
+            subprocess.Popen(
+                [sys.executable, ROOT / "bench" / "bare_server.py", str(bare_port), cert, key],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            ),
+        ]
+        context = ssl.create_default_context(cafile=str(ca))
+        rows = []
         try:
-            deadline = time.monotonic() + 30
-            while True:
-                try:
-                    probe_connection = http.client.HTTPSConnection("127.0.0.1", port, context=context)
-                    probe_connection.request("GET", "/readyz")
-                    if probe_connection.getresponse().status == 200:
-                        break
-                except OSError:
-                    if time.monotonic() > deadline:
-                        raise
-                    time.sleep(0.1)
-            print(f"bench: {n} requests each way", flush=True)
-            connection = http.client.HTTPSConnection("127.0.0.1", port, context=context)
-            started = time.perf_counter()
-            for body in bodies:
-                connection.request("POST", "/mutate", body=body, headers={"Content-Type": "application/json"})
-                assert connection.getresponse().read()
-            kept = time.perf_counter() - started
-            started = time.perf_counter()
-            for body in bodies[: n // 4]:
-                fresh = http.client.HTTPSConnection("127.0.0.1", port, context=context)
-                fresh.request("POST", "/mutate", body=body, headers={"Content-Type": "application/json"})
-                assert fresh.getresponse().read()
-                fresh.close()
-            new_each = (time.perf_counter() - started) * 4
+            wait_ready(webhook_port, context, servers[0])
+            wait_ready(bare_port, context, servers[1])
+            for index, (name, (path, _)) in enumerate(cases.items()):
+                port = bare_port if path == "bare" else webhook_port
+                url = f"https://127.0.0.1:{port}/{path}"
+                print(
+                    f"bench: {name}: {args.seconds:g}s saturated, then {args.seconds:g}s at {args.rate}/s", flush=True
+                )
+                saturated = loadgen.attack(url, work / f"{index}.json", ca, args.seconds)
+                paced = loadgen.attack(url, work / f"{index}.json", ca, args.seconds, rate=args.rate)
+                rows.append((name, saturated, paced))
         finally:
-            server.terminate()
-            server.wait()
+            for server in servers:
+                server.terminate()
+                server.wait()
+
     print()
-    print(f"decision only (baseline)        {per_request(base, n)}")
-    print(f"HTTPS, kept-alive connection    {per_request(kept, n)}  = {kept / base:.1f}x baseline")
-    print(
-        f"HTTPS, new connection each      {per_request(new_each, n)}  = {new_each / base:.1f}x baseline "
-        f"({new_each / kept:.1f}x kept-alive)"
-    )
+    print(f"decision only, in process (mutate of the two-disk sample): {decision * 1e6:.0f} us")
+    print()
+    base_saturated, base_paced = rows[0][1], rows[0][2]
+    header = f"{'':28} {'saturated req/s':>16} {'ratio':>6}   {'at ' + str(args.rate) + '/s p50':>12} {'p99':>8}"
+    print(header + f" {'p50 added':>10} {'p99 ratio':>10} {'ok':>6}")
+    for name, saturated, paced in rows:
+        print(
+            f"{name:28} {saturated.throughput:16.0f} {saturated.throughput / base_saturated.throughput:6.2f}   "
+            f"{paced.p50_ms:9.2f} ms {paced.p99_ms:5.2f} ms {paced.p50_ms - base_paced.p50_ms:7.2f} ms "
+            f"{paced.p99_ms / base_paced.p99_ms:10.2f} {min(saturated.success, paced.success):6.1%}"
+        )
+    print()
+    print("targets: saturated ratio >= 0.70; at the fixed rate, p50 added <= 0.3 ms and p99 ratio <= 2")
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    raise SystemExit(main())

@@ -14,8 +14,6 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any, Literal, NotRequired, TypedDict
 
-import jsonpatch
-
 from webhook import defaulting, validation
 from webhook.facts import ClusterFacts
 from webhook.field import FieldError, Path, aggregate, causes, invalid, quoted
@@ -145,7 +143,21 @@ MAX_DEPTH = 32  # a Wukong's deepest field (spec.highAvailability.tolerations[0]
 
 def too_deep(obj: Any) -> FieldError | None:
     """A field error at the first value nested deeper than ``MAX_DEPTH``, found without recursion (a hostile
-    object may be nested thousands of levels deep, and every later step would recurse through it)."""
+    object may be nested thousands of levels deep, and every later step would recurse through it). The path is
+    only spelled out for an object that is too deep."""
+    stack: list[tuple[Any, int]] = [(obj, 0)]
+    while stack:
+        value, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            return _deep_path(obj)
+        if isinstance(value, Mapping):
+            stack.extend((v, depth + 1) for v in value.values())
+        elif isinstance(value, list):
+            stack.extend((v, depth + 1) for v in value)
+    return None
+
+
+def _deep_path(obj: Any) -> FieldError:
     stack: list[tuple[Any, Path, int]] = [(obj, Path(), 0)]
     while stack:
         value, path, depth = stack.pop()
@@ -155,7 +167,7 @@ def too_deep(obj: Any) -> FieldError | None:
             stack.extend((v, path.child(str(k)[:64]), depth + 1) for k, v in value.items())
         elif isinstance(value, list):
             stack.extend((v, path.index(i), depth + 1) for i, v in enumerate(value))
-    return None
+    raise AssertionError("called for an object that is not too deep")
 
 
 def _mutate(new: dict[str, Any], old: dict[str, Any] | None, facts: ClusterFacts) -> Decision:
@@ -171,8 +183,7 @@ def _mutate(new: dict[str, Any], old: dict[str, Any] | None, facts: ClusterFacts
         errors, _ = validation.validate(defaulted, old, facts)
     if errors:
         return Decision(allowed=False, errors=errors, object=new)
-    patch = jsonpatch.make_patch(new, defaulted).patch
-    return Decision(allowed=True, patch=patch, object=defaulted)
+    return Decision(allowed=True, patch=defaulting.patch(new, defaulted), object=defaulted)
 
 
 DENIED_BY = "denied by the Wukong admission webhook"

@@ -135,11 +135,16 @@ def _plain(status: int, text: str) -> Response:
 
 
 def _log_decision(endpoint: Endpoint, req: admission.AdmissionRequest, decision: admission.Decision) -> None:
-    """One line per decision: who and what, never the object itself (it may carry passwords)."""
+    """One line per decision: who and what, never the object itself (it may carry passwords). Denials at INFO;
+    allowed requests, the hot path, at DEBUG."""
+    level = logging.INFO if decision.errors else logging.DEBUG
+    if not log.isEnabledFor(level):
+        return
     obj = req.get("object") or req.get("oldObject") or {}
     meta = obj.get("metadata")
     meta = meta if isinstance(meta, dict) else {}
-    log.info(
+    log.log(
+        level,
         "%s %s %s/%s uid=%s verdict=%s%s",
         endpoint.value,
         req["operation"],

@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterator, Mapping
 from functools import cache
 from typing import Any, cast
 
+import fastjsonschema
 import jsonschema
 
 from webhook import field
@@ -42,7 +43,20 @@ def _validator() -> jsonschema.protocols.Validator:
     return jsonschema.Draft7Validator(crd_schema)
 
 
+@cache
+def _fast_check() -> Callable[[Any], Any]:
+    """The same schema compiled to Python by fastjsonschema: about 100x faster, but it stops at the first error.
+    It only decides that an object is valid; any object it refuses goes to jsonschema, which lists every error
+    with its path (and is the authority: a unit test holds that nothing passes here that jsonschema refuses)."""
+    return cast(Callable[[Any], Any], fastjsonschema.compile(schema.openapi_schema()))
+
+
 def _schema_errors(obj: Mapping[str, Any]) -> Iterator[field.FieldError]:
+    try:
+        _fast_check()(obj)
+        return
+    except fastjsonschema.JsonSchemaException:
+        pass
     for error in sorted(_validator().iter_errors(obj), key=lambda e: list(map(str, e.absolute_path))):
         yield _field_error(error)
 

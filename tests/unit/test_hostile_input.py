@@ -115,3 +115,35 @@ def test_a_metadata_that_is_not_an_object_is_answered_not_an_internal_error(meta
     reply = create_app().test_client().post("/validate", data=json.dumps(body))
     assert reply.status_code == 200
     assert reply.get_json()["response"].get("status", {}).get("reason") != "InternalError"
+
+
+def test_the_patch_built_from_defaulting_always_yields_the_defaulted_object():
+    """defaulting.patch compares only where defaulting writes; applied to the request it must give the copy."""
+    import jsonpatch
+
+    from webhook import defaulting
+
+    base = sample()
+    bare = wukong(disk("a"), disk("b", image="docker://x/y:1"), disk("c", boot=False))
+    objects = [base, bare, *(replaced(base, path, value) for path, value in CASES)]
+    objects.append(replaced(bare, ("spec", "volumeRetentionPolicy"), {}))
+    objects.append(replaced(bare, ("spec", "disks", 0, "odd/key~"), None))
+    for new in objects:
+        for old in (None, base):
+            untouched = copy.deepcopy(new)
+            defaulted, _ = defaulting.default(new, old, facts())
+            assert new == untouched, "defaulting wrote into the request"
+            patch = defaulting.patch(new, defaulted)
+            assert jsonpatch.apply_patch(new, patch) == defaulted, (new, patch)
+
+
+def test_nothing_passes_the_fast_schema_check_that_jsonschema_refuses():
+    from webhook import validation
+
+    for path, value in CASES:
+        obj = replaced(sample(), path, value)
+        try:
+            validation._fast_check()(obj)
+        except Exception:
+            continue
+        assert list(validation._validator().iter_errors(obj)) == [], f"{shown(path)}={value!r:.30}"
