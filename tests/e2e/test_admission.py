@@ -15,6 +15,7 @@ from devcluster import toolchain
 from devcluster.controlplane import ControlPlane
 from devcluster.webhooks import LocalWebhook, deregister
 from tests.e2e.conftest import SAMPLES, wait_for_webhooks, wait_for_webhooks_gone
+from tests.waiting import poll
 
 # The mutating webhook refuses first: the API server runs the CRD schema and CEL rules after mutating
 # admission and before validating admission, and users should read this project's message, not CEL's.
@@ -138,6 +139,8 @@ def test_reapplying_the_same_manifest_changes_nothing(cluster, namespace, mode):
     for _ in range(2):
         result = apply(cluster, namespace, sample, *mode)
         assert result.returncode == 0, result.stderr
+        if not mode:  # see README: the whole disks list is sent again (JSON merge patch); nothing is written
+            assert result.stdout.strip() == "wukong.vm.novasphere.dev/system-and-data configured"
     assert users_part(cluster, namespace, "system-and-data") == first
 
 
@@ -212,3 +215,35 @@ def test_the_checker_reads_storage_classes_and_live_objects_from_the_cluster(clu
     )
     assert update.returncode == 1
     assert 'spec.disks[1].size: Forbidden: disk "data" cannot shrink from 500Gi to 400Gi' in update.stderr
+
+
+def test_the_webhook_sees_a_storage_class_created_moved_to_default_and_deleted_within_a_second(cluster, namespace):
+    probe = yaml.safe_load((SAMPLES / "single-disk.yaml").read_text())
+    probe["metadata"]["namespace"] = namespace
+
+    def defaulted_class() -> str:
+        result = cluster.kubectl("create", "--dry-run=server", "-o", "json", "-f", "-", stdin=json.dumps(probe))
+        return str(json.loads(result.stdout)["spec"]["disks"][0]["storageClassName"])
+
+    name = f"newest-{namespace}"
+    default = {"storageclass.kubernetes.io/is-default-class": "true"}
+    manifest = {
+        "apiVersion": "storage.k8s.io/v1",
+        "kind": "StorageClass",
+        "metadata": {"name": name, "annotations": default},
+        "provisioner": "driver.longhorn.io",
+    }
+    try:
+        cluster.kubectl("create", "-f", "-", stdin=json.dumps(manifest))
+        poll(lambda: defaulted_class() == name, "the newest default class used", timeout=1, interval=0.05)
+        cluster.kubectl("annotate", "storageclass", name, "storageclass.kubernetes.io/is-default-class-")
+        poll(lambda: defaulted_class() == "longhorn", "the default back on longhorn", timeout=1, interval=0.05)
+    finally:
+        cluster.kubectl("delete", "storageclass", name, "--ignore-not-found")
+    probe["spec"]["disks"][0]["storageClassName"] = name
+
+    def warned() -> bool:
+        result = cluster.kubectl("create", "--dry-run=server", "-f", "-", stdin=json.dumps(probe))
+        return f'StorageClass "{name}" does not exist' in result.stderr
+
+    poll(warned, "the deleted class reported as missing", timeout=1, interval=0.05)
