@@ -87,6 +87,7 @@ def main() -> int:
     parser.add_argument("--requests", type=int, default=2000, help="in-process decisions for the baseline")
     parser.add_argument("--seconds", type=float, default=5.0, help="length of each load run")
     parser.add_argument("--rate", type=int, default=300, help="the open-loop rate, requests per second")
+    parser.add_argument("--threads", type=int, default=8, help="request threads of both servers")
     args = parser.parse_args()
     n = args.requests
     facts = ClusterFacts.of([StorageClass.from_manifest(o) for o in yaml.safe_load_all(CLASSES.read_text())])
@@ -151,7 +152,7 @@ def main() -> int:
                 stderr=subprocess.DEVNULL,
             ),
             subprocess.Popen(
-                [sys.executable, ROOT / "bench" / "bare_server.py", str(bare_port), cert, key],
+                [sys.executable, ROOT / "bench" / "bare_server.py", str(bare_port), cert, key, str(args.threads)],
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
             ),

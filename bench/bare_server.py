@@ -1,7 +1,7 @@
 """The baseline for admission throughput: an endpoint that decodes the AdmissionReview and allows it, served
 exactly as ``wukong-webhook serve`` serves (same gunicorn worker, TLS, request threads, body handling).
 
-    python bench/bare_server.py PORT CERT KEY
+    python bench/bare_server.py PORT CERT KEY THREADS
 """
 
 from __future__ import annotations
@@ -32,5 +32,6 @@ def app() -> Flask:
 
 
 if __name__ == "__main__":
-    port, cert, key = sys.argv[1:4]
-    WebhookServer(app, ServeOptions(bind=f"127.0.0.1:{port}", cert_file=cert, key_file=key)).run()
+    port, cert, key, threads = sys.argv[1:5]
+    options = ServeOptions(bind=f"127.0.0.1:{port}", cert_file=cert, key_file=key, threads=int(threads))
+    WebhookServer(app, options).run()
