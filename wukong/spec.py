@@ -146,7 +146,7 @@ class WukongSpec:
             memory=_str(spec.get("memory")),
             disks=tuple(Disk.from_dict(d) for d in disk_dicts(obj)),
             run_strategy=run_strategy(spec.get("startStrategy"), spec.get("highAvailability")),
-            start_strategy=json.dumps(mapping(spec.get("startStrategy")), sort_keys=True, separators=(",", ":")),
+            start_strategy=_start_strategy(spec),
             when_deleted=DELETE if mapping(spec.get("volumeRetentionPolicy")).get("whenDeleted") == DELETE else RETAIN,
             os_image=_str(spec.get("osImage")),
             ssh_key_secret=_str(spec.get("sshKeySecret")),
@@ -160,6 +160,15 @@ class WukongSpec:
     @property
     def boot_disk(self) -> Disk | None:
         return next((d for d in self.disks if d.boot), None)
+
+
+def _start_strategy(spec: Mapping[str, Any]) -> str:
+    """What decides the run strategy, as canonical JSON: startStrategy, and highAvailability.restartPolicy when set."""
+    decided = dict(mapping(spec.get("startStrategy")))
+    policy = mapping(spec.get("highAvailability")).get("restartPolicy")
+    if policy is not None:
+        decided["highAvailability.restartPolicy"] = policy
+    return json.dumps(decided, sort_keys=True, separators=(",", ":"))
 
 
 def mapping(value: Any) -> Mapping[str, Any]:
