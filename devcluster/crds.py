@@ -58,7 +58,15 @@ DATA_VOLUME = UpstreamKind(
     "cdi.kubevirt.io_datavolume_v1beta1.json",
     (("Phase", ".status.phase"), ("Progress", ".status.progress")),
 )
-UPSTREAM_KINDS = (VIRTUAL_MACHINE, VIRTUAL_MACHINE_INSTANCE, DATA_VOLUME)
+NETWORK_ATTACHMENT_DEFINITION = UpstreamKind(  # Multus: installed like the others, removable by a test
+    "k8s.cni.cncf.io",
+    "v1",
+    "NetworkAttachmentDefinition",
+    "network-attachment-definitions",
+    ("net-attach-def",),
+    "k8s.cni.cncf.io_networkattachmentdefinition_v1.json",
+)
+UPSTREAM_KINDS = (VIRTUAL_MACHINE, VIRTUAL_MACHINE_INSTANCE, DATA_VOLUME, NETWORK_ATTACHMENT_DEFINITION)
 
 
 @cache
@@ -93,7 +101,7 @@ def crd(kind: UpstreamKind) -> dict[str, Any]:
                 "kind": kind.kind,
                 "listKind": f"{kind.kind}List",
                 "plural": kind.plural,
-                "singular": kind.kind.lower(),
+                "singular": kind.plural.removesuffix("s"),
                 "shortNames": list(kind.short_names),
             },
             "scope": "Namespaced",

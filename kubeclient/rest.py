@@ -102,8 +102,11 @@ class Kube:
         content_type: str = "application/json",
         timeout: float | tuple[float, float] | None = REQUEST_TIMEOUT_SECONDS,
         stream: bool = False,
+        accept: str | None = None,
     ) -> Any:
         headers = dict(self._headers)
+        if accept:
+            headers["Accept"] = accept
         if body is not None:
             headers["Content-Type"] = content_type
         params = [(key, value) for key, value in (query or {}).items() if value is not None]
@@ -132,6 +135,20 @@ class Kube:
     # -- verbs -------------------------------------------------------------------------------------------
     def get(self, resource: Resource, namespace: str | None, name: str) -> dict[str, Any]:
         return self._send("GET", resource.path(namespace, name))
+
+    def metadata(self, resource: Resource, namespace: str | None, name: str) -> dict[str, Any]:
+        """The object's metadata only (PartialObjectMetadata): whether a Secret exists, and whose it is, without
+        its data ever reaching this process."""
+        accept = "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1"
+        return self._send("GET", resource.path(namespace, name), accept=accept)
+
+    def serves(self, group: str, version: str) -> bool:
+        """Whether the API server serves ``group/version`` (a CRD installed): discovery, 404 when it does not."""
+        try:
+            self._send("GET", f"/apis/{group}/{version}")
+        except NotFound:
+            return False
+        return True
 
     def list(
         self,

@@ -21,17 +21,20 @@ from prometheus_client import Counter, Gauge, Histogram
 from kubeclient.informer import Informer, Key, key_of
 from kubeclient.resources import (
     DATA_VOLUMES,
+    NETWORK_ATTACHMENT_DEFINITIONS,
     PVCS,
+    SECRETS,
     STORAGE_CLASSES,
     VIRTUAL_MACHINE_INSTANCES,
     VIRTUAL_MACHINES,
     WUKONGS,
 )
-from kubeclient.rest import AlreadyExists, Conflict, Kube
+from kubeclient.rest import AlreadyExists, Conflict, Kube, NotFound
 from kubeclient.workqueue import ShutDown, WorkQueue
 from reconciler import children, planning, status
 from reconciler.events import EventRecorder, now
 from reconciler.execution import Executor
+from reconciler.guest import GuestConfig
 from reconciler.observation import Observed
 from wukong import api
 from wukong.naming import vm_name, volume_name
@@ -47,6 +50,8 @@ LATENCY = Histogram(
 )
 RESYNCS = Counter("wukong_reconciler_resyncs", "Periodic resyncs: every Wukong requeued.")
 QUEUE_DEPTH = Gauge("wukong_reconciler_queue_depth", "Wukongs waiting to be reconciled.")
+BLOCKED_RECHECK_SECONDS = 15.0
+MULTUS_RECHECK_SECONDS = 5.0
 MANAGED = f"{api.MANAGED_BY_LABEL}={api.MANAGED_BY}"  # our volumes and VMs, released volumes included
 INSTANCES = api.WUKONG_LABEL  # KubeVirt copies the VM template's labels onto the instance
 
@@ -81,6 +86,7 @@ class Controller:
         self.executor = Executor(kube, self.events)
         self._stopped = threading.Event()
         self._threads: list[threading.Thread] = []
+        self._multus: tuple[bool, float] | None = None
 
     @property
     def informers(self) -> tuple[Informer, ...]:
@@ -168,6 +174,8 @@ class Controller:
         for action in planning.plan(observed, self.settings.hotplug_disks):
             observed = self.executor.execute(observed, action)
         self._write_status(observed)
+        if planning.guest_blockers(observed):  # nothing we watch tells when Multus, a NAD or a Secret appears
+            self.queue.add_after(key, BLOCKED_RECHECK_SECONDS)
 
     def observe(self, wukong: dict[str, Any]) -> Observed:
         namespace, name = key_of(wukong)
@@ -181,7 +189,7 @@ class Controller:
                 if (named := informer.get(namespace, child_name)) is not None:
                     found[child_name] = named
         classes = {c["metadata"]["name"]: StorageClass.from_manifest(c) for c in self.storage_classes.items()}
-        return Observed(
+        observed = Observed(
             wukong=wukong,
             pvcs=pvcs,
             data_volumes=dvs,
@@ -189,6 +197,39 @@ class Controller:
             vmi=self.vmis.get(namespace, vm_name(name)),
             storage_classes=classes,
         )
+        return self._ask_guest_facts(observed)
+
+    def _ask_guest_facts(self, observed: Observed) -> Observed:
+        """What the VM needs that nothing here watches: Multus, the NetworkAttachmentDefinitions, the SSH key
+        Secret. Asked by GET, only for Wukongs that use them; the Secret by its metadata alone."""
+        spec, namespace = observed.spec, observed.namespace
+        facts: dict[str, Any] = {}
+        if spec.networks:
+            facts["multus"] = self._multus_served()
+            if facts["multus"]:
+                facts["nads"] = {
+                    n: self._get_or_none(namespace, n) for n in GuestConfig(observed.wukong, spec).nad_names()
+                }
+        if spec.ssh_key_secret:
+            try:
+                self.kube.metadata(SECRETS, namespace, spec.ssh_key_secret)
+                facts["secrets"] = {spec.ssh_key_secret: True}
+            except NotFound:
+                facts["secrets"] = {spec.ssh_key_secret: False}
+        return dataclasses.replace(observed, **facts) if facts else observed
+
+    def _get_or_none(self, namespace: str, name: str) -> dict[str, Any] | None:
+        try:
+            return self.kube.get(NETWORK_ATTACHMENT_DEFINITIONS, namespace, name)
+        except NotFound:
+            return None
+
+    def _multus_served(self) -> bool:
+        """Discovery, remembered for a few seconds: one request however many Wukongs have networks."""
+        now = time.monotonic()
+        if self._multus is None or now - self._multus[1] > MULTUS_RECHECK_SECONDS:
+            self._multus = (self.kube.serves("k8s.cni.cncf.io", "v1"), now)
+        return self._multus[0]
 
     def _write_status(self, observed: Observed) -> None:
         wukong = observed.wukong

@@ -13,12 +13,30 @@ import logging
 import threading
 from typing import assert_never
 
-from kubeclient.resources import DATA_VOLUMES, PVCS, VIRTUAL_MACHINES, Resource
+from kubeclient.resources import (
+    DATA_VOLUMES,
+    NETWORK_ATTACHMENT_DEFINITIONS,
+    PVCS,
+    SECRETS,
+    VIRTUAL_MACHINES,
+    Resource,
+)
 from kubeclient.rest import AlreadyExists, Conflict, Kube, NotFound
 from reconciler.children import is_owned_by
 from reconciler.events import EventRecorder
 from reconciler.observation import Kind, Observed
-from reconciler.planning import Action, Adopt, Create, Expand, Release, Replace, SetRetention, UpdateVM
+from reconciler.planning import (
+    Action,
+    Adopt,
+    ApplySecret,
+    Create,
+    Expand,
+    Release,
+    Replace,
+    SetRetention,
+    UpdateNetwork,
+    UpdateVM,
+)
 from wukong import api
 from wukong.naming import vm_name
 
@@ -27,6 +45,7 @@ RESOURCE_OF_KIND: dict[Kind, Resource] = {
     "PersistentVolumeClaim": PVCS,
     "DataVolume": DATA_VOLUMES,
     "VirtualMachine": VIRTUAL_MACHINES,
+    "NetworkAttachmentDefinition": NETWORK_ATTACHMENT_DEFINITIONS,
 }
 
 
@@ -80,8 +99,35 @@ class Executor:
                 vm = self.kube.patch(VIRTUAL_MACHINES, namespace, vm_name(observed.name), patch)
                 self.events.normal(wukong, "Updated", f"Updated VirtualMachine {vm_name(observed.name)}")
                 return observed.with_child("VirtualMachine", vm)
+            case ApplySecret(secret=secret):
+                self._apply_secret(observed, secret)
+                return observed
+            case UpdateNetwork(name=name, patch=patch):
+                nad = self.kube.patch(NETWORK_ATTACHMENT_DEFINITIONS, namespace, name, patch)
+                self.events.normal(wukong, "Updated", f"Updated NetworkAttachmentDefinition {name}")
+                return observed.with_child("NetworkAttachmentDefinition", nad)
             case _:
                 assert_never(action)
+
+    def _apply_secret(self, observed: Observed, secret: dict) -> None:
+        """Create the cloud-init Secret, or replace the one this Wukong owns. Its data is never read back: only
+        its metadata, to know whose it is."""
+        name, namespace = secret["metadata"]["name"], observed.namespace
+        try:
+            self.kube.create(SECRETS, secret)
+            self.events.normal(observed.wukong, "Created", f"Created Secret {name} (cloud-init user-data)")
+            return
+        except AlreadyExists:
+            pass
+        existing = self.kube.metadata(SECRETS, namespace, name)
+        if not is_owned_by(existing, observed.uid):
+            raise Conflict(409, "Conflict", f"Secret {name} exists and is not owned by this Wukong")
+        replacement = {
+            **secret,
+            "metadata": {**secret["metadata"], "resourceVersion": existing["metadata"]["resourceVersion"]},
+        }
+        self.kube.update(SECRETS, replacement)
+        self.events.normal(observed.wukong, "Updated", f"Updated Secret {name} (cloud-init user-data)")
 
     def release_retained(self, namespace: str, releases: list[Release]) -> None:
         """After the Wukong is gone: no Event (it has nothing left to attach to), a log line per volume."""

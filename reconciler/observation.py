@@ -20,7 +20,7 @@ from wukong.quantity import Quantity, QuantityError, parse
 from wukong.spec import Disk, WukongSpec
 from wukong.storageclass import StorageClass
 
-Kind = Literal["PersistentVolumeClaim", "DataVolume", "VirtualMachine"]
+Kind = Literal["PersistentVolumeClaim", "DataVolume", "VirtualMachine", "NetworkAttachmentDefinition"]
 VolumeKind = Literal["PersistentVolumeClaim", "DataVolume"]
 _FIELD_OF_KIND: dict[str, str] = {"PersistentVolumeClaim": "pvcs", "DataVolume": "data_volumes"}
 BIND_COMPLETED = "pv.kubernetes.io/bind-completed"  # set by Kubernetes' binder once a claim bound
@@ -35,6 +35,10 @@ class Observed:
     vmi: Obj | None = None  # KubeVirt's running instance of the VM: where it runs
     storage_classes: Mapping[str, StorageClass] = field(default_factory=dict)
     conflicts: Mapping[str, str] = field(default_factory=dict)  # object name -> why it is not ours
+    # Asked per pass, never watched (the reconciler holds no cache of Secrets or of other teams' networks):
+    secrets: Mapping[str, bool] = field(default_factory=dict)  # Secret name -> exists (metadata only)
+    nads: Mapping[str, Obj | None] = field(default_factory=dict)  # NetworkAttachmentDefinition name -> it, or None
+    multus: bool | None = None  # NetworkAttachmentDefinitions served; None: not asked (no networks)
 
     @property
     def spec(self) -> WukongSpec:
@@ -56,14 +60,17 @@ class Observed:
         """The observation after a child was created or changed."""
         if kind == "VirtualMachine":
             return dataclasses.replace(self, vm=obj)
+        if kind == "NetworkAttachmentDefinition":
+            return dataclasses.replace(self, nads={**self.nads, obj["metadata"]["name"]: obj})
         name = _FIELD_OF_KIND[kind]
-        return dataclasses.replace(self, **{name: {**getattr(self, name), obj["metadata"]["name"]: obj}})
+        changes: dict[str, Any] = {name: {**getattr(self, name), obj["metadata"]["name"]: obj}}
+        return dataclasses.replace(self, **changes)
 
     def without_child(self, kind: VolumeKind, object_name: str) -> Observed:
         """The observation after a volume stopped being this Wukong's (released)."""
         name = _FIELD_OF_KIND[kind]
-        kept = {n: o for n, o in getattr(self, name).items() if n != object_name}
-        return dataclasses.replace(self, **{name: kept})
+        changes: dict[str, Any] = {name: {n: o for n, o in getattr(self, name).items() if n != object_name}}
+        return dataclasses.replace(self, **changes)
 
     def with_conflict(self, object_name: str, why: str) -> Observed:
         return dataclasses.replace(self, conflicts={**self.conflicts, object_name: why})

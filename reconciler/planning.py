@@ -11,7 +11,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from reconciler import children
-from reconciler.observation import Kind, Observed, Volume, VolumeKind, expandable, volumes
+from reconciler.guest import CLOUD_INIT_DIGEST_ANNOTATION, GuestConfig
+from reconciler.observation import Kind, Observed, Volume, VolumeKind, expandable, lookup, volumes
 from wukong import api
 from wukong.manifests import Obj
 from wukong.naming import vm_name, volume_name
@@ -81,7 +82,22 @@ class UpdateVM:
     patch: Obj
 
 
-Action = Create | Expand | Release | Adopt | SetRetention | Replace | UpdateVM
+@dataclass(frozen=True)
+class ApplySecret:
+    """Create the cloud-init Secret, or replace it when its data changed (it is the Wukong's own)."""
+
+    secret: Obj
+
+
+@dataclass(frozen=True)
+class UpdateNetwork:
+    """Bring a NetworkAttachmentDefinition this Wukong made back to the config its network asks for."""
+
+    name: str
+    patch: Obj
+
+
+Action = Create | Expand | Release | Adopt | SetRetention | Replace | UpdateVM | ApplySecret | UpdateNetwork
 
 
 # -- the plan --------------------------------------------------------------------------------------------
@@ -93,8 +109,66 @@ def plan(observed: Observed, hotplug_disks: bool = False) -> list[Action]:
     for volume in current:
         actions.extend(_volume_actions(observed, volume))
     actions.extend(_releases(observed))
+    actions.extend(_network_actions(observed))
     actions.extend(_vm_actions(observed, current, hotplug_disks))
     return actions
+
+
+def _network_actions(observed: Observed) -> list[Action]:
+    """The NetworkAttachmentDefinitions this Wukong makes: created when missing, their config kept as asked.
+    Nothing while Multus is not installed (status says MultusNotInstalled)."""
+    if not observed.spec.networks or observed.multus is not True:
+        return []
+    actions: list[Action] = []
+    for nad in GuestConfig(observed.wukong, observed.spec).network_attachment_definitions():
+        name = nad["metadata"]["name"]
+        if name not in observed.nads:
+            continue  # not looked up this pass
+        live = observed.nads[name]
+        if live is None:
+            actions.append(Create("NetworkAttachmentDefinition", nad))
+        elif children.is_owned_by(live, observed.uid) and live.get("spec") != nad["spec"]:
+            patch = {"metadata": {"resourceVersion": live["metadata"].get("resourceVersion")}, "spec": nad["spec"]}
+            actions.append(UpdateNetwork(name, patch))
+    return actions
+
+
+def guest_blockers(observed: Observed) -> list[tuple[str, str]]:
+    """(reason, message) for what the VM needs and the cluster lacks: it is not created until they are there."""
+    spec, found = observed.spec, []
+    guest = GuestConfig(observed.wukong, observed.spec)
+    if spec.networks and observed.multus is False:
+        found.append(
+            (
+                "MultusNotInstalled",
+                f"spec.networks asks for {len(spec.networks)} Multus interfaces, but the cluster serves no "
+                f"NetworkAttachmentDefinition (k8s.cni.cncf.io/v1): install Multus, or remove spec.networks",
+            )
+        )
+    elif spec.networks:
+        for network, nad in zip(spec.networks, guest.nad_names(), strict=True):
+            live = observed.nads.get(nad)
+            if nad in observed.nads and live is None and network.nad_name:
+                found.append(
+                    (
+                        "NetworkNotFound",
+                        f"network {network.name} names NetworkAttachmentDefinition {nad}, which does not exist in "
+                        f"namespace {observed.namespace}",
+                    )
+                )
+            elif live is not None and not network.nad_name and not children.is_owned_by(live, observed.uid):
+                found.append(
+                    ("NameConflict", f"NetworkAttachmentDefinition {nad} exists and is not owned by this Wukong")
+                )
+    if spec.ssh_key_secret and observed.secrets.get(spec.ssh_key_secret) is False:
+        found.append(
+            (
+                "SSHKeySecretNotFound",
+                f"spec.sshKeySecret names Secret {spec.ssh_key_secret}, which does not exist in namespace "
+                f"{observed.namespace}; create it with the public keys (one per key, any key names)",
+            )
+        )
+    return found
 
 
 def _volume_actions(observed: Observed, volume: Volume) -> list[Action]:
@@ -193,16 +267,28 @@ def _hotplug(observed: Observed, enabled: bool) -> set[str]:
 def _vm_actions(observed: Observed, current: list[Volume], hotplug_disks: bool) -> list[Action]:
     if not current or not all(v.bound(observed.storage_classes) for v in current) or any(v.failure for v in current):
         return []
-    if vm_name(observed.name) in observed.conflicts:
+    if vm_name(observed.name) in observed.conflicts or guest_blockers(observed):
         return []
+    guest = GuestConfig(observed.wukong, observed.spec)
+    secret = guest.secret()
     desired = children.virtual_machine(observed.wukong, observed.spec, _hotplug(observed, hotplug_disks))
+    guest.add_to(desired["spec"]["template"], secret)
     vm = observed.vm
+    applied_digest = ((lookup(vm, "spec", "template", "metadata") or {}).get("annotations") or {}).get(
+        CLOUD_INIT_DIGEST_ANNOTATION
+    )
+    secrets: list[Action] = []
+    if secret is not None and (
+        vm is None or applied_digest != secret["metadata"]["annotations"][CLOUD_INIT_DIGEST_ANNOTATION]
+    ):
+        secrets.append(ApplySecret(secret))
     if vm is None:
-        return [Create("VirtualMachine", desired)]
+        return [*secrets, Create("VirtualMachine", desired)]
     if not children.is_owned_by(vm, observed.uid):
         return []
     wanted_labels = desired["metadata"]["labels"]
     wanted_spec = dict(desired["spec"])
+    wanted_spec["template"] = _with_removals(lookup(vm, "spec", "template") or {}, desired["spec"]["template"])
     applied = (vm["metadata"].get("annotations") or {}).get(api.START_STRATEGY_ANNOTATION)
     if applied == observed.spec.start_strategy:
         del wanted_spec["runStrategy"]  # the VM's user (virtctl stop/start) owns it until the Wukong's changes
@@ -217,4 +303,25 @@ def _vm_actions(observed: Observed, current: list[Volume], hotplug_disks: bool) 
         "labels": wanted_labels,
         "annotations": {api.START_STRATEGY_ANNOTATION: observed.spec.start_strategy},
     }
-    return [UpdateVM({"metadata": metadata, "spec": wanted_spec})]
+    return [*secrets, UpdateVM({"metadata": metadata, "spec": wanted_spec})]
+
+
+OPTIONAL_TEMPLATE_FIELDS = ("nodeSelector", "tolerations", "affinity", "accessCredentials")
+
+
+def _with_removals(live: Obj, desired: Obj) -> Obj:
+    """The desired template, with null for what the Wukong no longer asks for but the VM still has (a merge
+    patch removes a key only when told so): placement, SSH keys, the cloud-init digest annotation."""
+    template = {**desired, "spec": dict(desired["spec"]), "metadata": dict(desired.get("metadata") or {})}
+    for key in OPTIONAL_TEMPLATE_FIELDS:
+        if key in (live.get("spec") or {}) and key not in template["spec"]:
+            template["spec"][key] = None
+    live_annotations = (live.get("metadata") or {}).get("annotations") or {}
+    if CLOUD_INIT_DIGEST_ANNOTATION in live_annotations and CLOUD_INIT_DIGEST_ANNOTATION not in (
+        template["metadata"].get("annotations") or {}
+    ):
+        template["metadata"]["annotations"] = {
+            **(template["metadata"].get("annotations") or {}),
+            CLOUD_INIT_DIGEST_ANNOTATION: None,
+        }
+    return template

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any
 
-from reconciler import restarts
+from reconciler import planning, restarts
 from reconciler.observation import Observed, Volume, expandable, lookup, vm_conflict, volumes
 from wukong.manifests import Obj
 from wukong.naming import vm_name
@@ -76,6 +76,7 @@ def problems(observed: Observed, current: list[Volume]) -> list[Problem]:
                 )
     if conflict := vm_conflict(observed):
         found.append(Problem("NameConflict", conflict))
+    found.extend(Problem(reason, message) for reason, message in planning.guest_blockers(observed))
     return found
 
 

@@ -38,6 +38,8 @@ def default(
     _keep_previous_values(disks, old)  # M3 first: an existing disk keeps what it had
     errors = _default_storage_classes(disks, facts)  # M1
     _default_boot(disks)  # M2
+    if old is None:
+        _default_boot_image(obj, disks)  # M5
     return obj, errors
 
 
@@ -118,6 +120,17 @@ def _default_boot(disks: list[dict[str, Any]]) -> None:
     for disk in disks:
         if disk.get(BOOT) is None:
             disk[BOOT] = False
+
+
+def _default_boot_image(obj: dict[str, Any], disks: list[dict[str, Any]]) -> None:
+    """M5: ``osImage`` is the boot disk's image when no disk names one (at creation; afterwards the boot disk's
+    image is what it is, and changing it is validation's business)."""
+    image = mapping(obj.get("spec")).get("osImage")
+    if not isinstance(image, str) or not image or any(d.get("image") for d in disks):
+        return
+    boot = next((d for d in disks if d.get(BOOT) is True), None)
+    if boot is not None:
+        boot["image"] = image
 
 
 def _default_retention(obj: dict[str, Any], old: Mapping[str, Any] | None) -> None:

@@ -6,6 +6,7 @@ field errors that deny the request and, separately, warnings that let it through
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterator, Mapping
 from functools import cache
 from typing import Any, cast
@@ -16,10 +17,12 @@ import jsonschema
 from webhook import field
 from webhook.facts import ClusterFacts
 from webhook.field import quoted
-from wukong import api, naming, schema
+from wukong import api, cloudinit, naming, schema
+from wukong import networkrules as network_rules
 from wukong.image import ImageError, parse_image
+from wukong.naming import CLOUD_INIT_DISK, POD_NETWORK
 from wukong.quantity import Quantity, QuantityError, parse
-from wukong.spec import disk_dicts, mapping
+from wukong.spec import RESTART_POLICY_RUN_STRATEGY, Network, disk_dicts, mapping
 
 Old = Mapping[str, Any] | None
 Result = tuple[list[field.FieldError], list[str]]
@@ -264,6 +267,120 @@ def name_fits_children(new: Mapping[str, Any], old: Old, facts: ClusterFacts) ->
         )
 
 
+def reserved_disk_names(new: Mapping[str, Any], old: Old, facts: ClusterFacts) -> Iterator[field.FieldError]:
+    for index, _, name in _indexed(new):
+        if name == CLOUD_INIT_DISK:
+            yield field.invalid(
+                field.DISKS.index(index).child("name"), name, f'"{CLOUD_INIT_DISK}" is the VM\'s cloud-init disk'
+            )
+
+
+def guest_user(new: Mapping[str, Any], old: Old, facts: ClusterFacts) -> Iterator[field.FieldError]:
+    """What cloud-init and useradd would refuse, said before the VM boots."""
+    user = mapping(mapping(new.get("spec")).get("cloudInitUser"))
+    path = field.SPEC.child("cloudInitUser")
+    if isinstance(user.get("name"), str) and (problem := cloudinit.user_name_problem(user["name"])):
+        yield field.invalid(path.child("name"), user["name"], problem)
+    groups = user.get("groups")
+    for index, group in enumerate(groups if isinstance(groups, list) else []):
+        if isinstance(group, str) and (problem := cloudinit.group_problem(group)):
+            yield field.invalid(path.child("groups").index(index), group, problem)
+    if isinstance(user.get("shell"), str) and (problem := cloudinit.shell_problem(user["shell"])):
+        yield field.invalid(path.child("shell"), user["shell"], problem)
+    hashed = user.get("passwordHash")
+    if isinstance(hashed, str) and not hashed.startswith("$"):
+        yield field.invalid(
+            path.child("passwordHash"),
+            "(hidden)",
+            "must be a crypt(3) hash such as $6$...; put a plaintext password in password",
+        )
+
+
+def guest_networks(new: Mapping[str, Any], old: Old, facts: ClusterFacts) -> Iterator[field.FieldError]:
+    raw = mapping(new.get("spec")).get("networks")
+    seen: set[str] = set()
+    for index, entry in enumerate(raw if isinstance(raw, list) else []):
+        if not isinstance(entry, Mapping):
+            continue
+        path = field.SPEC.child("networks").index(index)
+        name = entry.get("name")
+        if name == POD_NETWORK:
+            yield field.invalid(
+                path.child("name"), name, f'"{POD_NETWORK}" is the pod network, always the first interface'
+            )
+        if isinstance(name, str):
+            if name in seen:
+                yield field.duplicate(path.child("name"), name, "network names must be unique")
+            seen.add(name)
+        for where, problem in network_rules.problems(Network.from_dict(entry)):
+            yield field.invalid(path.child(where), _at(entry, where), problem)
+
+
+def _at(entry: Mapping[str, Any], where: str) -> Any:
+    value: Any = entry
+    for step in where.split("."):
+        value = value.get(step) if isinstance(value, Mapping) else None
+    return value if not isinstance(value, (dict, list)) else type(value).__name__
+
+
+def placement(new: Mapping[str, Any], old: Old, facts: ClusterFacts) -> Iterator[field.FieldError]:
+    """highAvailability.restartPolicy sets the run strategy only when startStrategy does not say otherwise."""
+    spec = mapping(new.get("spec"))
+    policy = mapping(spec.get("highAvailability")).get("restartPolicy")
+    start = mapping(spec.get("startStrategy"))
+    if not isinstance(policy, str) or policy not in RESTART_POLICY_RUN_STRATEGY:
+        return
+    path = field.SPEC.child("highAvailability").child("restartPolicy")
+    mapped = RESTART_POLICY_RUN_STRATEGY[policy]
+    given = start.get("runStrategy")
+    if isinstance(given, str) and given != mapped:
+        yield field.invalid(
+            path,
+            policy,
+            f"restartPolicy {policy} means runStrategy {mapped}, but spec.startStrategy.runStrategy is {given}; "
+            f"set one of the two",
+        )
+    if start.get("autoStart") is False and not given:
+        yield field.invalid(
+            path,
+            policy,
+            f"restartPolicy {policy} means runStrategy {mapped}, but spec.startStrategy.autoStart is false "
+            f"(runStrategy Halted); set one of the two",
+        )
+
+
+def os_image(new: Mapping[str, Any], old: Old, facts: ClusterFacts) -> Iterator[field.FieldError]:
+    """osImage fills the boot disk's image at creation; it may not contradict it."""
+    spec = mapping(new.get("spec"))
+    image = spec.get("osImage")
+    if not isinstance(image, str) or not image:
+        return
+    path = field.SPEC.child("osImage")
+    try:
+        parse_image(image)
+    except ImageError as error:
+        yield field.invalid(path, image, str(error))
+        return
+    before = mapping(mapping((old or {}).get("spec"))).get("osImage")
+    boot = next(((i, d) for i, d, _ in _indexed(new) if d.get("boot") is True), None)
+    if boot is not None and image != before and boot[1].get("image") not in (None, image):
+        yield field.invalid(
+            path,
+            image,
+            f"osImage is the boot disk's image, but spec.disks[{boot[0]}].image is {quoted(boot[1].get('image'))}; "
+            f"set one of the two (a disk's image cannot change once its volume bound)",
+        )
+
+
+def ssh_key_secret(new: Mapping[str, Any], old: Old, facts: ClusterFacts) -> Iterator[field.FieldError]:
+    name = mapping(new.get("spec")).get("sshKeySecret")
+    if isinstance(name, str) and not _DNS_SUBDOMAIN.fullmatch(name):
+        yield field.invalid(field.SPEC.child("sshKeySecret"), name, "must be the name of a Secret (a DNS subdomain)")
+
+
+_DNS_SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*", re.ASCII)
+
+
 _RULES: tuple[Callable[[Mapping[str, Any], Old, ClusterFacts], Iterator[field.FieldError]], ...] = (
     name_fits_children,
     unique_names,
@@ -273,11 +390,24 @@ _RULES: tuple[Callable[[Mapping[str, Any], Old, ClusterFacts], Iterator[field.Fi
     immutable_fields,
     no_removal,
     supported_images,
+    reserved_disk_names,
+    guest_user,
+    guest_networks,
+    placement,
+    os_image,
+    ssh_key_secret,
 )
 
 
-# W1 ----------------------------------------------------------------------------------------------------
+# W1, W2 ------------------------------------------------------------------------------------------------
 def _warnings(new: Mapping[str, Any], facts: ClusterFacts) -> Iterator[str]:
+    user = mapping(mapping(new.get("spec")).get("cloudInitUser"))
+    if isinstance(user.get("password"), str) and user["password"] and not user.get("passwordHash"):
+        yield (
+            "spec.cloudInitUser.password is stored in clear in this Wukong, readable by anyone who can read it "
+            "(the VM's user-data gets a SHA-512 hash of it); use passwordHash instead, e.g. the output of "
+            "`openssl passwd -6`"
+        )
     if not facts.knows_storage_classes:
         return
     for index, disk, name in _indexed(new):

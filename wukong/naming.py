@@ -15,3 +15,12 @@ def volume_name(wukong: str, disk: str) -> str:
 def vm_name(wukong: str) -> str:
     """The KubeVirt VirtualMachine built for a Wukong."""
     return f"{wukong}{VM_SUFFIX}"
+
+
+CLOUD_INIT_DISK: Final = "cloudinitdisk"  # the VM's cloud-init disk and volume: no Wukong disk may take the name
+POD_NETWORK: Final = "default"  # the pod network's interface, always the VM's first: no spec.networks entry may
+
+
+def cloud_init_secret_name(wukong: str) -> str:
+    """The Secret holding the VM's cloud-init user-data (and network-data)."""
+    return f"{wukong}-cloudinit"
