@@ -329,6 +329,7 @@ class SimulatedBackend:
                         "name": name,
                         "namespace": namespace,
                         "labels": dict((template.get("metadata") or {}).get("labels") or {}),
+                        "annotations": dict((template.get("metadata") or {}).get("annotations") or {}),
                         "ownerReferences": [
                             {
                                 "apiVersion": "kubevirt.io/v1",

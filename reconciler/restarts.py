@@ -11,10 +11,12 @@ from __future__ import annotations
 from typing import Any
 
 from reconciler import children
+from reconciler.guest import CLOUD_INIT_DIGEST_ANNOTATION
 from reconciler.observation import Observed, lookup, quantity
-from wukong.naming import vm_name
+from wukong.naming import CLOUD_INIT_DISK, vm_name
 
 RESTART_REQUIRED = "RestartRequired"
+CLOUD_INIT = "cloud-init user-data"  # read by the guest at boot only
 
 
 def condition(observed: Observed) -> tuple[bool, str, str]:
@@ -29,9 +31,9 @@ def condition(observed: Observed) -> tuple[bool, str, str]:
         ),
         None,
     )
-    if judged is None:
-        return False, "UpToDate", "the running VM has every change of the spec"
     changes = pending(observed)
+    if judged is None and CLOUD_INIT not in changes:  # KubeVirt cannot see a change inside the Secret; we can
+        return False, "UpToDate", "the running VM has every change of the spec"
     what = ", ".join(changes) if changes else f"KubeVirt reports {judged.get('message') or 'a change'}"
     return True, RESTART_REQUIRED, f"{what}; restart the VM to apply (virtctl restart {vm_name(observed.name)})"
 
@@ -47,11 +49,25 @@ def pending(observed: Observed) -> list[str]:
     guest = lookup(domain, "memory", "guest")
     if spec.memory and guest and quantity(guest) != quantity(spec.memory):
         changes.append(f"memory {guest}→{spec.memory}")
-    running = {v.get("name"): v for v in instance.get("volumes") or [] if isinstance(v, dict)}
+    running = {
+        v.get("name"): v
+        for v in instance.get("volumes") or []
+        if isinstance(v, dict) and v.get("name") != CLOUD_INIT_DISK
+    }
     hot = children.hotplugged(observed.vm)  # KubeVirt attaches these live
     wanted = [d.name for d in spec.disks]
     changes += [f'disk "{name}" added' for name in wanted if name not in running and name not in hot]
     changes += [f'disk "{name}" removed' for name, v in running.items() if name not in wanted and not _hot(v)]
+    template = lookup(observed.vm, "spec", "template") or {}
+    digest_path = ("metadata", "annotations", CLOUD_INIT_DIGEST_ANNOTATION)
+    if lookup(observed.vmi, *digest_path) != lookup(template, *digest_path):
+        changes.append(CLOUD_INIT)
+    if [n.get("name") for n in instance.get("networks") or []] != [
+        n.get("name") for n in lookup(template, "spec", "networks") or []
+    ]:
+        changes.append("networks")
+    if any(instance.get(k) != lookup(template, "spec", k) for k in ("nodeSelector", "tolerations", "affinity")):
+        changes.append("placement")
     booting = next((d.get("name") for d in lookup(domain, "devices", "disks") or [] if d.get("bootOrder") == 1), None)
     boot = spec.boot_disk
     if boot is not None and booting is not None and boot.name != booting:

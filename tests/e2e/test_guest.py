@@ -217,3 +217,15 @@ def test_a_removed_node_selector_leaves_the_vm(cluster, admin, namespace):
         lambda vm: vm and "nodeSelector" not in vm["spec"]["template"]["spec"],
         "the nodeSelector gone from the VM",
     )
+
+
+def test_a_changed_cloud_init_user_waits_for_a_restart_and_says_so(cluster, admin, namespace):
+    admin.create(SECRETS, ssh_secret(namespace))
+    cluster.kubectl("apply", "-n", namespace, "-f", "-", stdin=GO_SAMPLE)
+    wait_running(admin, namespace, NAME)
+    changed = yaml.safe_load(GO_SAMPLE)
+    changed["spec"]["cloudInitUser"]["shell"] = "/bin/zsh"
+    apply(cluster, namespace, changed)
+    waiting = wait_condition(admin, namespace, NAME, "RestartRequired", "True")
+    assert waiting["message"].startswith("cloud-init user-data; restart the VM to apply")
+    assert user_data(admin, namespace)["users"][0]["shell"] == "/bin/zsh"

@@ -576,3 +576,93 @@ def test_status_counts_the_disks_and_adds_up_their_sizes_exactly():
     assert (computed["diskCount"], computed["totalSize"]) == (2, "580Gi")
     mixed = status.compute(converged(live(disk("a", "1G", storageClassName="longhorn", boot=True))), NOW)
     assert mixed["totalSize"] == "1G"
+
+
+# -- the rest of the VM: cloud-init, SSH keys, networks, placement ----------------------------------------
+GUEST = {
+    "sshKeySecret": "keys",
+    "cloudInitUser": {"name": "fedora", "password": "pw", "groups": ["wheel"]},
+    "networks": [
+        {"name": "lan", "type": "bridge", "bridgeName": "br-lan", "vlanId": 10, "ipConfig": {"mode": "dhcp"}},
+        {
+            "name": "corp",
+            "type": "bridge",
+            "nadName": "corporate",
+            "ipConfig": {"mode": "static", "address": "10.0.0.5/24"},
+        },
+    ],
+    "highAvailability": {"antiAffinity": True, "nodeSelector": {"zone": "a"}, "restartPolicy": "OnFailure"},
+}
+
+
+def with_guest_facts(observed: Observed, multus: bool = True, nads: dict | None = None, keys: bool = True) -> Observed:
+    found = {"vm1-lan": None, "corporate": {"metadata": {"name": "corporate"}}} if nads is None else nads
+    return Observed(**{**observed.__dict__, "multus": multus, "nads": found, "secrets": {"keys": keys}})
+
+
+def test_a_vm_with_every_guest_field_is_valid_for_the_real_kubevirt_schema():
+    obj = live(SYSTEM, **GUEST)
+    observed = with_guest_facts(Observed(**{**converged(obj).__dict__, "vm": None}))
+    actions = planning.plan(observed)
+    kinds = [(type(a).__name__, getattr(a, "kind", None)) for a in actions]
+    assert kinds == [("Create", "NetworkAttachmentDefinition"), ("ApplySecret", None), ("Create", "VirtualMachine")]
+    vm = actions[-1].object
+    jsonschema.validate(vm, upstream.strict_schema(upstream.VIRTUAL_MACHINE))
+    template = vm["spec"]["template"]
+    assert vm["spec"]["runStrategy"] == "RerunOnFailure"
+    assert [n["name"] for n in template["spec"]["networks"]] == ["default", "lan", "corp"]
+    assert template["spec"]["networks"][2]["multus"] == {"networkName": "corporate"}
+    secret = actions[1].secret
+    assert (
+        template["metadata"]["annotations"]["vm.novasphere.dev/cloud-init-digest"]
+        == (secret["metadata"]["annotations"]["vm.novasphere.dev/cloud-init-digest"])
+    )
+    assert set(secret["data"]) == {"userdata", "networkdata"}
+
+
+@pytest.mark.parametrize(
+    ("facts", "reason"),
+    [
+        ({"multus": False}, "MultusNotInstalled"),
+        ({"nads": {"vm1-lan": None, "corporate": None}}, "NetworkNotFound"),
+        ({"keys": False}, "SSHKeySecretNotFound"),
+    ],
+)
+def test_what_the_cluster_lacks_stops_the_vm_and_is_reported(facts, reason):
+    observed = with_guest_facts(Observed(**{**converged(live(SYSTEM, **GUEST)).__dict__, "vm": None}), **facts)
+    assert not any(getattr(a, "kind", None) == "VirtualMachine" for a in planning.plan(observed))
+    assert _condition(status.compute(observed, NOW), "Degraded")["reason"] == reason
+
+
+def test_the_same_spec_gives_the_same_secret_so_a_converged_vm_needs_no_write():
+    obj = live(SYSTEM, **GUEST)
+    first = with_guest_facts(Observed(**{**converged(obj).__dict__, "vm": None}))
+    vm = copy.deepcopy(planning.plan(first)[-1].object)
+    vm["metadata"]["resourceVersion"] = "9"
+    settled = Observed(
+        **{
+            **with_guest_facts(converged(obj)).__dict__,
+            "vm": vm,
+            "nads": {
+                "vm1-lan": {
+                    "metadata": {"name": "vm1-lan", "ownerReferences": [children.owner_reference(obj)]},
+                    "spec": planning.GuestConfig(obj, first.spec).network_attachment_definitions()[0]["spec"],
+                },
+                "corporate": {},
+            },
+        }
+    )
+    assert planning.plan(settled) == []
+
+
+def test_placement_the_wukong_no_longer_asks_for_is_removed_from_the_vm():
+    obj = live(SYSTEM, **GUEST)
+    first = with_guest_facts(Observed(**{**converged(obj).__dict__, "vm": None}))
+    vm = copy.deepcopy(planning.plan(first)[-1].object)
+    vm["metadata"]["resourceVersion"] = "9"
+    guest = copy.deepcopy(GUEST)
+    del guest["highAvailability"]["nodeSelector"], guest["highAvailability"]["antiAffinity"]
+    changed = with_guest_facts(Observed(**{**converged(live(SYSTEM, **guest)).__dict__, "vm": vm}))
+    [update] = [a for a in planning.plan(changed) if isinstance(a, UpdateVM)]
+    assert update.patch["spec"]["template"]["spec"]["nodeSelector"] is None
+    assert update.patch["spec"]["template"]["spec"]["affinity"] is None
