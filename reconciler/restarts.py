@@ -34,7 +34,8 @@ def condition(observed: Observed) -> tuple[bool, str, str]:
     changes = pending(observed)
     if judged is None and CLOUD_INIT not in changes:  # KubeVirt cannot see a change inside the Secret; we can
         return False, "UpToDate", "the running VM has every change of the spec"
-    what = ", ".join(changes) if changes else f"KubeVirt reports {judged.get('message') or 'a change'}"
+    reported = (judged or {}).get("message") or "a change"
+    what = ", ".join(changes) if changes else f"KubeVirt reports {reported}"
     return True, RESTART_REQUIRED, f"{what}; restart the VM to apply (virtctl restart {vm_name(observed.name)})"
 
 
