@@ -6,6 +6,7 @@ import argparse
 import datetime
 import ipaddress
 import sys
+from collections.abc import Callable
 from http import HTTPStatus
 from pathlib import Path
 
@@ -60,7 +61,68 @@ def _parser() -> argparse.ArgumentParser:
     )
     inject.add_argument("--kubeconfig", help="default: in-cluster, then $KUBECONFIG or ~/.kube/config")
     inject.set_defaults(run=_inject)
+
+    manage = commands.add_parser(
+        "manage",
+        help="keep the webhook's certificate Secret valid and its CA bundle injected (runs until stopped)",
+        description="Creates the CA and serving certificate Secret when missing; renews each when less than a third "
+        "of its lifetime is left, and replaces expired, foreign or unparseable material; keeps the previous CA in "
+        "the bundle until it expires; injects the bundle into the webhook configurations before writing the Secret, "
+        "and again whenever someone overwrites it.",
+    )
+    manage.add_argument("--namespace", required=True, help="namespace of the Secret and the webhook Service")
+    manage.add_argument("--secret", required=True, help="the Secret the webhook serves from")
+    manage.add_argument("--service", required=True, help="the webhook Service name")
+    manage.add_argument("--mutating", action="append", default=[], metavar="NAME")
+    manage.add_argument("--validating", action="append", default=[], metavar="NAME")
+    manage.add_argument("--dns", action="append", default=[], help="extra DNS name (repeatable)")
+    manage.add_argument("--ip", action="append", default=[], type=_ip, help="extra IP address (repeatable)")
+    manage.add_argument("--ca-lifetime", type=_duration, default=datetime.timedelta(days=3650), help="e.g. 3650d")
+    manage.add_argument("--cert-lifetime", type=_duration, default=datetime.timedelta(days=365), help="e.g. 365d, 12h")
+    manage.add_argument("--interval", type=float, default=30.0, help="seconds between passes at most (default 30)")
+    manage.add_argument("--leader-elect", action="store_true", help="act only while holding the Lease")
+    manage.add_argument("--leader-elect-id", default="wukong-certs", help="Lease name, in --namespace")
+    manage.add_argument("--kubeconfig", help="default: in-cluster, then $KUBECONFIG or ~/.kube/config")
+    manage.set_defaults(run=_manage)
     return parser
+
+
+def _manage(args: argparse.Namespace) -> int:
+    import logging
+    import os
+    import signal
+    import threading
+
+    from certs.manager import CertificateManager
+    from certs.rotation import Settings
+    from kubeclient.credentials import load_api_client
+    from kubeclient.leader import LeaderElector
+    from kubeclient.rest import Kube
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    kube = Kube(load_api_client(args.kubeconfig), field_manager="wukong-certs")
+    settings = Settings(
+        args.service, args.namespace, args.ca_lifetime, args.cert_lifetime, tuple(args.dns), tuple(args.ip)
+    )
+    manager = CertificateManager(kube, args.namespace, args.secret, settings, args.mutating, args.validating)
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    may_act: Callable[[], bool] = lambda: True  # noqa: E731
+    if args.leader_elect:
+        elector = LeaderElector(kube, args.namespace, args.leader_elect_id, f"{os.uname().nodename}-{os.getpid()}")
+        threading.Thread(target=elector.run, args=(lambda: None, stop.set, stop), daemon=True).start()
+        may_act = elector.leading.is_set
+    manager.run(stop, args.interval, may_act)
+    return 0
+
+
+def _duration(text: str) -> datetime.timedelta:
+    units = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
+    number, unit = text[:-1], text[-1:]
+    if unit not in units or not number.isdigit() or int(number) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a duration like 30s, 15m, 12h or 365d")
+    return datetime.timedelta(**{units[unit]: int(number)})
 
 
 def _inject(args: argparse.Namespace) -> int:

@@ -26,7 +26,11 @@ SERVICE_ACCOUNT = f"system:serviceaccount:{NAMESPACE}:{ACCOUNT}"
 
 
 def install_rbac(plane: ControlPlane) -> None:
-    paths = [checkout.deploy("namespace.yaml"), checkout.deploy("rbac", "reconciler.yaml")]
+    paths = [
+        checkout.deploy("namespace.yaml"),
+        checkout.deploy("rbac", "reconciler.yaml"),
+        checkout.deploy("rbac", "reconciler-policy.yaml"),
+    ]
     plane.apply([doc for path in paths for doc in yaml.safe_load_all(path.read_text()) if doc])
 
 

@@ -36,6 +36,11 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--tls-cert-file", required=True)
     serve.add_argument("--tls-private-key-file", required=True)
     serve.add_argument("--threads", type=int, default=8, help="request threads (default 8)")
+    serve.add_argument(
+        "--tls-secret",
+        metavar="NAMESPACE/NAME",
+        help="copy tls.crt/tls.key from this Secret (kept by wukong-certs manage) to the two files, and follow it",
+    )
     _facts_arguments(serve)
     serve.add_argument(
         "--kubeconfig",
@@ -170,6 +175,25 @@ def _serve(args: argparse.Namespace) -> int:
         cache = StorageClassCache(kube, args.default_storage_class).start()
         return create_app(WebhookConfig(facts=cache))
 
+    if args.tls_secret:
+        from pathlib import Path
+
+        from kubeclient.credentials import load_api_client
+        from kubeclient.rest import Kube
+        from webhook.tlssecret import SecretFiles
+
+        namespace, _, name = args.tls_secret.partition("/")
+        if not namespace or not name:
+            print("error: --tls-secret takes NAMESPACE/NAME", file=sys.stderr)
+            return EXIT_UNUSABLE
+        kube = Kube(load_api_client(args.kubeconfig), field_manager="wukong-webhook")
+        follower = SecretFiles(kube, namespace, name, Path(args.tls_cert_file), Path(args.tls_private_key_file))
+        try:
+            follower.wait_for_first()
+        except TimeoutError as error:
+            print(f"error: {error}", file=sys.stderr)
+            return EXIT_UNUSABLE
+        follower.start()  # in the master process: the worker reads the files at each handshake
     options = ServeOptions(
         bind=f"{args.bind_address}:{args.port}",
         cert_file=args.tls_cert_file,
