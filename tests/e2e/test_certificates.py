@@ -60,6 +60,7 @@ def test_the_certificate_renews_twice_and_the_ca_once_under_load_with_no_failed_
     serve = [str(BIN / "wukong-webhook"), "serve", "--bind-address", "127.0.0.1", "--port", str(port)]
     serve += ["--kubeconfig", str(cluster.kubeconfig), "--tls-secret", f"{NAMESPACE}/{SECRET}"]
     serve += ["--tls-cert-file", str(tmp_path / "tls.crt"), "--tls-private-key-file", str(tmp_path / "tls.key")]
+    cluster.kubectl("create", "namespace", NAMESPACE, check=False)  # there already when the reconciler ran
     processes = [subprocess.Popen(manage, stdout=logs, stderr=subprocess.STDOUT, env=env)]
     try:
         bundle = poll(lambda: certificates(admin, "ca.crt"), "the manager to create the Secret", timeout=30)
