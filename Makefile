@@ -74,18 +74,18 @@ bench: k8s-bin ## Benchmarks (print figures against a same-run baseline)
 
 KUBECTL ?= kubectl
 NAMESPACE ?= wukong-system
-CERT_DIR ?= .deploy-certs
+IMAGE ?= ghcr.io/novasphere/wukong:0.1.0
+DEFAULT_IMAGE := ghcr.io/novasphere/wukong:0.1.0
 
 .PHONY: deploy
-deploy: install ## Install on the cluster of the current kubeconfig (CRD, RBAC, webhook, reconciler, certificates)
-	$(KUBECTL) apply -f deploy/namespace.yaml
-	$(BIN)/wukong-certs generate --service wukong-webhook --namespace $(NAMESPACE) --out-dir $(CERT_DIR)
-	$(KUBECTL) -n $(NAMESPACE) create secret generic wukong-webhook-tls --type=kubernetes.io/tls \
-		--from-file=$(CERT_DIR)/tls.crt --from-file=$(CERT_DIR)/tls.key --from-file=$(CERT_DIR)/ca.crt \
-		--dry-run=client -o yaml | $(KUBECTL) apply -f -
-	$(KUBECTL) apply --server-side -k deploy/
-	$(BIN)/wukong-certs inject-ca-bundle --ca-file $(CERT_DIR)/ca.crt --mutating wukong-webhook \
-		--validating wukong-webhook
-	@rm -rf $(CERT_DIR)
+deploy: ## Install on the cluster of the current kubeconfig: make deploy IMAGE=registry.example/wukong:tag
+	@echo ">> applying deploy/ with image $(IMAGE); wukong-certs makes the certificate and injects the CA bundle"
+	$(KUBECTL) kustomize deploy/ | sed 's|$(DEFAULT_IMAGE)|$(IMAGE)|g' | $(KUBECTL) apply --server-side -f -
+	$(KUBECTL) -n $(NAMESPACE) rollout status deployment/wukong-certs --timeout=180s
 	$(KUBECTL) -n $(NAMESPACE) rollout status deployment/wukong-webhook --timeout=180s
 	$(KUBECTL) -n $(NAMESPACE) rollout status deployment/wukong-reconciler --timeout=180s
+
+.PHONY: undeploy
+undeploy: ## Remove everything but the CRD: Wukongs, their VMs and volumes stay (see README, Uninstall)
+	$(KUBECTL) kustomize deploy/ | $(KUBECTL) delete --ignore-not-found -l 'app.kubernetes.io/name!=wukong' -f -
+	@echo ">> the Wukong CRD and every Wukong are kept; deleting the CRD deletes every Wukong (see README)"

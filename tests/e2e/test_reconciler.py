@@ -481,6 +481,8 @@ def test_everything_in_deploy_applies_to_the_api_server(cluster):
         "poddisruptionbudget.policy/wukong-webhook",
         "service/wukong-webhook",
         "networkpolicy.networking.k8s.io/wukong-webhook",
+        "deployment.apps/wukong-certs",
+        "validatingadmissionpolicy.admissionregistration.k8s.io/wukong-reconciler-writes-only-its-own",
         "networkpolicy.networking.k8s.io/wukong-reconciler",
         "clusterrole.rbac.authorization.k8s.io/wukong-reconciler",
         "mutatingwebhookconfiguration.admissionregistration.k8s.io/wukong-webhook-dry-run",
