@@ -1,4 +1,5 @@
-"""Building kube-apiserver, kube-controller-manager, kubectl and etcd from the pinned Go modules in devcluster/go/.
+"""Building kube-apiserver, kube-controller-manager, kubectl, etcd and helm from the pinned Go modules in
+devcluster/go/.
 
 The versions live in the scratch modules' go.mod files and nowhere else. Binaries are built once per
 machine into a cache outside the checkout and reused; each is built to a temporary name and renamed
@@ -19,6 +20,7 @@ from pathlib import Path
 GO_DIR = Path(__file__).resolve().parent / "go"
 K8S_MODULE = GO_DIR / "k8s"
 ETCD_MODULE = GO_DIR / "etcd"
+HELM_MODULE = GO_DIR / "helm"
 PROGRESS_EVERY_SECONDS = 10.0
 
 
@@ -35,6 +37,7 @@ BINARIES = (
     Binary("kube-apiserver", "k8s.io/kubernetes/cmd/kube-apiserver", K8S_MODULE, version_ldflags=True),
     Binary("kube-controller-manager", "k8s.io/kubernetes/cmd/kube-controller-manager", K8S_MODULE, True),
     Binary("kubectl", "k8s.io/kubernetes/cmd/kubectl", K8S_MODULE, version_ldflags=True),
+    Binary("helm", "helm.sh/helm/v3/cmd/helm", HELM_MODULE, version_ldflags=False),  # lints and renders the chart
 )
 
 

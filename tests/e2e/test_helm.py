@@ -1,0 +1,103 @@
+"""The Helm chart and the kustomize base describe the same install; both are accepted by the real API server."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from devcluster import toolchain
+
+ROOT = Path(__file__).resolve().parents[2]
+CHART = ROOT / "deploy" / "helm" / "wukong"
+CERT_MANAGER_KINDS = {"Issuer", "Certificate"}  # cert-manager's CRDs are not installed on devcluster
+
+
+def helm(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([str(toolchain.binary_path("helm")), *args], capture_output=True, text=True, timeout=120)
+
+
+def rendered(*values: str) -> list[dict[str, Any]]:
+    result = helm(
+        "template",
+        "wukong",
+        str(CHART),
+        "--namespace",
+        "wukong-system",
+        "--include-crds",
+        "--kube-version",
+        toolchain.kubernetes_version(),
+        *values,
+    )
+    assert result.returncode == 0, result.stderr
+    return [doc for doc in yaml.safe_load_all(result.stdout) if doc]
+
+
+def kustomized(cluster, path: Path) -> list[dict[str, Any]]:
+    return [doc for doc in yaml.safe_load_all(cluster.kubectl("kustomize", str(path)).stdout) if doc]
+
+
+def by_name(objects: list[dict[str, Any]]) -> dict[tuple[str, str], dict[str, Any]]:
+    return {(o["kind"], o["metadata"]["name"]): o for o in objects}
+
+
+def dry_run(cluster, objects: list[dict[str, Any]]) -> None:
+    cluster.kubectl("create", "namespace", "wukong-system", check=False)  # a dry run creates no namespace first
+    for obj in objects:
+        if obj["kind"].endswith("WebhookConfiguration"):
+            obj["metadata"]["name"] += "-helm-dry-run"  # devcluster's own configurations hold the real names
+    items = [o for o in objects if o["kind"] not in CERT_MANAGER_KINDS]
+    result = cluster.kubectl(
+        "apply",
+        "--dry-run=server",
+        "-f",
+        "-",
+        check=False,
+        stdin=json.dumps({"apiVersion": "v1", "kind": "List", "items": items}),
+    )
+    assert result.returncode == 0, result.stderr
+
+
+def test_the_chart_lints():
+    result = helm("lint", str(CHART))
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize(
+    ("values", "overlay"),
+    [((), ROOT / "deploy"), (("--set", "certificates.mode=cert-manager"), ROOT / "overlays" / "cert-manager")],
+    ids=["builtin-certificates", "cert-manager"],
+)
+def test_the_chart_renders_exactly_what_kustomize_does_and_the_api_server_accepts_it(cluster, values, overlay):
+    chart, base = by_name(rendered(*values)), by_name(kustomized(cluster, overlay))
+    assert sorted(chart) == sorted(base)
+    different = [key for key in chart if chart[key] != base[key]]
+    assert different == [], f"objects that differ between the chart and {overlay.name}: {different}"
+    dry_run(cluster, list(chart.values()))
+
+
+def test_values_reach_the_objects(cluster):
+    objects = by_name(
+        rendered(
+            "--set",
+            "image.repository=registry.example/wukong",
+            "--set",
+            "image.tag=9.9",
+            "--set",
+            "webhook.replicas=3",
+            "--set",
+            "networkPolicy.enabled=false",
+            "--set",
+            "reconciler.hotplugDisks=true",
+        )
+    )
+    webhook = objects[("Deployment", "wukong-webhook")]["spec"]
+    assert webhook["replicas"] == 3
+    assert webhook["template"]["spec"]["containers"][0]["image"] == "registry.example/wukong:9.9"
+    assert not any(kind == "NetworkPolicy" for kind, _ in objects)
+    reconciler = objects[("Deployment", "wukong-reconciler")]["spec"]["template"]["spec"]["containers"][0]
+    assert "--hotplug-disks" in reconciler["command"]
