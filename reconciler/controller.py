@@ -62,6 +62,7 @@ class Settings:
     workers: int = 4
     resync_period: float = 300.0
     hotplug_disks: bool = False  # KubeVirt's DeclarativeHotplugVolumes is on: attach added disks live
+    coalesce: float = 1.0  # seconds: child changes within this of a Wukong's last pass share one pass
     instance: str = dataclasses.field(default_factory=lambda: f"wukong-reconciler-{uuid.uuid4().hex[:8]}")
 
 
@@ -87,6 +88,9 @@ class Controller:
         self._stopped = threading.Event()
         self._threads: list[threading.Thread] = []
         self._multus: tuple[bool, float] | None = None
+        self._passes_lock = threading.Lock()
+        self._last_pass: dict[Key, float] = {}  # when each Wukong's last pass started
+        self._trailing: set[Key] = set()  # Wukongs with a pass already scheduled at the end of their window
 
     @property
     def informers(self) -> tuple[Informer, ...]:
@@ -134,7 +138,21 @@ class Controller:
     def _child_changed(self, _kind: str, obj: dict[str, Any]) -> None:
         namespace = obj["metadata"].get("namespace", "")
         for owner in children.owners(obj):
-            self.queue.add((namespace, owner))
+            self._coalesced((namespace, owner))
+
+    def _coalesced(self, key: Key) -> None:
+        """A child's change requeues its Wukong at once when the Wukong has been quiet; during a burst (children
+        binding, importing, starting one after the other) the changes within ``coalesce`` seconds of the last pass
+        share one pass at the end of the window: one status write instead of one per child event."""
+        window = self.settings.coalesce
+        now = time.monotonic()
+        with self._passes_lock:
+            since = now - self._last_pass.get(key, -window)
+            if since >= window:
+                self.queue.add(key)
+            elif key not in self._trailing:
+                self._trailing.add(key)
+                self.queue.add_after(key, window - since)
 
     # -- workers -----------------------------------------------------------------------------------------
     def _work(self) -> None:
@@ -144,6 +162,9 @@ class Controller:
             except ShutDown:
                 return
             started = time.perf_counter()
+            with self._passes_lock:
+                self._last_pass[key] = time.monotonic()
+                self._trailing.discard(key)
             try:
                 self.reconcile(key)
                 self.queue.forget(key)
@@ -171,8 +192,13 @@ class Controller:
             self.executor.release_retained(namespace, planning.release_retained(name, data_volumes, pvcs))
             return
         observed = self.observe(wukong)
-        for action in planning.plan(observed, self.settings.hotplug_disks):
-            observed = self.executor.execute(observed, action)
+        done: list[planning.Action] = []
+        try:
+            for action in planning.plan(observed, self.settings.hotplug_disks):
+                observed = self.executor.execute(observed, action)
+                done.append(action)
+        finally:
+            self.executor.created(observed, done)
         self._write_status(observed)
         if planning.guest_blockers(observed):  # nothing we watch tells when Multus, a NAD or a Secret appears
             self.queue.add_after(key, BLOCKED_RECHECK_SECONDS)
@@ -237,6 +263,9 @@ class Controller:
         after = status.compute(observed, now())
         if after == before:
             return
+        with self._passes_lock:
+            if key_of(wukong) in self._trailing:
+                return  # more child changes came in during this pass: the pass already scheduled writes the newer one
         patch = {"metadata": {"resourceVersion": wukong["metadata"]["resourceVersion"]}, "status": after}
         self.kube.patch(WUKONGS, observed.namespace, observed.name, patch, subresource="status")
         self._transition_events(wukong, before, after)

@@ -119,7 +119,7 @@ def test_the_multi_disk_sample_converges(cluster, admin, namespace):
         {"name": "data", "persistentVolumeClaim": {"claimName": "system-and-data-data"}},
     ]
     assert current["observedGeneration"] == admin.get(WUKONGS, namespace, "system-and-data")["metadata"]["generation"]
-    wait_event(admin, namespace, "Created", text="PersistentVolumeClaim system-and-data-data for disk data")
+    wait_event(admin, namespace, "Created", text="PersistentVolumeClaim system-and-data-data (disk data)")
     wait_event(admin, namespace, "Running", text="VirtualMachine system-and-data-vm is running")
 
 
