@@ -64,6 +64,22 @@ class LeaderElector:
                 on_lost()
                 return
 
+    def held_by_another(self) -> bool:
+        """Whether another process holds the lease now (read only: never takes it). Unknown counts as held."""
+        try:
+            lease = self.kube.get(LEASES, self.namespace, self.name)
+        except NotFound:
+            return False
+        except ApiError:
+            return True
+        spec = lease.get("spec") or {}
+        holder = spec.get("holderIdentity") or ""
+        record = (holder, spec.get("renewTime"), spec.get("leaseTransitions"))
+        if record != self._observed:
+            self._observed, self._observed_at = record, self._clock()
+        duration = spec.get("leaseDurationSeconds") or self.lease_seconds
+        return bool(holder) and holder != self.identity and self._clock() - self._observed_at < duration
+
     def try_acquire_or_renew(self) -> bool:
         """One attempt, as client-go's tryAcquireOrRenew: True when this process holds the lease afterwards."""
         now = _micro_time()
@@ -114,9 +130,10 @@ class LeaderElector:
             return False
         return True
 
-    def release(self) -> None:
-        """Give the lease up so a standby does not wait for it to expire (after this process stopped its work)."""
-        if not self.leading.is_set():
+    def release(self, held: bool = False) -> None:
+        """Give the lease up so a standby does not wait for it to expire (after this process stopped its work).
+        ``held``: the caller knows it holds the lease without ``run`` (it renews it itself, as shards do)."""
+        if not self.leading.is_set() and not held:
             return
         self.leading.clear()
         try:

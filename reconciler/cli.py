@@ -17,6 +17,7 @@ from kubeclient.leader import LeaderElector
 from kubeclient.rest import Kube
 from reconciler.controller import Controller, Settings
 from reconciler.events import COMPONENT
+from reconciler.sharding import MAX_SHARDS, ShardHolder, shard_of
 
 log = logging.getLogger("wukong.reconciler")
 
@@ -44,6 +45,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--leader-elect", action="store_true", help="run only while holding the Lease")
     parser.add_argument("--leader-elect-namespace", default=os.environ.get("POD_NAMESPACE", "wukong-system"))
     parser.add_argument("--leader-elect-id", default="wukong-reconciler", help="Lease name")
+    parser.add_argument(
+        "--shards",
+        type=int,
+        default=0,
+        help=f"share the Wukongs among replicas: hash them into this many shards (2-{MAX_SHARDS}), each replica "
+        "reconciling the shards whose Lease it holds (instead of --leader-elect)",
+    )
+    parser.add_argument("--shard-replicas", type=int, default=1, help="replicas expected: each takes its fair share")
+    parser.add_argument("--lease-seconds", type=int, default=15, help="Lease duration for shards (default 15)")
     parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     args = parser.parse_args(argv)
     logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -54,6 +64,24 @@ def main(argv: list[str] | None = None) -> int:
         print(f"wukong-reconciler: cannot load Kubernetes credentials: {error}", file=sys.stderr)
         return 2
     identity = f"{os.environ.get('POD_NAME') or socket.gethostname()}_{uuid.uuid4().hex[:8]}"
+    if args.shards and not 2 <= args.shards <= MAX_SHARDS:
+        print(f"wukong-reconciler: --shards must be between 2 and {MAX_SHARDS}", file=sys.stderr)
+        return 2
+    if args.shards and args.leader_elect:
+        print("wukong-reconciler: --shards and --leader-elect exclude each other", file=sys.stderr)
+        return 2
+    holder = None
+    if args.shards:
+        holder = ShardHolder(
+            kube,
+            args.leader_elect_namespace,
+            f"{args.leader_elect_id}-shard",
+            args.shards,
+            args.shard_replicas,
+            identity,
+            args.lease_seconds,
+            on_gained=lambda shard: controller.enqueue_shard(shard, lambda ns, n: shard_of(ns, n, args.shards)),
+        )
     controller = Controller(
         kube,
         Settings(
@@ -62,6 +90,7 @@ def main(argv: list[str] | None = None) -> int:
             resync_period=args.resync_period,
             instance=identity,
             hotplug_disks=args.hotplug_disks,
+            owns=holder.owns if holder is not None else None,
         ),
     )
     stop = threading.Event()
@@ -81,19 +110,28 @@ def main(argv: list[str] | None = None) -> int:
         )
         runner.start()
     else:
+        if holder is not None:
+            threading.Thread(target=holder.run, args=(stop,), name="shards", daemon=True).start()
         threading.Thread(target=controller.run_workers, name="start-workers", daemon=True).start()
     log.info(
-        "wukong-reconciler started (workers %d, namespace %s, leader election %s)",
+        "wukong-reconciler %s started (workers %d, namespace %s, leader election %s)",
+        identity,
         args.workers,
         args.namespace or "all",
         "on" if args.leader_elect else "off",
     )
+    if holder is not None:
+        log.info(
+            "sharding: %d shards, fair share %d, Lease %s-shard-N", args.shards, holder.fair_share, args.leader_elect_id
+        )
     stop.wait()
     log.info("shutting down")
     controller.stop()  # passes under way finish while this replica still holds the lease
     if args.leader_elect:
         runner.join(timeout=10)
         elector.release()
+    if holder is not None:
+        holder.release()
     return 1 if lost.is_set() else 0
 
 

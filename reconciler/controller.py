@@ -14,6 +14,7 @@ import logging
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 from prometheus_client import Counter, Gauge, Histogram
@@ -63,6 +64,7 @@ class Settings:
     resync_period: float = 300.0
     hotplug_disks: bool = False  # KubeVirt's DeclarativeHotplugVolumes is on: attach added disks live
     coalesce: float = 1.0  # seconds: child changes within this of a Wukong's last pass share one pass
+    owns: Callable[[str, str], bool] | None = None  # sharding: whether this replica reconciles (namespace, name)
     instance: str = dataclasses.field(default_factory=lambda: f"wukong-reconciler-{uuid.uuid4().hex[:8]}")
 
 
@@ -135,6 +137,12 @@ class Controller:
         for obj in self.wukongs.items():
             self.queue.add(key_of(obj))
 
+    def enqueue_shard(self, shard: int, shard_of: Callable[[str, str], int]) -> None:
+        """A shard this replica just took: every Wukong in it gets a pass."""
+        for obj in self.wukongs.items():
+            if shard_of(*key_of(obj)) == shard:
+                self.queue.add(key_of(obj))
+
     def _child_changed(self, _kind: str, obj: dict[str, Any]) -> None:
         namespace = obj["metadata"].get("namespace", "")
         for owner in children.owners(obj):
@@ -161,6 +169,9 @@ class Controller:
                 key = self.queue.get()
             except ShutDown:
                 return
+            if self.settings.owns is not None and not self.settings.owns(*key):
+                self.queue.done(key)  # another replica's shard
+                continue
             started = time.perf_counter()
             with self._passes_lock:
                 self._last_pass[key] = time.monotonic()
@@ -193,6 +204,7 @@ class Controller:
             return
         observed = self.observe(wukong)
         done: list[planning.Action] = []
+        log.debug("pass %s/%s started at %.6f", namespace, name, time.time())
         try:
             for action in planning.plan(observed, self.settings.hotplug_disks):
                 observed = self.executor.execute(observed, action)
@@ -200,6 +212,7 @@ class Controller:
         finally:
             self.executor.created(observed, done)
         self._write_status(observed)
+        log.debug("pass %s/%s ended at %.6f", namespace, name, time.time())
         if planning.guest_blockers(observed):  # nothing we watch tells when Multus, a NAD or a Secret appears
             self.queue.add_after(key, BLOCKED_RECHECK_SECONDS)
 

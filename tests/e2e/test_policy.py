@@ -62,6 +62,6 @@ def test_the_reconciler_may_not_create_unlabelled_claims_or_anything_in_kube_sys
         }
     )
     other_lease = as_reconciler(cluster, "create", "-f", "-", stdin=lease)
-    assert other_lease.returncode != 0 and "only its Lease wukong-reconciler" in other_lease.stderr
+    assert other_lease.returncode != 0 and "only its Leases" in other_lease.stderr
     own = as_reconciler(cluster, "create", "-f", "-", stdin=pvc("ours", namespace, MANAGED))
     assert own.returncode == 0, own.stderr
