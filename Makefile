@@ -69,6 +69,7 @@ bench: k8s-bin ## Benchmarks (print figures against a same-run baseline)
 	$(BIN)/python bench/converge.py
 	$(BIN)/python bench/admission.py
 	$(BIN)/python bench/startup.py
+	$(BIN)/python bench/rss.py
 
 ##@ Deployment
 

@@ -1,6 +1,6 @@
-"""How long 100 Wukongs (2 disks each) take to converge on devcluster, and what it costs the API server.
+"""The scale curve: how long N Wukongs (2 disks each) take to converge on devcluster, and what they cost.
 
-    .venv/bin/python bench/converge.py [--count 100] [--workers 4]
+    .venv/bin/python bench/converge.py [--counts 100,500,1000] [--workers 4] [--plot bench/scale.png]
 
 Runs the real wukong-reconciler process (with its ServiceAccount's rights) against the real
 kube-apiserver, with the simulated backend at zero delay. Figures are printed against a baseline taken
@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import argparse
 import copy
+import os
 import re
-import sys
+import threading
 import time
+from pathlib import Path
 
 from devcluster.backend import SIMULATION, SimulatedBackend
 from devcluster.controlplane import ControlPlane
@@ -81,62 +83,149 @@ def baseline(plane: ControlPlane, admin: Kube, count: int) -> float:
     return time.perf_counter() - started
 
 
+def watch_until_running(admin: Kube, namespace: str, count: int, say, timeout: float = 1800) -> float:
+    """Follow the Wukongs with one watch (an observer whose cost does not grow with polling) until all run."""
+    started = time.perf_counter()
+    items, version = admin.list(WUKONGS, namespace)
+    phases = {w["metadata"]["name"]: (w.get("status") or {}).get("phase") for w in items}
+    last_report = started
+    while sum(p == "Running" for p in phases.values()) < count:
+        if time.perf_counter() - started > timeout:
+            raise RuntimeError(f"did not converge in {timeout:.0f}s")
+        for event in admin.watch(WUKONGS, namespace, version, timeout_seconds=5):
+            obj = event["object"]
+            version = obj["metadata"].get("resourceVersion", version)
+            if event["type"] in ("ADDED", "MODIFIED"):
+                phases[obj["metadata"]["name"]] = (obj.get("status") or {}).get("phase")
+            if time.perf_counter() - last_report > 5:
+                last_report = time.perf_counter()
+                running = sum(p == "Running" for p in phases.values())
+                say(f"bench:   {running}/{count} Running after {last_report - started:.0f}s")
+            if sum(p == "Running" for p in phases.values()) >= count:
+                break
+    return time.perf_counter() - started
+
+
+class ProcessMeter:
+    """Peak resident memory and CPU seconds of a process, sampled from /proc."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid, self.peak_mib, self._stop = pid, 0.0, threading.Event()
+        threading.Thread(target=self._sample, daemon=True).start()
+
+    def _sample(self) -> None:
+        while not self._stop.wait(0.2):
+            try:
+                for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
+                    if line.startswith("VmRSS:"):
+                        self.peak_mib = max(self.peak_mib, int(line.split()[1]) / 1024)
+            except OSError:
+                return
+
+    def cpu_seconds(self) -> float:
+        fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def stop(self) -> None:
+        self._stop.set()
+
+
+def converge(plane: ControlPlane, admin: Kube, count: int, workers: int, say) -> dict:
+    namespace = f"bench-{count}"
+    plane.kubectl("create", "namespace", namespace)
+    backend = SimulatedBackend(plane.client(SIMULATION), namespace=namespace).start()
+    reconciler = LocalReconciler(
+        plane, ["--namespace", namespace, "--workers", str(workers), "--resync-period", "600"], log_name=f"r{count}"
+    ).start()
+    assert reconciler.process is not None
+    meter = ProcessMeter(reconciler.process.pid)
+    cpu_before = meter.cpu_seconds()
+    before_api, before_rec = apiserver_requests(plane), reconciler_requests(reconciler)
+    started = time.perf_counter()
+    for i in range(count):
+        admin.create(WUKONGS, manifest(f"w{i}", namespace))
+    say(f"bench: {count} Wukongs created in {time.perf_counter() - started:.1f}s; watching them converge")
+    watch_until_running(admin, namespace, count, say)
+    took = time.perf_counter() - started
+    after_api, after_rec = apiserver_requests(plane), reconciler_requests(reconciler)
+    cpu = meter.cpu_seconds() - cpu_before
+    meter.stop()
+    reconciler.stop()
+    backend.stop()
+    mine = {k: v - before_rec.get(k, 0.0) for k, v in after_rec.items() if v - before_rec.get(k, 0.0)}
+    writes = sum(v for k, v in mine.items() if k.split()[0] in ("POST", "PATCH", "PUT", "DELETE"))
+    return {
+        "count": count,
+        "seconds": took,
+        "requests": sum(mine.values()) / count,
+        "writes": writes / count,
+        "by_verb": {k: v / count for k, v in sorted(mine.items())},
+        "api_total": sum(after_api.values()) - sum(before_api.values()),
+        "rss": meter.peak_mib,
+        "cpu": cpu,
+    }
+
+
+def plot(rows: list[dict], path: Path) -> bool:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return False
+    counts = [r["count"] for r in rows]
+    figure, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
+    left.plot(counts, [r["seconds"] for r in rows], marker="o")
+    left.set(xlabel="Wukongs", ylabel="seconds to all Running", title="convergence time")
+    right.plot(counts, [r["api_total"] for r in rows], marker="o", label="all API requests")
+    right.plot(counts, [r["requests"] * r["count"] for r in rows], marker="o", label="reconciler requests")
+    right.set(xlabel="Wukongs", ylabel="requests", title="API requests")
+    right.legend()
+    figure.tight_layout()
+    figure.savefig(path)
+    return True
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--count", type=int, default=100)
+    parser.add_argument(
+        "--counts", default="100,500,1000", help="Wukong counts, comma-separated (e.g. 100,500,1000,2000)"
+    )
     parser.add_argument("--workers", type=int, default=4)
+    parser.add_argument("--plot", type=Path, default=Path("bench/scale.png"))
     args = parser.parse_args()
+    counts = [int(c) for c in args.counts.split(",")]
     say = lambda line: print(line, flush=True)  # noqa: E731
     with ControlPlane.start(log=say) as plane:
         admin = plane.client("bench")
         install_rbac(plane)
-        say(f"bench: baseline, {args.count * 3} plain creates ...")
-        base = baseline(plane, admin, args.count)
-        say(f"bench: baseline took {base:.2f}s")
-        plane.kubectl("create", "namespace", "bench")
-        # Both only look at the bench namespace, so the baseline's objects cost them nothing.
-        backend = SimulatedBackend(plane.client(SIMULATION), namespace="bench").start()
-        reconciler = LocalReconciler(
-            plane, ["--namespace", "bench", "--workers", str(args.workers), "--resync-period", "600"]
-        ).start()
-        before_api, before_rec = apiserver_requests(plane), reconciler_requests(reconciler)
-        started = time.perf_counter()
-        for i in range(args.count):
-            admin.create(WUKONGS, manifest(f"w{i}", "bench"))
-        created = time.perf_counter() - started
-        say(f"bench: {args.count} Wukongs created in {created:.2f}s; waiting for all to be Running")
-        last_report, running = started, 0
-        while running < args.count:
-            items, _ = admin.list(WUKONGS, "bench")
-            running = sum(1 for w in items if (w.get("status") or {}).get("phase") == "Running")
-            if time.perf_counter() - last_report > 2:
-                last_report = time.perf_counter()
-                say(f"bench:   {running}/{args.count} Running after {last_report - started:.1f}s")
-            if time.perf_counter() - started > 600:
-                say("bench: did not converge in 600s")
-                return 1
-            time.sleep(0.05)
-        converged = time.perf_counter() - started
-        time.sleep(1.0)
-        after_api, after_rec = apiserver_requests(plane), reconciler_requests(reconciler)
-        reconciler.stop()
-        backend.stop()
-    total = sum(after_api.values()) - sum(before_api.values())
-    by_verb = {v: after_api.get(v, 0) - before_api.get(v, 0) for v in after_api}
-    mine = {k: v - before_rec.get(k, 0.0) for k, v in after_rec.items() if v - before_rec.get(k, 0.0)}
-    own = sum(mine.values())
+        say("bench: baseline, 300 plain creates (a DV, a PVC and a VM for 100 Wukongs) ...")
+        base = baseline(plane, admin, 100) / 100
+        rows = []
+        for count in counts:
+            say(f"bench: N = {count}")
+            rows.append(converge(plane, admin, count, args.workers, say))
     print()
-    print(f"Wukongs (2 disks each)           {args.count}")
-    print(f"reconciler workers               {args.workers}")
-    print(f"baseline: {args.count * 3} plain creates    {base:.2f}s")
-    print(f"converged (all Running)          {converged:.2f}s  = {converged / base:.2f}x baseline")
-    print(f"per Wukong                       {converged / args.count * 1000:.1f} ms")
-    print(f"reconciler API requests          {own:.0f}  = {own / args.count:.1f} per Wukong")
-    print("  per Wukong: " + ", ".join(f"{k} {v / args.count:.2f}" for k, v in sorted(mine.items())))
-    print(f"all API requests (incl. backend, watches, this client's polling) {total:.0f}")
-    print("  by verb: " + ", ".join(f"{v} {n:.0f}" for v, n in sorted(by_verb.items()) if n))
+    print(f"baseline: the 3 plain creates of one Wukong take {base * 1000:.1f} ms (same run)")
+    print(
+        f"{'N':>6} {'to Running':>11} {'per Wukong':>11} {'x baseline':>10} {'req/Wukong':>11} {'writes/W':>9} "
+        f"{'API total':>10} {'peak RSS':>9} {'CPU s':>7}"
+    )
+    for r in rows:
+        per = r["seconds"] / r["count"]
+        print(
+            f"{r['count']:>6} {r['seconds']:>10.1f}s {per * 1000:>9.1f}ms {per / base:>10.2f} {r['requests']:>11.1f} "
+            f"{r['writes']:>9.1f} {r['api_total']:>10.0f} {r['rss']:>7.1f}Mi {r['cpu']:>7.1f}"
+        )
+    for r in rows:
+        print(f"  N={r['count']} per Wukong: " + ", ".join(f"{k} {v:.2f}" for k, v in r["by_verb"].items()))
+    if plot(rows, args.plot):
+        print(f"plot: {args.plot}")
+    else:
+        print("plot: matplotlib is not installed (pip install matplotlib)")
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    raise SystemExit(main())
