@@ -64,6 +64,7 @@ class Settings:
     resync_period: float = 300.0
     hotplug_disks: bool = False  # KubeVirt's DeclarativeHotplugVolumes is on: attach added disks live
     coalesce: float = 1.0  # seconds: child changes within this of a Wukong's last pass share one pass
+    detail_delay: float = 2.0  # seconds: a status whose phase and conditions did not move waits this for company
     owns: Callable[[str, str], bool] | None = None  # sharding: whether this replica reconciles (namespace, name)
     instance: str = dataclasses.field(default_factory=lambda: f"wukong-reconciler-{uuid.uuid4().hex[:8]}")
 
@@ -93,6 +94,8 @@ class Controller:
         self._passes_lock = threading.Lock()
         self._last_pass: dict[Key, float] = {}  # when each Wukong's last pass started
         self._trailing: set[Key] = set()  # Wukongs with a pass already scheduled at the end of their window
+        self._last_write: dict[Key, float] = {}  # when each Wukong's status was last written
+        self._written: dict[Key, tuple[str, dict[str, Any]]] = {}  # (resourceVersion, status) of that write
 
     @property
     def informers(self) -> tuple[Informer, ...]:
@@ -202,7 +205,7 @@ class Controller:
             pvcs = {o["metadata"]["name"]: o for o in self.pvcs.by_label(namespace, name)}
             self.executor.release_retained(namespace, planning.release_retained(name, data_volumes, pvcs))
             return
-        observed = self.observe(wukong)
+        observed = self.observe(self._with_own_status(wukong))
         done: list[planning.Action] = []
         log.debug("pass %s/%s started at %.6f", namespace, name, time.time())
         try:
@@ -215,6 +218,16 @@ class Controller:
         log.debug("pass %s/%s ended at %.6f", namespace, name, time.time())
         if planning.guest_blockers(observed):  # nothing we watch tells when Multus, a NAD or a Secret appears
             self.queue.add_after(key, BLOCKED_RECHECK_SECONDS)
+
+    def _with_own_status(self, wukong: dict[str, Any]) -> dict[str, Any]:
+        """The Wukong with the status this replica last wrote, when the cache has not seen that write yet: a
+        pass right after a write would otherwise write the same status again (or lose a 409 on a stale
+        resourceVersion)."""
+        written = self._written.get(key_of(wukong))
+        cached = wukong["metadata"].get("resourceVersion") or ""
+        if written is None or not cached.isdigit() or not written[0].isdigit() or int(written[0]) <= int(cached):
+            return wukong
+        return {**wukong, "metadata": {**wukong["metadata"], "resourceVersion": written[0]}, "status": written[1]}
 
     def observe(self, wukong: dict[str, Any]) -> Observed:
         namespace, name = key_of(wukong)
@@ -276,11 +289,22 @@ class Controller:
         after = status.compute(observed, now())
         if after == before:
             return
+        key, moment = key_of(wukong), time.monotonic()
         with self._passes_lock:
-            if key_of(wukong) in self._trailing:
+            if key in self._trailing:
                 return  # more child changes came in during this pass: the pass already scheduled writes the newer one
+            last = self._last_write.get(key)
+            if not _transition(before, after) and last is not None and moment - last < self.settings.detail_delay:
+                # Only details moved (a volume bound, an import scheduled): they go out with the next write, at
+                # most detail_delay from now; phases and condition statuses are written at once.
+                self._trailing.add(key)
+                self.queue.add_after(key, last + self.settings.detail_delay - moment)
+                return
+            self._last_write[key] = moment
         patch = {"metadata": {"resourceVersion": wukong["metadata"]["resourceVersion"]}, "status": after}
-        self.kube.patch(WUKONGS, observed.namespace, observed.name, patch, subresource="status")
+        written = self.kube.patch(WUKONGS, observed.namespace, observed.name, patch, subresource="status")
+        with self._passes_lock:
+            self._written[key] = (str(written["metadata"].get("resourceVersion") or ""), after)
         self._transition_events(wukong, before, after)
 
     def _transition_events(self, wukong: dict[str, Any], before: dict[str, Any], after: dict[str, Any]) -> None:
@@ -293,6 +317,20 @@ class Controller:
             self.events.normal(wukong, "RestartRequired", restart[1])
         if after.get("phase") == status.PHASE_RUNNING and before.get("phase") != status.PHASE_RUNNING:
             self.events.normal(wukong, "Running", f"VirtualMachine {vm_name(key_of(wukong)[1])} is running")
+
+
+def _transition(before: dict[str, Any], after: dict[str, Any]) -> bool:
+    """Whether a status change is one a user watches for: the phase, the generation observed, or the status of a
+    condition. Everything else (messages, per-volume details, the VM's printable status) is a detail."""
+
+    def statuses(status_: dict[str, Any]) -> dict[str, Any]:
+        return {c.get("type"): c.get("status") for c in status_.get("conditions") or []}
+
+    return (
+        before.get("phase") != after.get("phase")
+        or before.get("observedGeneration") != after.get("observedGeneration")
+        or statuses(before) != statuses(after)
+    )
 
 
 def _degraded(status_: dict[str, Any]) -> tuple[str, str] | None:
