@@ -72,7 +72,11 @@ class LeaderElector:
             return False
         except ApiError:
             return True
-        spec = lease.get("spec") or {}
+        return self._held_by_another(lease.get("spec") or {})
+
+    def _held_by_another(self, spec: dict[str, Any]) -> bool:
+        """client-go's rule: another holder's lease is valid until its record has not changed for its duration, as
+        this process's own clock measures it (no trust in the other's clock)."""
         holder = spec.get("holderIdentity") or ""
         record = (holder, spec.get("renewTime"), spec.get("leaseTransitions"))
         if record != self._observed:
@@ -92,11 +96,7 @@ class LeaderElector:
             return False
         spec = lease.get("spec") or {}
         holder = spec.get("holderIdentity") or ""
-        record = (holder, spec.get("renewTime"), spec.get("leaseTransitions"))
-        if record != self._observed:
-            self._observed, self._observed_at = record, self._clock()
-        duration = spec.get("leaseDurationSeconds") or self.lease_seconds
-        if holder and holder != self.identity and self._clock() - self._observed_at < duration:
+        if self._held_by_another(spec):
             return False
         updated = dict(spec, holderIdentity=self.identity, leaseDurationSeconds=self.lease_seconds, renewTime=now)
         if holder != self.identity:
