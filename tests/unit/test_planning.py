@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 
 import jsonschema
 import pytest
@@ -194,14 +195,14 @@ def test_a_converged_wukong_needs_nothing_and_its_status_is_stable():
     assert planning.plan(observed) == []
     first = status.compute(observed, NOW)
     again = status.compute(
-        Observed(**{**observed.__dict__, "wukong": {**observed.wukong, "status": first}}), "2026-11-25T13:00:00Z"
+        dataclasses.replace(observed, **{"wukong": {**observed.wukong, "status": first}}), "2026-11-25T13:00:00Z"
     )
     assert again == first  # lastTransitionTime kept: nothing to write
 
 
 def test_the_vm_is_created_once_every_volume_is_bound():
     observed = converged(live(SYSTEM, DATA))
-    observed = Observed(**{**observed.__dict__, "vm": None})
+    observed = dataclasses.replace(observed, **{"vm": None})
     [action] = planning.plan(observed)
     assert isinstance(action, Create) and action.kind == "VirtualMachine"
 
@@ -210,7 +211,7 @@ def test_no_vm_while_a_volume_is_pending():
     observed = converged(live(SYSTEM, DATA))
     pvcs = dict(observed.pvcs)
     pvcs["vm1-data"] = {**pvcs["vm1-data"], "status": {"phase": "Pending"}}
-    assert planning.plan(Observed(**{**observed.__dict__, "vm": None, "pvcs": pvcs})) == []
+    assert planning.plan(dataclasses.replace(observed, **{"vm": None, "pvcs": pvcs})) == []
 
 
 def test_a_wait_for_first_consumer_claim_is_ready_to_attach():
@@ -218,7 +219,7 @@ def test_a_wait_for_first_consumer_claim_is_ready_to_attach():
     observed = converged(obj)
     pvcs = dict(observed.pvcs)
     pvcs["vm1-scratch"] = {**pvcs["vm1-scratch"], "status": {"phase": "Pending"}}
-    observed = Observed(**{**observed.__dict__, "vm": None, "pvcs": pvcs})
+    observed = dataclasses.replace(observed, **{"vm": None, "pvcs": pvcs})
     assert [a.kind for a in planning.plan(observed)] == ["VirtualMachine"]
 
 
@@ -231,15 +232,15 @@ def test_growing_a_disk_patches_its_pvc(volume):
         disk("data", "1Ti", storageClassName="longhorn"),
     )
     observed = converged(live(SYSTEM, DATA))
-    observed = Observed(**{**observed.__dict__, "wukong": grown})
+    observed = dataclasses.replace(observed, **{"wukong": grown})
     expands = {a.pvc: a for a in planning.plan(observed) if isinstance(a, Expand)}
     assert expands[volume].size == {"vm1-data": "1Ti", "vm1-system": "100Gi"}[volume]
 
 
 def test_a_shrink_is_never_patched_and_is_reported():
     observed = converged(live(SYSTEM, DATA))
-    observed = Observed(
-        **{**observed.__dict__, "wukong": live(SYSTEM, disk("data", "400Gi", storageClassName="longhorn"))}
+    observed = dataclasses.replace(
+        observed, **{"wukong": live(SYSTEM, disk("data", "400Gi", storageClassName="longhorn"))}
     )
     assert planning.plan(observed) == []
     degraded = _condition(status.compute(observed, NOW), "Degraded")
@@ -250,8 +251,8 @@ def test_a_shrink_is_never_patched_and_is_reported():
 def test_growth_on_a_class_without_expansion_waits_and_says_why():
     obj = live(SYSTEM, disk("scratch", "10Gi", storageClassName="local-path"))
     observed = converged(obj)
-    observed = Observed(
-        **{**observed.__dict__, "wukong": live(SYSTEM, disk("scratch", "20Gi", storageClassName="local-path"))}
+    observed = dataclasses.replace(
+        observed, **{"wukong": live(SYSTEM, disk("scratch", "20Gi", storageClassName="local-path"))}
     )
     assert not any(isinstance(a, Expand) for a in planning.plan(observed))
     assert _condition(status.compute(observed, NOW), "Degraded")["reason"] == "ExpansionNotSupported"
@@ -261,7 +262,7 @@ def test_resizing_is_true_while_the_request_exceeds_the_capacity():
     observed = converged(live(SYSTEM, DATA))
     pvcs = dict(observed.pvcs)
     pvcs["vm1-data"] = bound(pvcs["vm1-data"], capacity="400Gi")
-    computed = status.compute(Observed(**{**observed.__dict__, "pvcs": pvcs}), NOW)
+    computed = status.compute(dataclasses.replace(observed, **{"pvcs": pvcs}), NOW)
     assert _condition(computed, "Resizing")["status"] == "True"
     assert computed["volumes"][1] == {
         "name": "data",
@@ -276,7 +277,7 @@ def test_resizing_is_true_while_the_request_exceeds_the_capacity():
 
 def test_a_removed_disk_is_released_never_deleted():
     observed = converged(live(SYSTEM, DATA))
-    observed = Observed(**{**observed.__dict__, "wukong": live(SYSTEM)})
+    observed = dataclasses.replace(observed, **{"wukong": live(SYSTEM)})
     releases = [a for a in planning.plan(observed) if isinstance(a, Release)]
     assert [(a.kind, a.name) for a in releases] == [("PersistentVolumeClaim", "vm1-data")]
     metadata = releases[0].patch["metadata"]
@@ -307,7 +308,7 @@ def test_a_failed_import_is_an_error():
             "status": {"phase": "Failed", "conditions": [{"type": "Running", "message": "unable to pull"}]},
         }
     }
-    computed = status.compute(Observed(**{**observed.__dict__, "data_volumes": dvs, "vm": None}), NOW)
+    computed = status.compute(dataclasses.replace(observed, **{"data_volumes": dvs, "vm": None}), NOW)
     assert computed["phase"] == "Error"
     assert _condition(computed, "Degraded")["message"] == "DataVolume vm1-system failed: unable to pull"
 
@@ -317,7 +318,7 @@ def test_a_garbage_collected_data_volume_keeps_its_pvc_as_the_volume():
     observed = converged(live(SYSTEM))
     pvc = copy.deepcopy(observed.pvcs["vm1-system"])
     pvc["metadata"]["ownerReferences"] = [children.owner_reference(observed.wukong)]
-    observed = Observed(**{**observed.__dict__, "data_volumes": {}, "pvcs": {"vm1-system": pvc}})
+    observed = dataclasses.replace(observed, **{"data_volumes": {}, "pvcs": {"vm1-system": pvc}})
     assert planning.plan(observed) == []
 
 
@@ -334,7 +335,7 @@ def test_phase_follows_the_vm(vm_status, start, phase):
     extra = {"startStrategy": start} if start else {}
     observed = converged(live(SYSTEM, **extra))
     vm = {**observed.vm, "status": vm_status}
-    assert status.compute(Observed(**{**observed.__dict__, "vm": vm}), NOW)["phase"] == phase
+    assert status.compute(dataclasses.replace(observed, **{"vm": vm}), NOW)["phase"] == phase
 
 
 def test_kubevirt_defaults_on_the_vm_do_not_cause_updates():
@@ -342,7 +343,7 @@ def test_kubevirt_defaults_on_the_vm_do_not_cause_updates():
     vm = copy.deepcopy(observed.vm)
     vm["spec"]["template"]["spec"]["domain"]["machine"] = {"type": "q35"}
     vm["spec"]["template"]["spec"]["domain"]["firmware"] = {"uuid": "abc"}
-    assert planning.plan(Observed(**{**observed.__dict__, "vm": vm})) == []
+    assert planning.plan(dataclasses.replace(observed, **{"vm": vm})) == []
 
 
 def _condition(computed: dict, kind: str) -> dict:
@@ -352,7 +353,7 @@ def _condition(computed: dict, kind: str) -> dict:
 def test_the_node_comes_from_the_running_instance():
     observed = converged(live(SYSTEM))
     vmi = {"metadata": {"name": "vm1-vm"}, "status": {"phase": "Running", "nodeName": "node-7"}}
-    assert status.compute(Observed(**{**observed.__dict__, "vmi": vmi}), NOW)["nodeName"] == "node-7"
+    assert status.compute(dataclasses.replace(observed, **{"vmi": vmi}), NOW)["nodeName"] == "node-7"
     assert "nodeName" not in status.compute(observed, NOW)
 
 
@@ -411,7 +412,7 @@ def test_a_volume_still_owned_by_a_deleted_wukong_is_never_taken_back():
 def test_changing_the_retention_policy_moves_the_owner_reference(policy, owned):
     before = "Retain" if policy == "Delete" else "Delete"
     observed = converged(live(DATA, volumeRetentionPolicy={"whenDeleted": before}))
-    observed = Observed(**{**observed.__dict__, "wukong": live(DATA, volumeRetentionPolicy={"whenDeleted": policy})})
+    observed = dataclasses.replace(observed, **{"wukong": live(DATA, volumeRetentionPolicy={"whenDeleted": policy})})
     [change] = planning.plan(observed)
     assert isinstance(change, SetRetention) and change.delete_with_owner is owned
     references = change.patch["metadata"]["ownerReferences"]
@@ -436,7 +437,7 @@ def test_a_vm_stopped_by_its_user_is_not_started_again():
 def test_a_changed_start_strategy_is_applied_to_the_vm():
     observed = converged(live(DATA))
     observed.vm["spec"]["runStrategy"] = "Halted"
-    observed = Observed(**{**observed.__dict__, "wukong": live(DATA, startStrategy={"runStrategy": "Always"})})
+    observed = dataclasses.replace(observed, **{"wukong": live(DATA, startStrategy={"runStrategy": "Always"})})
     [update] = planning.plan(observed)
     assert isinstance(update, UpdateVM)
     assert update.patch["spec"]["runStrategy"] == "Always"
@@ -450,11 +451,11 @@ def running(observed: Observed, restart_required: bool = False) -> Observed:
     vm = copy.deepcopy(observed.vm)
     if restart_required:
         vm["status"]["conditions"] = [{"type": "RestartRequired", "status": "True", "message": "non-live change"}]
-    return Observed(**{**observed.__dict__, "vm": vm, "vmi": vmi})
+    return dataclasses.replace(observed, **{"vm": vm, "vmi": vmi})
 
 
 def changed(observed: Observed, obj: dict, **children_) -> Observed:
-    return Observed(**{**observed.__dict__, "wukong": obj, **children_})
+    return dataclasses.replace(observed, **{"wukong": obj, **children_})
 
 
 def test_a_change_that_waits_for_a_restart_is_named_and_ready_stays_true():
@@ -474,7 +475,7 @@ def test_a_change_that_waits_for_a_restart_is_named_and_ready_stays_true():
 def test_without_kubevirt_asking_for_a_restart_nothing_is_pending():
     observed = running(converged(live(SYSTEM, cpu=2)))
     assert _condition(status.compute(observed, NOW), "RestartRequired")["status"] == "False"
-    stopped = Observed(**{**observed.__dict__, "vmi": None})
+    stopped = dataclasses.replace(observed, **{"vmi": None})
     assert _condition(status.compute(stopped, NOW), "RestartRequired")["reason"] == "NotRunning"
 
 
@@ -507,11 +508,11 @@ def test_a_hotplugged_disk_stays_hotpluggable_and_needs_no_restart():
     observed = converged(live(SYSTEM, logs))
     vm = children.virtual_machine(observed.wukong, observed.spec, hotplug={"logs"})
     vm["metadata"]["resourceVersion"] = "8"
-    observed = Observed(**{**observed.__dict__, "vm": vm})
+    observed = dataclasses.replace(observed, **{"vm": vm})
     assert planning.plan(observed) == []  # hotplug off now: what is hotpluggable stays so
     vmi = {"spec": copy.deepcopy(vm["spec"]["template"]["spec"])}
     vmi["spec"]["volumes"].pop()  # not attached yet
-    assert restarts.pending(Observed(**{**observed.__dict__, "vmi": vmi})) == []
+    assert restarts.pending(dataclasses.replace(observed, **{"vmi": vmi})) == []
 
 
 def never_bound(pvc: dict) -> dict:
@@ -525,7 +526,7 @@ def test_a_missing_storage_class_is_degraded_and_names_disk_and_class():
     obj = live(SYSTEM, disk("data", "5Gi", storageClassName="longhron"))
     observed = converged(obj)
     pvcs = {**observed.pvcs, "vm1-data": never_bound(observed.pvcs["vm1-data"])}
-    degraded = _condition(status.compute(Observed(**{**observed.__dict__, "pvcs": pvcs, "vm": None}), NOW), "Degraded")
+    degraded = _condition(status.compute(dataclasses.replace(observed, **{"pvcs": pvcs, "vm": None}), NOW), "Degraded")
     assert degraded["reason"] == "StorageClassNotFound"
     assert degraded["message"].startswith("disk data asks for StorageClass longhron, which does not exist")
 
@@ -533,10 +534,10 @@ def test_a_missing_storage_class_is_degraded_and_names_disk_and_class():
 def test_a_volume_that_never_bound_is_replaced_when_its_class_is_corrected():
     typo = converged(live(SYSTEM, disk("data", "5Gi", storageClassName="longhron")))
     pvc = never_bound(typo.pvcs["vm1-data"])
-    observed = Observed(
-        **{**typo.__dict__, "wukong": live(SYSTEM, disk("data", "5Gi", storageClassName="longhorn")), "vm": None}
+    observed = dataclasses.replace(
+        typo, **{"wukong": live(SYSTEM, disk("data", "5Gi", storageClassName="longhorn")), "vm": None}
     )
-    observed = Observed(**{**observed.__dict__, "pvcs": {**typo.pvcs, "vm1-data": pvc}})
+    observed = dataclasses.replace(observed, **{"pvcs": {**typo.pvcs, "vm1-data": pvc}})
     [replace] = planning.plan(observed)
     assert replace == planning.Replace(
         "PersistentVolumeClaim",
@@ -548,7 +549,7 @@ def test_a_volume_that_never_bound_is_replaced_when_its_class_is_corrected():
     )
     deleting = copy.deepcopy(pvc)
     deleting["metadata"]["deletionTimestamp"] = NOW
-    waiting = Observed(**{**observed.__dict__, "pvcs": {**typo.pvcs, "vm1-data": deleting}})
+    waiting = dataclasses.replace(observed, **{"pvcs": {**typo.pvcs, "vm1-data": deleting}})
     assert planning.plan(waiting) == []  # nothing is created until the old claim is gone
 
 
@@ -597,12 +598,12 @@ GUEST = {
 
 def with_guest_facts(observed: Observed, multus: bool = True, nads: dict | None = None, keys: bool = True) -> Observed:
     found = {"vm1-lan": None, "corporate": {"metadata": {"name": "corporate"}}} if nads is None else nads
-    return Observed(**{**observed.__dict__, "multus": multus, "nads": found, "secrets": {"keys": keys}})
+    return dataclasses.replace(observed, **{"multus": multus, "nads": found, "secrets": {"keys": keys}})
 
 
 def test_a_vm_with_every_guest_field_is_valid_for_the_real_kubevirt_schema():
     obj = live(SYSTEM, **GUEST)
-    observed = with_guest_facts(Observed(**{**converged(obj).__dict__, "vm": None}))
+    observed = with_guest_facts(dataclasses.replace(converged(obj), **{"vm": None}))
     actions = planning.plan(observed)
     kinds = [(type(a).__name__, getattr(a, "kind", None)) for a in actions]
     assert kinds == [("Create", "NetworkAttachmentDefinition"), ("ApplySecret", None), ("Create", "VirtualMachine")]
@@ -629,19 +630,19 @@ def test_a_vm_with_every_guest_field_is_valid_for_the_real_kubevirt_schema():
     ],
 )
 def test_what_the_cluster_lacks_stops_the_vm_and_is_reported(facts, reason):
-    observed = with_guest_facts(Observed(**{**converged(live(SYSTEM, **GUEST)).__dict__, "vm": None}), **facts)
+    observed = with_guest_facts(dataclasses.replace(converged(live(SYSTEM, **GUEST)), **{"vm": None}), **facts)
     assert not any(getattr(a, "kind", None) == "VirtualMachine" for a in planning.plan(observed))
     assert _condition(status.compute(observed, NOW), "Degraded")["reason"] == reason
 
 
 def test_the_same_spec_gives_the_same_secret_so_a_converged_vm_needs_no_write():
     obj = live(SYSTEM, **GUEST)
-    first = with_guest_facts(Observed(**{**converged(obj).__dict__, "vm": None}))
+    first = with_guest_facts(dataclasses.replace(converged(obj), **{"vm": None}))
     vm = copy.deepcopy(planning.plan(first)[-1].object)
     vm["metadata"]["resourceVersion"] = "9"
-    settled = Observed(
+    settled = dataclasses.replace(
+        with_guest_facts(converged(obj)),
         **{
-            **with_guest_facts(converged(obj)).__dict__,
             "vm": vm,
             "nads": {
                 "vm1-lan": {
@@ -650,19 +651,19 @@ def test_the_same_spec_gives_the_same_secret_so_a_converged_vm_needs_no_write():
                 },
                 "corporate": {},
             },
-        }
+        },
     )
     assert planning.plan(settled) == []
 
 
 def test_placement_the_wukong_no_longer_asks_for_is_removed_from_the_vm():
     obj = live(SYSTEM, **GUEST)
-    first = with_guest_facts(Observed(**{**converged(obj).__dict__, "vm": None}))
+    first = with_guest_facts(dataclasses.replace(converged(obj), **{"vm": None}))
     vm = copy.deepcopy(planning.plan(first)[-1].object)
     vm["metadata"]["resourceVersion"] = "9"
     guest = copy.deepcopy(GUEST)
     del guest["highAvailability"]["nodeSelector"], guest["highAvailability"]["antiAffinity"]
-    changed = with_guest_facts(Observed(**{**converged(live(SYSTEM, **guest)).__dict__, "vm": vm}))
+    changed = with_guest_facts(dataclasses.replace(converged(live(SYSTEM, **guest)), **{"vm": vm}))
     [update] = [a for a in planning.plan(changed) if isinstance(a, UpdateVM)]
     assert update.patch["spec"]["template"]["spec"]["nodeSelector"] is None
     assert update.patch["spec"]["template"]["spec"]["affinity"] is None
