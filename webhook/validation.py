@@ -350,7 +350,7 @@ def placement(new: Mapping[str, Any], old: Old, facts: ClusterFacts) -> Iterator
 
 
 def os_image(new: Mapping[str, Any], old: Old, facts: ClusterFacts) -> Iterator[field.FieldError]:
-    """osImage fills the boot disk's image at creation; it may not contradict it."""
+    """osImage fills the boot disk's image at creation; it may not contradict it, nor be set where it cannot act."""
     spec = mapping(new.get("spec"))
     image = spec.get("osImage")
     if not isinstance(image, str) or not image:
@@ -369,6 +369,13 @@ def os_image(new: Mapping[str, Any], old: Old, facts: ClusterFacts) -> Iterator[
             image,
             f"osImage is the boot disk's image, but spec.disks[{boot[0]}].image is {quoted(boot[1].get('image'))}; "
             f"set one of the two (a disk's image cannot change once its volume bound)",
+        )
+    elif boot is not None and image != before and boot[1].get("image") is None:
+        yield field.invalid(
+            path,
+            image,
+            f"osImage becomes the boot disk's image only when the Wukong is created and no disk names an image, "
+            f"and boot disk spec.disks[{boot[0]}] has none; set spec.disks[{boot[0]}].image instead",
         )
 
 

@@ -246,3 +246,17 @@ def test_a_name_too_long_for_the_vm_label_is_refused_on_create():
     [message] = messages(wukong(BOOT, name="x" * 61))
     assert message.startswith('metadata.name: Invalid value: "' + "x" * 61 + '": must be no more than 60 characters')
     assert messages(wukong(BOOT, name="x" * 60)) == []
+
+
+def test_an_os_image_that_would_reach_no_disk_is_refused_not_ignored():
+    blank_boot = disk("system", "20Gi", storageClassName="longhorn", boot=True)
+    imaged = disk("data", "20Gi", storageClassName="longhorn", boot=False, image="docker://a/b:1")
+    created = messages(wukong(blank_boot, imaged, osImage="docker://a/os:1"))
+    assert created == [
+        'spec.osImage: Invalid value: "docker://a/os:1": osImage becomes the boot disk\'s image only when the Wukong '
+        "is created and no disk names an image, and boot disk spec.disks[0] has none; set spec.disks[0].image instead"
+    ]
+    added_later = messages(wukong(blank_boot, osImage="docker://a/os:1"), wukong(blank_boot))
+    assert [m.split(":")[0] for m in added_later] == ["spec.osImage"]
+    unchanged = wukong(blank_boot, osImage="docker://a/os:1")
+    assert messages(unchanged, unchanged) == []
