@@ -9,16 +9,16 @@ open-policy-agent/cert-controller pattern: one replica acts, any can take over).
 
 from __future__ import annotations
 
-import base64
 import datetime
 import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from certs.inject import inject_ca_bundle
 from certs.rotation import Material, Settings, next_due, plan
-from kubeclient.resources import MUTATING_WEBHOOK_CONFIGURATIONS, SECRETS, VALIDATING_WEBHOOK_CONFIGURATIONS
-from kubeclient.rest import JSON_PATCH, AlreadyExists, ApiError, Kube, NotFound
+from kubeclient.resources import SECRETS
+from kubeclient.rest import AlreadyExists, ApiError, Kube, NotFound
 
 log = logging.getLogger("wukong.certs")
 Clock = Callable[[], datetime.datetime]
@@ -41,7 +41,7 @@ class CertificateManager:
             existing = None
         current = Material.from_secret_data((existing or {}).get("data"))
         material, reasons = plan(current, self.settings, self.clock())
-        self._inject(material.bundle_pem)
+        inject_ca_bundle(self.kube, material.bundle_pem, self.mutating, self.validating)
         if reasons:
             self._write(existing, material)
             log.info(
@@ -61,26 +61,6 @@ class CertificateManager:
                     log.warning("certificate pass failed (%s); retrying in 5s", error)
                     wait = 5.0
             stop.wait(wait)
-
-    def _inject(self, bundle: bytes) -> None:
-        """Set the bundle on every webhook whose caBundle differs, each write conditional on what was read."""
-        encoded = base64.b64encode(bundle).decode()
-        targets = [(MUTATING_WEBHOOK_CONFIGURATIONS, n) for n in self.mutating]
-        targets += [(VALIDATING_WEBHOOK_CONFIGURATIONS, n) for n in self.validating]
-        for resource, name in targets:
-            current = self.kube.get(resource, None, name)
-            webhooks = current.get("webhooks") or []
-            stale = [i for i, w in enumerate(webhooks) if (w.get("clientConfig") or {}).get("caBundle") != encoded]
-            if not stale:
-                continue
-            operations = [
-                {"op": "test", "path": "/metadata/resourceVersion", "value": current["metadata"]["resourceVersion"]}
-            ]
-            operations += [
-                {"op": "add", "path": f"/webhooks/{i}/clientConfig/caBundle", "value": encoded} for i in stale
-            ]
-            self.kube.patch(resource, None, name, operations, content_type=JSON_PATCH)
-            log.info("injected the CA bundle into %s %s (%d webhooks)", resource.kind, name, len(stale))
 
     def _write(self, existing: dict | None, material: Material) -> None:
         secret = {

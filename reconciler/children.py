@@ -196,12 +196,13 @@ def virtual_machine(wukong: Mapping[str, Any], spec: WukongSpec, hotplug: Collec
 def hotplugged(vm: Mapping[str, Any] | None) -> set[str]:
     """The disks a VM's template holds as hotpluggable volumes."""
     template = ((vm or {}).get("spec") or {}).get("template") or {}
-    found = set()
-    for volume in (template.get("spec") or {}).get("volumes") or []:
-        source = volume.get("dataVolume") or volume.get("persistentVolumeClaim") or {}
-        if source.get("hotpluggable"):
-            found.add(volume.get("name"))
-    return found
+    return {v.get("name") for v in (template.get("spec") or {}).get("volumes") or [] if hotpluggable(v)}
+
+
+def hotpluggable(volume: Mapping[str, Any]) -> bool:
+    """A VM or VMI volume KubeVirt attaches to the running instance (declarative hotplug)."""
+    source = volume.get("dataVolume") or volume.get("persistentVolumeClaim") or {}
+    return bool(source.get("hotpluggable"))
 
 
 def template_disks(vm: Mapping[str, Any] | None) -> set[str]:

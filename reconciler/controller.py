@@ -259,9 +259,7 @@ class Controller:
         if spec.networks:
             facts["multus"] = self._multus_served()
             if facts["multus"]:
-                facts["nads"] = {
-                    n: self._get_or_none(namespace, n) for n in GuestConfig(observed.wukong, spec).nad_names()
-                }
+                facts["nads"] = {n: self._get_or_none(namespace, n) for n in GuestConfig(observed).nad_names()}
         if spec.ssh_key_secret:
             try:
                 self.kube.metadata(SECRETS, namespace, spec.ssh_key_secret)

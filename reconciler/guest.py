@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from reconciler import children, networks
+from reconciler.observation import Observed
 from wukong import api, cloudinit
 from wukong.manifests import Obj
 from wukong.naming import CLOUD_INIT_DISK, cloud_init_secret_name
@@ -40,16 +41,23 @@ def password_hash(password: str, uid: str) -> str:
 
 @dataclass(frozen=True)
 class GuestConfig:
-    wukong: Mapping[str, Any]
-    spec: WukongSpec
+    observed: Observed
+
+    @property
+    def wukong(self) -> Mapping[str, Any]:
+        return self.observed.wukong
+
+    @property
+    def spec(self) -> WukongSpec:
+        return self.observed.spec
 
     @property
     def name(self) -> str:
-        return str(self.wukong["metadata"]["name"])
+        return self.observed.name
 
     @property
     def namespace(self) -> str:
-        return str(self.wukong["metadata"]["namespace"])
+        return self.observed.namespace
 
     @property
     def needs_cloud_init(self) -> bool:
@@ -64,9 +72,7 @@ class GuestConfig:
         user = self.spec.cloud_init_user
         hashed = None
         if user is not None:
-            hashed = user.password_hash or (
-                password_hash(user.password, str(self.wukong["metadata"]["uid"])) if user.password else None
-            )
+            hashed = user.password_hash or (password_hash(user.password, self.observed.uid) if user.password else None)
         data = {"userdata": cloudinit.user_data(user, self.name, hashed)}
         if self.spec.networks:
             config = cloudinit.network_config(self.spec.networks, self.namespace, self.name)

@@ -27,9 +27,9 @@ from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
 from reconciler import children
-from wukong.cloudinit import POD_NETWORK, mac_address
+from wukong.cloudinit import mac_address
 from wukong.manifests import Obj
-from wukong.naming import LABEL_VALUE_MAX
+from wukong.naming import LABEL_VALUE_MAX, POD_NETWORK
 from wukong.networkrules import BRIDGE, DHCP, MACVLAN, OVS, SRIOV, STATIC, problems
 from wukong.spec import IPConfig, Network
 

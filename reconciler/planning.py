@@ -120,7 +120,7 @@ def _network_actions(observed: Observed) -> list[Action]:
     if not observed.spec.networks or observed.multus is not True:
         return []
     actions: list[Action] = []
-    for nad in GuestConfig(observed.wukong, observed.spec).network_attachment_definitions():
+    for nad in GuestConfig(observed).network_attachment_definitions():
         name = nad["metadata"]["name"]
         if name not in observed.nads:
             continue  # not looked up this pass
@@ -136,7 +136,7 @@ def _network_actions(observed: Observed) -> list[Action]:
 def guest_blockers(observed: Observed) -> list[tuple[str, str]]:
     """(reason, message) for what the VM needs and the cluster lacks: it is not created until they are there."""
     spec, found = observed.spec, []
-    guest = GuestConfig(observed.wukong, observed.spec)
+    guest = GuestConfig(observed)
     if spec.networks and observed.multus is False:
         found.append(
             (
@@ -269,7 +269,7 @@ def _vm_actions(observed: Observed, current: list[Volume], hotplug_disks: bool) 
         return []
     if vm_name(observed.name) in observed.conflicts or guest_blockers(observed):
         return []
-    guest = GuestConfig(observed.wukong, observed.spec)
+    guest = GuestConfig(observed)
     secret = guest.secret()
     desired = children.virtual_machine(observed.wukong, observed.spec, _hotplug(observed, hotplug_disks))
     guest.add_to(desired["spec"]["template"], secret)

@@ -8,8 +8,6 @@ Pure: it reads an ``Observed``.
 
 from __future__ import annotations
 
-from typing import Any
-
 from reconciler import children
 from reconciler.guest import CLOUD_INIT_DIGEST_ANNOTATION
 from reconciler.observation import Observed, lookup, quantity
@@ -58,7 +56,9 @@ def pending(observed: Observed) -> list[str]:
     hot = children.hotplugged(observed.vm)  # KubeVirt attaches these live
     wanted = [d.name for d in spec.disks]
     changes += [f'disk "{name}" added' for name in wanted if name not in running and name not in hot]
-    changes += [f'disk "{name}" removed' for name, v in running.items() if name not in wanted and not _hot(v)]
+    changes += [
+        f'disk "{name}" removed' for name, v in running.items() if name not in wanted and not children.hotpluggable(v)
+    ]
     template = lookup(observed.vm, "spec", "template") or {}
     digest_path = ("metadata", "annotations", CLOUD_INIT_DIGEST_ANNOTATION)
     if lookup(observed.vmi, *digest_path) != lookup(template, *digest_path):
@@ -74,8 +74,3 @@ def pending(observed: Observed) -> list[str]:
     if boot is not None and booting is not None and boot.name != booting:
         changes.append(f'boot disk "{booting}"→"{boot.name}"')
     return changes
-
-
-def _hot(volume: dict[str, Any]) -> bool:
-    source = volume.get("dataVolume") or volume.get("persistentVolumeClaim") or {}
-    return bool(source.get("hotpluggable"))

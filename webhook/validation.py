@@ -334,19 +334,14 @@ def placement(new: Mapping[str, Any], old: Old, facts: ClusterFacts) -> Iterator
     mapped = RESTART_POLICY_RUN_STRATEGY[policy]
     given = start.get("runStrategy")
     if isinstance(given, str) and given != mapped:
-        yield field.invalid(
-            path,
-            policy,
-            f"restartPolicy {policy} means runStrategy {mapped}, but spec.startStrategy.runStrategy is {given}; "
-            f"set one of the two",
-        )
-    if start.get("autoStart") is False and not given:
-        yield field.invalid(
-            path,
-            policy,
-            f"restartPolicy {policy} means runStrategy {mapped}, but spec.startStrategy.autoStart is false "
-            f"(runStrategy Halted); set one of the two",
-        )
+        contradiction = f"spec.startStrategy.runStrategy is {given}"
+    elif start.get("autoStart") is False and not given:
+        contradiction = "spec.startStrategy.autoStart is false (runStrategy Halted)"
+    else:
+        return
+    yield field.invalid(
+        path, policy, f"restartPolicy {policy} means runStrategy {mapped}, but {contradiction}; set one of the two"
+    )
 
 
 def os_image(new: Mapping[str, Any], old: Old, facts: ClusterFacts) -> Iterator[field.FieldError]:

@@ -16,12 +16,12 @@ from typing import Any, Final
 import yaml
 from passlib.hash import sha512_crypt  # type: ignore[import-untyped]
 
+from wukong.naming import POD_NETWORK
 from wukong.spec import CloudInitUser, Network
 
 USER_DATA_HEADER: Final = "#cloud-config\n"
 
 # The KubeVirt network (and interface) name of the pod network, the VM's first NIC.
-POD_NETWORK: Final = "default"
 
 # 5000 is glibc's implicit default, what `openssl passwd -6` and `passwd` on a SHA-512 system produce: the hash is
 # no weaker than the guest's own, and costs milliseconds instead of passlib's 656000 rounds (about half a second),

@@ -95,3 +95,13 @@ def wait_for_webhooks(cluster: ControlPlane, active: bool = True, timeout: float
 
 def wait_for_webhooks_gone(cluster: ControlPlane) -> None:
     wait_for_webhooks(cluster, active=False)
+
+
+def server_dry_run(cluster: ControlPlane, objects: list[dict], suffix: str = "-dry-run"):
+    """``kubectl apply --dry-run=server`` of rendered manifests as one List. devcluster's own webhook
+    configurations (pointing at a URL) already hold the real names, so those are dry-run under name + suffix."""
+    for obj in objects:
+        if obj["kind"].endswith("WebhookConfiguration"):
+            obj["metadata"]["name"] += suffix
+    items = json.dumps({"apiVersion": "v1", "kind": "List", "items": objects})
+    return cluster.kubectl("apply", "--dry-run=server", "-f", "-", check=False, stdin=items)

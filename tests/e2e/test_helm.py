@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -11,6 +10,7 @@ import pytest
 import yaml
 
 from devcluster import toolchain
+from tests.e2e.conftest import server_dry_run
 
 ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "deploy" / "helm" / "wukong"
@@ -47,18 +47,7 @@ def by_name(objects: list[dict[str, Any]]) -> dict[tuple[str, str], dict[str, An
 
 def dry_run(cluster, objects: list[dict[str, Any]]) -> None:
     cluster.kubectl("create", "namespace", "wukong-system", check=False)  # a dry run creates no namespace first
-    for obj in objects:
-        if obj["kind"].endswith("WebhookConfiguration"):
-            obj["metadata"]["name"] += "-helm-dry-run"  # devcluster's own configurations hold the real names
-    items = [o for o in objects if o["kind"] not in CERT_MANAGER_KINDS]
-    result = cluster.kubectl(
-        "apply",
-        "--dry-run=server",
-        "-f",
-        "-",
-        check=False,
-        stdin=json.dumps({"apiVersion": "v1", "kind": "List", "items": items}),
-    )
+    result = server_dry_run(cluster, [o for o in objects if o["kind"] not in CERT_MANAGER_KINDS], "-helm-dry-run")
     assert result.returncode == 0, result.stderr
 
 

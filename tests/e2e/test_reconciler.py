@@ -17,7 +17,7 @@ from devcluster.webhooks import deregister
 from kubeclient.resources import DATA_VOLUMES, PVCS, VIRTUAL_MACHINES, WUKONGS
 from kubeclient.rest import Kube
 from tests.builders import disk, wukong
-from tests.e2e.conftest import ROOT, SAMPLES, wait_for_webhooks, wait_for_webhooks_gone
+from tests.e2e.conftest import ROOT, SAMPLES, server_dry_run, wait_for_webhooks, wait_for_webhooks_gone
 from tests.waiting import poll, wait_for_event, wait_for_object, watch_quietly
 from wukong import schema
 
@@ -462,17 +462,7 @@ def test_everything_in_deploy_applies_to_the_api_server(cluster):
     dry-run under another name; everything else is applied as it is.
     """
     rendered = list(yaml.safe_load_all(cluster.kubectl("kustomize", str(ROOT / "deploy")).stdout))
-    for obj in rendered:
-        if obj["kind"].endswith("WebhookConfiguration"):
-            obj["metadata"]["name"] += "-dry-run"
-    result = cluster.kubectl(
-        "apply",
-        "--dry-run=server",
-        "-f",
-        "-",
-        check=False,
-        stdin=json.dumps({"apiVersion": "v1", "kind": "List", "items": rendered}),
-    )
+    result = server_dry_run(cluster, rendered)
     assert result.returncode == 0, result.stderr
     applied = result.stdout.splitlines()
     for expected in (

@@ -647,7 +647,7 @@ def test_the_same_spec_gives_the_same_secret_so_a_converged_vm_needs_no_write():
             "nads": {
                 "vm1-lan": {
                     "metadata": {"name": "vm1-lan", "ownerReferences": [children.owner_reference(obj)]},
-                    "spec": planning.GuestConfig(obj, first.spec).network_attachment_definitions()[0]["spec"],
+                    "spec": planning.GuestConfig(first).network_attachment_definitions()[0]["spec"],
                 },
                 "corporate": {},
             },
