@@ -59,12 +59,13 @@ def apiserver_requests(plane: ControlPlane) -> dict[str, float]:
 
 
 def reconciler_requests(reconciler: LocalReconciler) -> dict[str, float]:
-    """The reconciler's own count of its requests, by verb and resource (watches and lists included)."""
+    """The reconciler's own count of its requests, by verb and resource (watches and lists included); refused
+    requests (a 409 on a stale resourceVersion, say) are counted apart, by code."""
     counts: dict[str, float] = {}
     pattern = r"^wukong_kube_api_requests_total\{([^}]*)\} (\S+)$"
     for labels, value in re.findall(pattern, reconciler.metrics(), re.MULTILINE):
         parts = dict(re.findall(r'(\w+)="([^"]*)"', labels))
-        key = f"{parts['verb']} {parts['resource']}"
+        key = f"{parts['verb']} {parts['resource']}" + ("" if parts["code"].startswith("2") else f" ({parts['code']})")
         counts[key] = counts.get(key, 0.0) + float(value)
     return counts
 

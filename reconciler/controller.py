@@ -64,7 +64,8 @@ class Settings:
     resync_period: float = 300.0
     hotplug_disks: bool = False  # KubeVirt's DeclarativeHotplugVolumes is on: attach added disks live
     coalesce: float = 1.0  # seconds: child changes within this of a Wukong's last pass share one pass
-    detail_delay: float = 2.0  # seconds: a status whose phase and conditions did not move waits this for company
+    detail_delay: float = 30.0  # seconds: progress details wait this long after a write for company, then
+    detail_max: float = 120.0  # twice as long each time while nothing a user watches for changes, up to this
     owns: Callable[[str, str], bool] | None = None  # sharding: whether this replica reconciles (namespace, name)
     instance: str = dataclasses.field(default_factory=lambda: f"wukong-reconciler-{uuid.uuid4().hex[:8]}")
 
@@ -96,6 +97,8 @@ class Controller:
         self._trailing: set[Key] = set()  # Wukongs with a pass already scheduled at the end of their window
         self._last_write: dict[Key, float] = {}  # when each Wukong's status was last written
         self._written: dict[Key, tuple[str, dict[str, Any]]] = {}  # (resourceVersion, status) of that write
+        self._detail_due: dict[Key, float] = {}  # when the details waiting for company go out on their own
+        self._detail_wait: dict[Key, float] = {}  # how long details wait after the last write (doubling)
 
     @property
     def informers(self) -> tuple[Informer, ...]:
@@ -204,20 +207,21 @@ class Controller:
             data_volumes = {o["metadata"]["name"]: o for o in self.data_volumes.by_label(namespace, name)}
             pvcs = {o["metadata"]["name"]: o for o in self.pvcs.by_label(namespace, name)}
             self.executor.release_retained(namespace, planning.release_retained(name, data_volumes, pvcs))
+            self._forget(key)
             return
         observed = self.observe(self._with_own_status(wukong))
-        done: list[planning.Action] = []
         log.debug("pass %s/%s started at %.6f", namespace, name, time.time())
-        try:
-            for action in planning.plan(observed, self.settings.hotplug_disks):
-                observed = self.executor.execute(observed, action)
-                done.append(action)
-        finally:
-            self.executor.created(observed, done)
+        for action in planning.plan(observed, self.settings.hotplug_disks):
+            observed = self.executor.execute(observed, action)
         self._write_status(observed)
         log.debug("pass %s/%s ended at %.6f", namespace, name, time.time())
         if planning.guest_blockers(observed):  # nothing we watch tells when Multus, a NAD or a Secret appears
             self.queue.add_after(key, BLOCKED_RECHECK_SECONDS)
+
+    def _forget(self, key: Key) -> None:
+        with self._passes_lock:
+            for remembered in (self._last_pass, self._last_write, self._written, self._detail_due, self._detail_wait):
+                remembered.pop(key, None)
 
     def _with_own_status(self, wukong: dict[str, Any]) -> dict[str, Any]:
         """The Wukong with the status this replica last wrote, when the cache has not seen that write yet: a
@@ -286,18 +290,31 @@ class Controller:
         before = wukong.get("status") or {}
         after = status.compute(observed, now())
         if after == before:
+            with self._passes_lock:
+                self._detail_due.pop(key_of(wukong), None)
             return
         key, moment = key_of(wukong), time.monotonic()
         with self._passes_lock:
             if key in self._trailing:
                 return  # more child changes came in during this pass: the pass already scheduled writes the newer one
-            last = self._last_write.get(key)
-            if not _transition(before, after) and last is not None and moment - last < self.settings.detail_delay:
-                # Only details moved (a volume bound, an import scheduled): they go out with the next write, at
-                # most detail_delay from now; phases and condition statuses are written at once.
-                self._trailing.add(key)
-                self.queue.add_after(key, last + self.settings.detail_delay - moment)
-                return
+            if status.urgent(before, after):
+                self._detail_wait[key] = self.settings.detail_delay
+            else:
+                # Only progress moved (a volume bound, an import scheduled, a message): it goes out with the next
+                # urgent write, or on its own detail_delay after the last write, then at doubling intervals while
+                # the Wukong stays in the same state; never the moment it is seen, so a change a user watches for
+                # that follows within the coalescing window shares the write.
+                wait = self._detail_wait.get(key, self.settings.detail_delay)
+                last = self._last_write.get(key)
+                due = self._detail_due.get(key)
+                if due is None:
+                    due = max(moment + self.settings.coalesce, (last + wait) if last is not None else moment)
+                    self._detail_due[key] = due
+                    self.queue.add_after(key, due - moment)
+                if moment < due:
+                    return
+                self._detail_wait[key] = min(2 * wait, self.settings.detail_max)
+            self._detail_due.pop(key, None)
             self._last_write[key] = moment
         patch = {"metadata": {"resourceVersion": wukong["metadata"]["resourceVersion"]}, "status": after}
         written = self.kube.patch(WUKONGS, observed.namespace, observed.name, patch, subresource="status")
@@ -313,22 +330,6 @@ class Controller:
         restart = _condition(after, "RestartRequired")
         if restart is not None and restart != _condition(before, "RestartRequired"):
             self.events.normal(wukong, "RestartRequired", restart[1])
-        if after.get("phase") == status.PHASE_RUNNING and before.get("phase") != status.PHASE_RUNNING:
-            self.events.normal(wukong, "Running", f"VirtualMachine {vm_name(key_of(wukong)[1])} is running")
-
-
-def _transition(before: dict[str, Any], after: dict[str, Any]) -> bool:
-    """Whether a status change is one a user watches for: the phase, the generation observed, or the status of a
-    condition. Everything else (messages, per-volume details, the VM's printable status) is a detail."""
-
-    def statuses(status_: dict[str, Any]) -> dict[str, Any]:
-        return {c.get("type"): c.get("status") for c in status_.get("conditions") or []}
-
-    return (
-        before.get("phase") != after.get("phase")
-        or before.get("observedGeneration") != after.get("observedGeneration")
-        or statuses(before) != statuses(after)
-    )
 
 
 def _degraded(status_: dict[str, Any]) -> tuple[str, str] | None:

@@ -115,7 +115,6 @@ class Executor:
         name, namespace = secret["metadata"]["name"], observed.namespace
         try:
             self.kube.create(SECRETS, secret)
-            self.events.normal(observed.wukong, "Created", f"Created Secret {name} (cloud-init user-data)")
             return
         except AlreadyExists:
             pass
@@ -128,18 +127,6 @@ class Executor:
         }
         self.kube.update(SECRETS, replacement)
         self.events.normal(observed.wukong, "Updated", f"Updated Secret {name} (cloud-init user-data)")
-
-    def created(self, observed: Observed, actions: list[Action]) -> None:
-        """One Event for what a pass created ("Created DataVolume web-system, PersistentVolumeClaim web-data"),
-        not one per object: Events are writes too, and a user reads one line as well as three."""
-        made = []
-        for action in actions:
-            if isinstance(action, Create):
-                name = action.object["metadata"]["name"]
-                if name not in observed.conflicts:
-                    made.append(f"{action.kind} {name}" + (f" (disk {action.disk})" if action.disk else ""))
-        if made:
-            self.events.normal(observed.wukong, "Created", "Created " + ", ".join(made))
 
     def release_retained(self, namespace: str, releases: list[Release]) -> None:
         """After the Wukong is gone: no Event (it has nothing left to attach to), a log line per volume."""
@@ -160,7 +147,7 @@ class Executor:
                 existing = self.kube.get(resource, observed.namespace, name)
             else:
                 created = self.kube.create(resource, action.object)
-                return observed.with_child(action.kind, created)  # one Created event per pass: see created()
+                return observed.with_child(action.kind, created)
         except NotFound:  # the foreign object is gone: the next pass creates ours
             with self._lock:
                 self._foreign.discard(key)

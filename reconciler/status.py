@@ -209,3 +209,24 @@ def _volume_status(volume: Volume, classes: Mapping[str, Any]) -> Obj:
     if volume.capacity is not None:
         entry["capacity"] = str(volume.capacity)
     return entry
+
+
+def urgent(before: Obj, after: Obj) -> bool:
+    """Whether a status change is one a user watches for, written at once: the generation observed, a phase or a
+    condition's status. Progress on the way up is a detail like messages and per-volume fields: volumes binding
+    (VolumesBound turning True, Pending becoming Creating) goes out with the next write, which on a healthy
+    cluster is the one that says Running."""
+
+    def statuses(status: Obj) -> dict[str, Any]:
+        return {c.get("type"): c.get("status") for c in status.get("conditions") or []}
+
+    if before.get("observedGeneration") != after.get("observedGeneration"):
+        return True
+    phases = before.get("phase"), after.get("phase")
+    if phases[0] != phases[1] and phases != (PHASE_PENDING, PHASE_CREATING):
+        return True
+    was, became = statuses(before), statuses(after)
+    changed = {kind for kind in was.keys() | became.keys() if was.get(kind) != became.get(kind)}
+    if changed - {"VolumesBound"}:
+        return True
+    return "VolumesBound" in changed and became.get("VolumesBound") != "True"

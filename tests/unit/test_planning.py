@@ -667,3 +667,37 @@ def test_placement_the_wukong_no_longer_asks_for_is_removed_from_the_vm():
     [update] = [a for a in planning.plan(changed) if isinstance(a, UpdateVM)]
     assert update.patch["spec"]["template"]["spec"]["nodeSelector"] is None
     assert update.patch["spec"]["template"]["spec"]["affinity"] is None
+
+
+def _written(phase: str, generation: int = 1, **conditions: str) -> dict:
+    return {
+        "phase": phase,
+        "observedGeneration": generation,
+        "conditions": [{"type": kind, "status": value} for kind, value in conditions.items()],
+    }
+
+
+@pytest.mark.parametrize(
+    ("before", "after", "at_once"),
+    [
+        # progress on the way up waits for the next write (usually the one that says Running)
+        (_written("Pending", VolumesBound="False"), _written("Creating", VolumesBound="True"), False),
+        (_written("Pending", VolumesBound="False"), _written("Pending", VolumesBound="True"), False),
+        # what a user watches for goes out at once
+        (_written("Creating", Ready="False"), _written("Running", Ready="True"), True),
+        (_written("Running", VolumesBound="True"), _written("Pending", VolumesBound="False"), True),
+        (_written("Running", VolumesBound="True"), _written("Running", VolumesBound="False"), True),
+        (_written("Creating"), _written("Pending"), True),
+        (_written("Running"), _written("Running", generation=2), True),
+        (_written("Running", Degraded="False"), _written("Running", Degraded="True"), True),
+        (
+            _written("Pending", VolumesBound="False", Degraded="False"),
+            _written("Creating", VolumesBound="True", Degraded="True"),
+            True,
+        ),
+        # nothing but details
+        (_written("Running", Ready="True"), _written("Running", Ready="True"), False),
+    ],
+)
+def test_status_writes_at_once_only_what_a_user_watches_for(before, after, at_once):
+    assert status.urgent(before, after) is at_once
