@@ -34,7 +34,7 @@ from certs import files, pki
 from devcluster import checkout, crds, toolchain
 from kubeclient.credentials import load_api_client
 from kubeclient.rest import Kube
-from wukong import schema
+from wukong import api, schema
 
 START_TIMEOUT_SECONDS = 60.0
 CONTROLLERS = (
@@ -321,7 +321,8 @@ class ControlPlane:
         )
 
     def install_base(self) -> None:
-        custom = [schema.crd(), *(crds.crd(kind) for kind in crds.UPSTREAM_KINDS)]
+        policies = yaml.safe_load(checkout.deploy("crd", f"{api.POLICY_CRD_NAME}.yaml").read_text())
+        custom = [schema.crd(), policies, *(crds.crd(kind) for kind in crds.UPSTREAM_KINDS)]
         storage = list(yaml.safe_load_all(checkout.deploy("storageclasses", "devcluster.yaml").read_text()))
         self.apply([*custom, *storage])
         names = [f"crd/{c['metadata']['name']}" for c in custom]

@@ -32,6 +32,8 @@ class Resource:
 
 
 WUKONGS = Resource(api.GROUP, api.VERSION, api.PLURAL, api.KIND)
+WUKONG_POLICIES = Resource(api.GROUP, api.VERSION, api.POLICY_PLURAL, api.POLICY_KIND, namespaced=False)
+NAMESPACES = Resource("", "v1", "namespaces", "Namespace", namespaced=False)
 PVCS = Resource("", "v1", "persistentvolumeclaims", "PersistentVolumeClaim")
 PVS = Resource("", "v1", "persistentvolumes", "PersistentVolume", namespaced=False)
 DATA_VOLUMES = Resource("cdi.kubevirt.io", "v1beta1", "datavolumes", "DataVolume")

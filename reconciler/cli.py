@@ -10,11 +10,13 @@ import socket
 import sys
 import threading
 import uuid
+from collections.abc import Callable
 
 from kubeclient import health
 from kubeclient.credentials import load_api_client
 from kubeclient.leader import LeaderElector
 from kubeclient.rest import Kube
+from reconciler.audit import PolicyAudit
 from reconciler.controller import Controller, Settings
 from reconciler.events import COMPONENT
 from reconciler.sharding import MAX_SHARDS, ShardHolder, shard_of
@@ -100,8 +102,12 @@ def main(argv: list[str] | None = None) -> int:
         health.serve(args.metrics_bind_address, args.metrics_port, controller.synced)
     controller.start_informers()
     lost = threading.Event()
+    elector = LeaderElector(kube, args.leader_elect_namespace, args.leader_elect_id, identity)
+    audit = None
+    if args.namespace is None:  # policies are cluster-wide: audited only by a reconciler that sees every Wukong
+        audit = PolicyAudit(kube, controller.wukongs, _auditing(holder, elector if args.leader_elect else None))
+        audit.start()
     if args.leader_elect:
-        elector = LeaderElector(kube, args.leader_elect_namespace, args.leader_elect_id, identity)
         runner = threading.Thread(
             target=elector.run,
             name="leader-election",
@@ -127,12 +133,23 @@ def main(argv: list[str] | None = None) -> int:
     stop.wait()
     log.info("shutting down")
     controller.stop()  # passes under way finish while this replica still holds the lease
+    if audit is not None:
+        audit.stop()
     if args.leader_elect:
         runner.join(timeout=10)
         elector.release()
     if holder is not None:
         holder.release()
     return 1 if lost.is_set() else 0
+
+
+def _auditing(holder: ShardHolder | None, elector: LeaderElector | None) -> Callable[[], bool]:
+    """Which replica audits the WukongPolicies: the one holding shard 0, else the leader, else the only one."""
+    if holder is not None:
+        return lambda: 0 in holder.held
+    if elector is not None:
+        return elector.leading.is_set
+    return lambda: True
 
 
 def _lost(lost: threading.Event, stop: threading.Event) -> None:

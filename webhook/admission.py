@@ -41,6 +41,7 @@ class AdmissionRequest(TypedDict):
     uid: str
     kind: GroupVersionKind
     operation: Literal["CREATE", "UPDATE", "DELETE", "CONNECT"]
+    namespace: NotRequired[str]
     object: NotRequired[dict[str, Any] | None]
     oldObject: NotRequired[dict[str, Any] | None]
     dryRun: NotRequired[bool]
@@ -132,10 +133,21 @@ def decide(request: AdmissionRequest, endpoint: Endpoint, facts: ClusterFacts) -
     old = request.get("oldObject") if request["operation"] == "UPDATE" else None
     if (deep := too_deep(new)) is not None or (old is not None and (deep := too_deep(old)) is not None):
         return Decision(allowed=False, errors=[deep], object=new)
+    facts = facts.in_namespace(_namespace(request, new))
     if endpoint is Endpoint.MUTATE:
         return _mutate(new, old, facts)
     errors, warnings = validation.validate(new, old, facts)
     return Decision(allowed=not errors, errors=errors, warnings=warnings, object=new)
+
+
+def _namespace(request: AdmissionRequest, new: Mapping[str, Any]) -> str:
+    """The request's namespace (the API server fills the object's in before admission; either will do)."""
+    given = request.get("namespace")
+    if isinstance(given, str) and given:
+        return given
+    metadata = new.get("metadata")
+    found = metadata.get("namespace") if isinstance(metadata, Mapping) else None
+    return found if isinstance(found, str) else ""
 
 
 MAX_DEPTH = 32  # a Wukong's deepest field (spec.highAvailability.tolerations[0].key) is 5 levels down

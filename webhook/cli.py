@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import sys
@@ -66,7 +67,15 @@ def _parser() -> argparse.ArgumentParser:
     )
     _facts_arguments(offline)
     offline.add_argument(
-        "--kubeconfig", help="read StorageClasses (and live objects) from this cluster instead of --storage-classes"
+        "--policies",
+        metavar="PATH",
+        action="append",
+        help="WukongPolicies (files or directories) to judge by, instead of the cluster's; repeatable. A Namespace "
+        "among the checked documents gives its labels to the policies' namespaceSelectors",
+    )
+    offline.add_argument(
+        "--kubeconfig",
+        help="read StorageClasses, WukongPolicies, namespaces (and live objects) from this cluster instead of files",
     )
     offline.add_argument(
         "--cluster",
@@ -107,12 +116,9 @@ def _check(args: argparse.Namespace) -> int:
 
     try:
         source = gitops.Cluster.connect(args.kubeconfig) if args.kubeconfig or args.cluster else None
-        if source is not None and not args.storage_classes:
-            facts = ClusterFacts.of(source.storage_classes(), args.default_storage_class)
-        else:
-            facts = _static_facts(args)
         documents = gitops.read(args.paths, sys.stdin)
         olds = gitops.read([args.old], sys.stdin) if args.old else []
+        facts = _check_facts(args, source, documents)
     except (ManifestError, gitops.ClusterError) as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_UNUSABLE
@@ -137,6 +143,24 @@ def _check(args: argparse.Namespace) -> int:
         results.append((document, check(document.object, old, facts)))
     _print(results, args.output)
     return EXIT_ALLOWED if all(result.allowed for _, result in results) else EXIT_DENIED
+
+
+def _check_facts(args: argparse.Namespace, source: Any, documents: list[Any]) -> ClusterFacts:
+    """StorageClasses from --storage-classes, else the cluster; policies from --policies, else the cluster; the
+    namespaces' labels from the cluster, overridden by Namespace documents among the ones checked."""
+    from webhook import gitops
+
+    if source is not None and not args.storage_classes:
+        facts = ClusterFacts.of(source.storage_classes(), args.default_storage_class)
+    else:
+        facts = _static_facts(args)
+    if args.policies:
+        policies = gitops.policies(gitops.read(args.policies, sys.stdin))
+    else:
+        policies = source.policies() if source is not None else []
+    labels = source.namespace_labels() if source is not None and policies else {}
+    labels.update(gitops.namespace_labels(documents))
+    return dataclasses.replace(facts, policies=tuple(policies), namespace_labels=labels)
 
 
 def _print(results: list[tuple[Any, Any]], output: str) -> None:
@@ -169,10 +193,10 @@ def _serve(args: argparse.Namespace) -> int:
             return create_app(WebhookConfig(facts=StaticFacts(static)))
         from kubeclient.credentials import load_api_client
         from kubeclient.rest import Kube
-        from webhook.storageclasses import StorageClassCache
+        from webhook.factscache import FactsCache
 
         kube = Kube(load_api_client(args.kubeconfig), field_manager="wukong-webhook")
-        cache = StorageClassCache(kube, args.default_storage_class).start()
+        cache = FactsCache(kube, args.default_storage_class).start()
         return create_app(WebhookConfig(facts=cache))
 
     if args.tls_secret:

@@ -86,7 +86,8 @@ def _keep_previous_values(disks: list[dict[str, Any]], old: Mapping[str, Any] | 
 
 
 def _default_storage_classes(disks: list[dict[str, Any]], facts: ClusterFacts) -> list[field.FieldError]:
-    """M1: the configured default, else the cluster's default StorageClass; none at all is an error."""
+    """M1: the default class of a WukongPolicy on the namespace, else the configured default, else the cluster's
+    default StorageClass; none at all is an error."""
     errors = []
     for index, disk in enumerate(disks):
         given = disk.get(STORAGE_CLASS)

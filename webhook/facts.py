@@ -1,20 +1,32 @@
-"""Cluster facts that admission decisions depend on: the StorageClasses, and the configured default."""
+"""Cluster facts that admission decisions depend on: the StorageClasses, the configured default, and the
+WukongPolicies with the labels of the namespaces they select."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
+from wukong import api, policy
+from wukong.policy import Policy
 from wukong.storageclass import StorageClass, cluster_default
 
 
 @dataclass(frozen=True)
 class ClusterFacts:
     """``storage_classes`` is None when the classes are unknown (an offline check given no file):
-    then rules that need them (V9, W1) are not judged, rather than judged wrongly."""
+    then rules that need them (V9, W1) are not judged, rather than judged wrongly.
+
+    ``namespace_labels`` are the labels of the namespaces known; a namespace not among them is judged by the one
+    label every namespace has, ``kubernetes.io/metadata.name``. ``in_namespace`` gives the facts one request
+    is judged by: the policies selecting its namespace, and the default class one of them may set."""
 
     storage_classes: Mapping[str, StorageClass] | None = None
     configured_default: str | None = None
+    policies: tuple[Policy, ...] = ()
+    namespace_labels: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+    namespace: str | None = None
+    namespace_policies: tuple[Policy, ...] = field(default=(), init=False, compare=False)
     _default: str | None = field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -22,16 +34,39 @@ class ClusterFacts:
         if chosen is None and self.storage_classes:
             found = cluster_default(self.storage_classes.values())
             chosen = found.name if found else None
+        if self.namespace is not None and self.policies:
+            labels = self.namespace_labels.get(self.namespace) or {api.NAMESPACE_NAME_LABEL: self.namespace}
+            applying = tuple(policy.applying(self.policies, labels))
+            object.__setattr__(self, "namespace_policies", applying)
+            if (namespace_default := policy.default_class(applying)) is not None:
+                chosen = namespace_default[0]
         object.__setattr__(self, "_default", chosen)
 
     @classmethod
-    def of(cls, classes: Iterable[StorageClass] | None, configured_default: str | None = None) -> ClusterFacts:
+    def of(
+        cls,
+        classes: Iterable[StorageClass] | None,
+        configured_default: str | None = None,
+        policies: Iterable[Policy] = (),
+        namespace_labels: Mapping[str, Mapping[str, str]] | None = None,
+    ) -> ClusterFacts:
         known = None if classes is None else {c.name: c for c in classes}
-        return cls(storage_classes=known, configured_default=configured_default)
+        return cls(
+            storage_classes=known,
+            configured_default=configured_default,
+            policies=tuple(policies),
+            namespace_labels=namespace_labels or {},
+        )
+
+    def in_namespace(self, namespace: str) -> ClusterFacts:
+        """The facts a request in ``namespace`` is judged by (the same object when no policy exists)."""
+        if not self.policies or namespace == self.namespace:
+            return self
+        return dataclasses.replace(self, namespace=namespace)
 
     @property
     def default_storage_class(self) -> str | None:
-        """The configured default wins over the cluster's default StorageClass."""
+        """A policy's default for the namespace, else the configured default, else the cluster's default class."""
         return self._default
 
     @property

@@ -14,6 +14,7 @@ from typing import Any, TextIO
 
 from wukong import api
 from wukong.manifests import ManifestError, parse_objects
+from wukong.policy import Policy
 from wukong.storageclass import StorageClass
 
 MANIFEST_SUFFIXES = (".yaml", ".yml", ".json")
@@ -79,6 +80,31 @@ def wukongs(documents: list[Document], namespace: str) -> tuple[list[Document], 
     return found, skipped
 
 
+def policies(documents: list[Document]) -> list[Policy]:
+    """The WukongPolicies of a --policies input; any other kind there is a mistake worth saying."""
+    found = []
+    for document in documents:
+        group = str(document.object.get("apiVersion", "")).rpartition("/")[0]
+        if document.object.get("kind") != api.POLICY_KIND or group != api.GROUP:
+            raise ManifestError(f"{document.source}: expected a WukongPolicy, found kind {document.kind}")
+        found.append(Policy.from_object(document.object))
+    return found
+
+
+def namespace_labels(documents: list[Document]) -> dict[str, dict[str, str]]:
+    """The labels of the Namespaces among the documents (with the one the API server adds to every namespace)."""
+    found = {}
+    for document in documents:
+        if document.object.get("kind") != "Namespace" or document.object.get("apiVersion") != "v1":
+            continue
+        metadata = document.object.get("metadata")
+        if isinstance(metadata, dict) and isinstance(metadata.get("name"), str):
+            labels = metadata.get("labels")
+            given = {k: v for k, v in labels.items() if isinstance(v, str)} if isinstance(labels, dict) else {}
+            found[metadata["name"]] = {**given, api.NAMESPACE_NAME_LABEL: metadata["name"]}
+    return found
+
+
 class Cluster:
     """Reads from a live cluster: its StorageClasses, and the live Wukong an update would replace."""
 
@@ -104,6 +130,28 @@ class Cluster:
         except ApiError as error:
             raise ClusterError(f"cannot list StorageClasses: {error}") from None
         return [StorageClass.from_manifest(item) for item in items]
+
+    def policies(self) -> list[Policy]:
+        from kubeclient.resources import WUKONG_POLICIES
+        from kubeclient.rest import ApiError, NotFound
+
+        try:
+            items, _ = self.kube.list(WUKONG_POLICIES, None)
+        except NotFound:  # the WukongPolicy CRD is not installed: no policies
+            return []
+        except ApiError as error:
+            raise ClusterError(f"cannot list WukongPolicies: {error}") from None
+        return [Policy.from_object(item) for item in items]
+
+    def namespace_labels(self) -> dict[str, dict[str, str]]:
+        from kubeclient.resources import NAMESPACES
+        from kubeclient.rest import ApiError
+
+        try:
+            items, _ = self.kube.list(NAMESPACES, None)
+        except ApiError as error:
+            raise ClusterError(f"cannot list namespaces: {error}") from None
+        return {n["metadata"]["name"]: dict(n["metadata"].get("labels") or {}) for n in items}
 
     def wukong(self, namespace: str, name: str) -> dict[str, Any] | None:
         from kubeclient.resources import WUKONGS

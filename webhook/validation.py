@@ -17,7 +17,7 @@ import jsonschema
 from webhook import field
 from webhook.facts import ClusterFacts
 from webhook.field import quoted
-from wukong import api, cloudinit, naming, schema
+from wukong import api, cloudinit, naming, policy, schema
 from wukong import networkrules as network_rules
 from wukong.image import ImageError, parse_image
 from wukong.naming import CLOUD_INIT_DISK, POD_NETWORK
@@ -36,7 +36,14 @@ def validate(new: Mapping[str, Any], old: Old, facts: ClusterFacts) -> Result:
     errors = list(_schema_errors(new))
     for rule in _RULES:
         errors.extend(rule(new, old, facts))
-    return errors, list(_warnings(new, facts))
+    warnings = list(_warnings(new, facts))
+    if facts.namespace_policies:
+        for violation in policy.evaluate(facts.namespace_policies, facts.namespace or "", new, old):
+            if violation.action == policy.DENY:
+                errors.append(field.forbidden(field.Path(violation.path), violation.detail))
+            else:
+                warnings.append(f"{violation.path}: {violation.detail} (the policy only warns: not refused)")
+    return errors, warnings
 
 
 # V1 ----------------------------------------------------------------------------------------------------

@@ -8,6 +8,9 @@ API_VERSION: Final = f"{GROUP}/{VERSION}"
 KIND: Final = "Wukong"
 PLURAL: Final = "wukongs"
 CRD_NAME: Final = f"{PLURAL}.{GROUP}"
+POLICY_KIND: Final = "WukongPolicy"
+POLICY_PLURAL: Final = "wukongpolicies"
+POLICY_CRD_NAME: Final = f"{POLICY_PLURAL}.{GROUP}"
 
 # Annotations and labels.
 ALLOW_DISK_REMOVAL_ANNOTATION: Final = f"{GROUP}/allow-disk-removal"
@@ -18,6 +21,7 @@ WUKONG_UID_ANNOTATION: Final = f"{GROUP}/wukong-uid"  # which Wukong a volume wi
 START_STRATEGY_ANNOTATION: Final = f"{GROUP}/start-strategy"  # the Wukong's startStrategy last applied to its VM
 MANAGED_BY_LABEL: Final = "app.kubernetes.io/managed-by"
 MANAGED_BY: Final = "wukong-reconciler"
+NAMESPACE_NAME_LABEL: Final = "kubernetes.io/metadata.name"  # set by the API server on every namespace
 
 # Kubernetes' own StorageClass annotations (GA and beta spelling, as DefaultStorageClass admission reads them).
 DEFAULT_CLASS_ANNOTATIONS: Final = (

@@ -1,4 +1,5 @@
-"""The webhook's StorageClass cache: admission facts from a list + watch of a scripted fake of ``Kube``."""
+"""The webhook's facts cache, its StorageClass part: admission facts from a list + watch of a scripted fake of
+``Kube`` (its WukongPolicy and namespace parts are tested on devcluster, tests/e2e/test_namespace_policy.py)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from typing import Any
 import pytest
 
 from kubeclient.resources import STORAGE_CLASSES, Resource
-from webhook.storageclasses import StorageClassCache
+from webhook.factscache import FactsCache
 
 DEFAULT = "storageclass.kubernetes.io/is-default-class"
 WAIT = 5.0  # seconds; only reached when the cache is broken
@@ -66,11 +67,11 @@ class ScriptedKube:
 
 
 @pytest.fixture
-def start() -> Iterator[Callable[..., StorageClassCache]]:
-    started: list[tuple[StorageClassCache, ScriptedKube]] = []
+def start() -> Iterator[Callable[..., FactsCache]]:
+    started: list[tuple[FactsCache, ScriptedKube]] = []
 
-    def start(kube: ScriptedKube, configured_default: str | None = None) -> StorageClassCache:
-        cache = StorageClassCache(kube, configured_default).start()  # type: ignore[arg-type]
+    def start(kube: ScriptedKube, configured_default: str | None = None) -> FactsCache:
+        cache = FactsCache(kube, configured_default, policies=False).start()  # type: ignore[arg-type]
         started.append((cache, kube))
         return cache
 

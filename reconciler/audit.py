@@ -1,0 +1,107 @@
+"""The WukongPolicy audit: each policy's status says how many existing Wukongs in its namespaces break it, and which.
+
+A policy never changes what already exists (admission judges only creation and changes), so a platform team needs
+to see what a new or tightened policy finds before it acts. The reconciler keeps that count because it already
+watches every Wukong and runs as one elected writer (the webhook is stateless and replicated). The audit runs a
+moment after any Wukong, policy or namespace changes, and a policy's status is written only when what it found
+changed: a resync writes nothing.
+"""
+
+from __future__ import annotations
+
+import datetime
+import logging
+import threading
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+from kubeclient.informer import Informer
+from kubeclient.resources import NAMESPACES, WUKONG_POLICIES
+from kubeclient.rest import ApiError, Kube
+from wukong import api, policy
+from wukong.policy import Policy
+
+log = logging.getLogger("wukong.reconciler.audit")
+LISTED = 20  # violating Wukongs named in a policy's status; the count covers them all
+SETTLE_SECONDS = 2.0  # changes that follow within this share one audit
+
+
+def findings(
+    rule: Policy, wukongs: Iterable[Mapping[str, Any]], labels: Mapping[str, Mapping[str, str]]
+) -> dict[str, Any]:
+    """What ``rule`` finds among ``wukongs``: every Wukong judged as if it were created now, by this policy alone
+    (its own limits, not the strictest of all the namespace's policies)."""
+    violating = []
+    for wukong in wukongs:
+        metadata = wukong.get("metadata") or {}
+        namespace, name = metadata.get("namespace", ""), metadata.get("name", "")
+        if not rule.selects(labels.get(namespace) or {api.NAMESPACE_NAME_LABEL: namespace}):
+            continue
+        found = policy.evaluate([rule], namespace, wukong, None)
+        if found:
+            first = found[0]
+            more = f" (and {len(found) - 1} more)" if len(found) > 1 else ""
+            violating.append({"namespace": namespace, "name": name, "message": f"{first.path}: {first.detail}{more}"})
+    violating.sort(key=lambda v: (v["namespace"], v["name"]))
+    return {"violations": len(violating), "violating": violating[:LISTED]}
+
+
+class PolicyAudit:
+    """Follows WukongPolicies and namespaces (the Wukongs come from the controller's informer) and keeps each
+    policy's status current while ``active()`` (this replica is the one that audits)."""
+
+    def __init__(self, kube: Kube, wukongs: Informer, active: Callable[[], bool] = lambda: True) -> None:
+        self.kube, self.wukongs, self.active = kube, wukongs, active
+        self.policies = Informer(kube, WUKONG_POLICIES)
+        self.namespaces = Informer(kube, NAMESPACES)
+        self._changed = threading.Event()
+        self._stopped = threading.Event()
+        for informer in (self.policies, self.namespaces, self.wukongs):
+            informer.on_change(lambda _event, _obj: self._changed.set())
+
+    @property
+    def informers(self) -> tuple[Informer, ...]:
+        return self.policies, self.namespaces
+
+    def start(self) -> None:
+        for informer in self.informers:
+            informer.start()
+        threading.Thread(target=self._run, name="policy-audit", daemon=True).start()
+
+    def stop(self) -> None:
+        self._stopped.set()
+        self._changed.set()
+        for informer in self.informers:
+            informer.stop()
+
+    def _run(self) -> None:
+        while not self._stopped.is_set():
+            self._changed.wait()
+            if self._stopped.wait(SETTLE_SECONDS):
+                return
+            self._changed.clear()
+            if not (self.active() and all(i.synced for i in (*self.informers, self.wukongs))):
+                continue
+            try:
+                self.audit()
+            except ApiError as error:
+                log.warning("policy audit failed (%s); retrying on the next change", error)
+                self._changed.set()
+
+    def audit(self) -> None:
+        if not (current := self.policies.items()):
+            return
+        labels = {
+            (n.get("metadata") or {}).get("name", ""): (n.get("metadata") or {}).get("labels") or {}
+            for n in self.namespaces.items()
+        }
+        wukongs = self.wukongs.items()
+        for obj in current:
+            found = findings(Policy.from_object(obj), wukongs, labels)
+            status = obj.get("status") or {}
+            found["observedGeneration"] = obj["metadata"].get("generation")
+            if all(status.get(key) == value for key, value in found.items()):
+                continue
+            found["auditTime"] = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+            self.kube.patch(WUKONG_POLICIES, None, obj["metadata"]["name"], {"status": found}, subresource="status")
+            log.info("policy %s: %d Wukongs violate it", obj["metadata"]["name"], found["violations"])

@@ -1,0 +1,630 @@
+"""WukongPolicy: what a platform team lets the Wukongs of some namespaces ask for, and one Wukong judged by it.
+
+Pure, so the webhook (deny or warn at admission) and the reconciler (auditing existing Wukongs) share one judgement.
+Only what a request changes is judged: a new policy never turns what already exists into an error, while growth
+past a limit is refused like creation. Where several policies apply, the strictest wins rule by rule, and the
+violation names the one policy whose limit was broken, so the user knows whom to ask.
+
+Policies and Wukongs are read without trusting their shape: a value of the wrong type reads as not set, and an
+unparsable Wukong value is not judged here (the schema check reports it).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from fractions import Fraction
+from typing import Any, TypeVar
+from urllib.parse import unquote, urlsplit
+
+from wukong.image import REGISTRY_SCHEME, ImageError, ImageSource, parse_image
+from wukong.quantity import Quantity, QuantityError, parse
+from wukong.spec import Disk, Network, mapping
+
+DENY, WARN = "deny", "warn"
+_ACTIONS = (DENY, WARN)  # deny first: a deny violation hides the warning for the same field and rule
+
+# The policy fields, as violations name them.
+ALLOWED_CLASSES = "storage.allowedClasses"
+MAX_DISK_SIZE = "storage.maxDiskSize"
+MAX_TOTAL_SIZE = "storage.maxTotalSize"
+MAX_DISKS = "storage.maxDisks"
+ALLOW_DISK_REMOVAL = "storage.allowDiskRemoval"
+MAX_CPU = "compute.maxCpu"
+MAX_MEMORY = "compute.maxMemory"
+ALLOWED_SOURCES = "images.allowedSources"
+REQUIRE_DIGEST = "images.requireDigest"
+ALLOWED_NETWORK_TYPES = "networks.allowedTypes"
+ALLOWED_ATTACHMENT_DEFINITIONS = "networks.allowedAttachmentDefinitions"
+
+_OPERATORS = frozenset({"In", "NotIn", "Exists", "DoesNotExist"})
+_DEFAULT_DOMAIN = "docker.io"
+_LEGACY_DEFAULT_DOMAIN = "index.docker.io"  # Docker reads it as docker.io
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+_DIGEST = re.compile(r"@(?P<algorithm>[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*):(?P<hex>[0-9a-fA-F]{32,})\Z")
+_SHA256_HEX = 64
+# Bounds that keep every detail well under 1,000 characters whatever the policy or the Wukong says.
+_VALUE_CHARS = 100
+_NAME_CHARS = 253
+_LIST_CHARS = 300
+
+
+@dataclass(frozen=True)
+class Requirement:
+    """One matchExpressions entry (matchLabels entries are read as ``In`` with one value)."""
+
+    key: str
+    operator: str  # In | NotIn | Exists | DoesNotExist
+    values: tuple[str, ...] = ()
+
+    def matches(self, labels: Mapping[str, str]) -> bool:
+        if self.operator == "In":
+            return self.key in labels and labels[self.key] in self.values
+        if self.operator == "NotIn":
+            return self.key not in labels or labels[self.key] not in self.values
+        if self.operator == "Exists":
+            return self.key in labels
+        return self.key not in labels  # DoesNotExist
+
+
+@dataclass(frozen=True)
+class LabelSelector:
+    """A namespaceSelector. One Kubernetes would refuse (``malformed``) selects nothing: a policy whose reach
+    cannot be read must not silently become a policy over every namespace."""
+
+    requirements: tuple[Requirement, ...] = ()
+    malformed: bool = False
+
+    @classmethod
+    def from_dict(cls, raw: Any) -> LabelSelector:
+        if not isinstance(raw, Mapping):  # absent: a nil selector, which in Kubernetes selects nothing
+            return _NOTHING
+        labels = raw.get("matchLabels")
+        expressions = raw.get("matchExpressions")
+        if labels is None:
+            labels = {}
+        if expressions is None:
+            expressions = []
+        if not isinstance(labels, Mapping) or not isinstance(expressions, list):
+            return _NOTHING
+        found: list[Requirement] = []
+        for key, value in labels.items():
+            if not isinstance(key, str) or not key or not isinstance(value, str):
+                return _NOTHING
+            found.append(Requirement(key, "In", (value,)))
+        for expression in expressions:
+            requirement = _requirement(expression)
+            if requirement is None:
+                return _NOTHING
+            found.append(requirement)
+        return cls(tuple(found))
+
+    def matches(self, labels: Mapping[str, str]) -> bool:
+        return not self.malformed and all(r.matches(labels) for r in self.requirements)
+
+
+_NOTHING = LabelSelector(malformed=True)
+
+
+def _requirement(raw: Any) -> Requirement | None:
+    if not isinstance(raw, Mapping):
+        return None
+    key, operator, values = raw.get("key"), raw.get("operator"), raw.get("values")
+    if values is None:
+        values = []
+    if not isinstance(key, str) or not key or operator not in _OPERATORS or not isinstance(values, list):
+        return None
+    if not all(isinstance(v, str) for v in values):
+        return None
+    if (operator in ("In", "NotIn")) != bool(values):  # In/NotIn need values; Exists/DoesNotExist take none
+        return None
+    return Requirement(key, operator, tuple(values))
+
+
+@dataclass(frozen=True)
+class Policy:
+    name: str
+    selector: LabelSelector
+    action: str  # deny | warn
+    allowed_classes: tuple[str, ...] | None
+    default_class: str | None
+    max_disk_size: Quantity | None
+    max_total_size: Quantity | None
+    max_disks: int | None
+    allow_disk_removal: bool
+    max_cpu: int | None
+    max_memory: Quantity | None
+    allowed_sources: tuple[str, ...] | None
+    require_digest: bool
+    allowed_network_types: tuple[str, ...] | None
+    allowed_attachment_definitions: tuple[str, ...] | None
+
+    @classmethod
+    def from_object(cls, obj: Mapping[str, Any]) -> Policy:
+        """A WukongPolicy as the API server stores it. Anything the schema would refuse reads as not set (an
+        unknown enforcementAction as deny), so this never raises, whatever JSON it is given."""
+        obj = mapping(obj)
+        spec = mapping(obj.get("spec"))
+        storage, compute = mapping(spec.get("storage")), mapping(spec.get("compute"))
+        images, networks = mapping(spec.get("images")), mapping(spec.get("networks"))
+        name = mapping(obj.get("metadata")).get("name")
+        default = storage.get("defaultClass")
+        return cls(
+            name=name if isinstance(name, str) else "",
+            selector=LabelSelector.from_dict(spec.get("namespaceSelector")),
+            action=WARN if spec.get("enforcementAction") == WARN else DENY,
+            allowed_classes=_strings(storage.get("allowedClasses")),
+            default_class=default if isinstance(default, str) and default else None,
+            max_disk_size=_quantity(storage.get("maxDiskSize")),
+            max_total_size=_quantity(storage.get("maxTotalSize")),
+            max_disks=_integer(storage.get("maxDisks")),
+            allow_disk_removal=storage.get("allowDiskRemoval") is not False,
+            max_cpu=_integer(compute.get("maxCpu")),
+            max_memory=_quantity(compute.get("maxMemory")),
+            allowed_sources=_strings(images.get("allowedSources")),
+            require_digest=images.get("requireDigest") is True,
+            allowed_network_types=_strings(networks.get("allowedTypes")),
+            allowed_attachment_definitions=_strings(networks.get("allowedAttachmentDefinitions")),
+        )
+
+    def selects(self, labels: Mapping[str, str]) -> bool:
+        return self.selector.matches(labels)
+
+
+def applying(policies: Iterable[Policy], labels: Mapping[str, str]) -> list[Policy]:
+    """The policies whose namespaceSelector selects a namespace with these labels, by name."""
+    return sorted((p for p in policies if p.selects(labels)), key=lambda p: p.name)
+
+
+def default_class(policies: Sequence[Policy]) -> tuple[str, str] | None:
+    """(class, policy): the first defaultClass (by policy name) that every policy's allowedClasses allows."""
+    ordered = sorted(policies, key=lambda p: p.name)
+    allowed_lists = [p.allowed_classes for p in ordered if p.allowed_classes is not None]
+    for policy in ordered:
+        chosen = policy.default_class
+        if chosen is not None and all(chosen in allowed for allowed in allowed_lists):
+            return chosen, policy.name
+    return None
+
+
+@dataclass(frozen=True)
+class Violation:
+    policy: str
+    action: str  # deny | warn
+    rule: str  # the policy field, e.g. storage.maxDiskSize
+    path: str  # the Wukong field, e.g. spec.disks[1].size
+    detail: str  # what follows "<path>: Forbidden: "
+
+
+def evaluate(
+    policies: Sequence[Policy], namespace: str, new: Mapping[str, Any], old: Mapping[str, Any] | None = None
+) -> list[Violation]:
+    """What in ``new`` breaks the policies given (those that select ``namespace``); with ``old`` (an update),
+    only what changed or grew is judged. Deny violations first rule by rule; a warning is dropped where a deny
+    violation names the same field and rule."""
+    judge = _Judge(tuple(sorted(policies, key=lambda p: p.name)), namespace)
+    after = _View.of(new)
+    before = _View.of(old) if old is not None else None
+    found = [
+        *_compute(judge, after, before),
+        *_disk_totals(judge, after, before),
+        *_disks(judge, after, before),
+        *_os_image(judge, after, before),
+        *_networks(judge, after, before),
+        *_removals(judge, after, before),
+    ]
+    denied = {(v.path, v.rule) for v in found if v.action == DENY}
+    return [v for v in found if v.action == DENY or (v.path, v.rule) not in denied]
+
+
+# -- the Wukong, as the rules read it --------------------------------------------------------------------------
+@dataclass(frozen=True)
+class _View:
+    """The fields policies judge, with each list entry's index in the raw list (entries that are not objects are
+    skipped, but the paths of the others still point where the user wrote them). Read here rather than through
+    WukongSpec, which also reads fields no policy judges."""
+
+    cpu: int | None
+    memory: Quantity | None
+    disks: tuple[tuple[int, Disk], ...]
+    os_image: str | None
+    networks: tuple[tuple[int, Network], ...]
+
+    @classmethod
+    def of(cls, obj: Any) -> _View:
+        spec = mapping(mapping(obj).get("spec"))
+        image = spec.get("osImage")
+        return cls(
+            cpu=_integer(spec.get("cpu")),
+            memory=_quantity(spec.get("memory")),
+            disks=tuple((i, Disk.from_dict(raw)) for i, raw in _entries(spec.get("disks"))),
+            os_image=image if isinstance(image, str) and image else None,
+            networks=tuple((i, Network.from_dict(raw)) for i, raw in _entries(spec.get("networks"))),
+        )
+
+    def total_size(self) -> Quantity:
+        sizes = [q for _, d in self.disks if (q := _quantity(d.size)) is not None]
+        return Quantity(
+            value=sum((q.value for q in sizes), Fraction(0)), binary=bool(sizes) and all(q.binary for q in sizes)
+        )
+
+
+def _entries(value: Any) -> list[tuple[int, Mapping[str, Any]]]:
+    return [(i, item) for i, item in enumerate(value) if isinstance(item, Mapping)] if isinstance(value, list) else []
+
+
+_Named = TypeVar("_Named", Disk, Network)
+_Limit = TypeVar("_Limit", int, Quantity)
+
+
+def _by_name(entries: Iterable[tuple[int, _Named]]) -> dict[str, _Named]:
+    """Entries by name, the first of a name winning (a repeated name is validation's to report)."""
+    found: dict[str, _Named] = {}
+    for _, entry in entries:
+        found.setdefault(entry.name, entry)
+    return found
+
+
+def _grew(after: _Limit, before: _Limit | None) -> bool:
+    """Whether a value is judged on update: it grew, or there was nothing to compare it with."""
+    return before is None or after > before
+
+
+# -- the rules ---------------------------------------------------------------------------------------------------
+def _compute(judge: _Judge, after: _View, before: _View | None) -> Iterator[Violation]:
+    cpu, memory = after.cpu, after.memory
+    if cpu is not None and (before is None or _grew(cpu, before.cpu)):
+        yield from judge.at_most(
+            MAX_CPU,
+            "spec.cpu",
+            cpu,
+            lambda p: p.max_cpu,
+            lambda p, limit: f"{_number(cpu)} CPUs exceed {_number(limit)}, the most {judge.whose(p)}",
+        )
+    if memory is not None and (before is None or _grew(memory, before.memory)):
+        yield from judge.at_most(
+            MAX_MEMORY,
+            "spec.memory",
+            memory,
+            lambda p: p.max_memory,
+            lambda p, limit: f"{_value(memory)} exceeds {_value(limit)}, the most memory {judge.whose(p)}",
+        )
+
+
+def _disk_totals(judge: _Judge, after: _View, before: _View | None) -> Iterator[Violation]:
+    count, total = len(after.disks), after.total_size()
+    if before is None or count > len(before.disks):
+        yield from judge.at_most(
+            MAX_DISKS,
+            "spec.disks",
+            count,
+            lambda p: p.max_disks,
+            lambda p, limit: f"{count} disks, more than the {_number(limit)} {judge.whose(p)}",
+        )
+    if before is None or _grew(total, before.total_size()):
+        yield from judge.at_most(
+            MAX_TOTAL_SIZE,
+            "spec.disks",
+            total,
+            lambda p: p.max_total_size,
+            lambda p, limit: (
+                f"disks total {_value(total)}, more than the {_value(limit)} {judge.whose(p, 'allows one Wukong')}"
+            ),
+        )
+
+
+def _disks(judge: _Judge, after: _View, before: _View | None) -> Iterator[Violation]:
+    earlier = _by_name(before.disks if before is not None else ())
+    for index, disk in after.disks:
+        yield from _disk(judge, f"spec.disks[{index}]", disk, earlier.get(disk.name))
+
+
+def _disk(judge: _Judge, path: str, disk: Disk, previous: Disk | None) -> Iterator[Violation]:
+    size = _quantity(disk.size)
+    if size is not None and (previous is None or _grew(size, _quantity(previous.size))):
+        yield from judge.at_most(
+            MAX_DISK_SIZE,
+            f"{path}.size",
+            size,
+            lambda p: p.max_disk_size,
+            lambda p, limit: f"{_value(size)} exceeds {_value(limit)}, the largest disk {judge.whose(p)}",
+        )
+    chosen = disk.storage_class  # a disk without one is given one by defaulting, which runs first
+    if chosen is not None and (previous is None or previous.storage_class != chosen):
+        yield from judge.member(
+            ALLOWED_CLASSES, f"{path}.storageClassName", lambda p: p.allowed_classes, "StorageClass", chosen
+        )
+    if disk.image is not None and (previous is None or previous.image != disk.image):
+        yield from _image(judge, f"{path}.image", disk.image)
+
+
+def _os_image(judge: _Judge, after: _View, before: _View | None) -> Iterator[Violation]:
+    """osImage becomes the boot disk's image on creation (defaulting copies it before validation), and is judged
+    there; here only when no disk carries it (the offline checker given a manifest defaulting could not complete)."""
+    if after.os_image is None or (before is not None and before.os_image == after.os_image):
+        return
+    if not any(disk.image == after.os_image for _, disk in after.disks):
+        yield from _image(judge, "spec.osImage", after.os_image)
+
+
+def _image(judge: _Judge, path: str, image: str) -> Iterator[Violation]:
+    try:
+        source = parse_image(image)
+    except ImageError:
+        return  # validation says what an image may look like
+    shown = _quoted(source.url)
+    yield from judge.allowed(
+        ALLOWED_SOURCES,
+        path,
+        lambda p: p.allowed_sources,
+        lambda allowed: any(_source_allows(prefix, source) for prefix in allowed),
+        lambda p, allowed: f"image {shown} is not from a source {judge.whose(p)} (allowed: {_listing(allowed)})",
+    )
+    if source.kind == "http":
+        yield from judge.required(
+            REQUIRE_DIGEST,
+            path,
+            lambda p: p.require_digest,
+            lambda p: (
+                f"image {shown} is an http(s) URL, which cannot be pinned by digest as "
+                f"{judge.whose(p, 'requires')}; use a registry image with @sha256:<digest>"
+            ),
+        )
+    elif not _pinned(source):
+        yield from judge.required(
+            REQUIRE_DIGEST,
+            path,
+            lambda p: p.require_digest,
+            lambda p: (
+                f"image {shown} is not pinned by digest, which {judge.whose(p, 'requires')}; use @sha256:<digest>"
+            ),
+        )
+
+
+def _networks(judge: _Judge, after: _View, before: _View | None) -> Iterator[Violation]:
+    earlier = _by_name(before.networks if before is not None else ())
+    for index, network in after.networks:
+        path = f"spec.networks[{index}]"
+        previous = earlier.get(network.name)
+        if previous is not None and (previous.type, previous.nad_name) == (network.type, network.nad_name):
+            continue
+        if network.type:
+            yield from judge.member(
+                ALLOWED_NETWORK_TYPES, f"{path}.type", lambda p: p.allowed_network_types, "network type", network.type
+            )
+        if network.nad_name is not None:
+            yield from judge.member(
+                ALLOWED_ATTACHMENT_DEFINITIONS,
+                f"{path}.nadName",
+                lambda p: p.allowed_attachment_definitions,
+                "NetworkAttachmentDefinition",
+                network.nad_name,
+                "; name one of those, or leave nadName out to have one made for this network",
+            )
+
+
+def _removals(judge: _Judge, after: _View, before: _View | None) -> Iterator[Violation]:
+    if before is None:
+        return
+    kept = {d.name for _, d in after.disks}
+    for name in dict.fromkeys(d.name for _, d in before.disks if d.name not in kept):  # once each, in order
+        yield from _removal(judge, name)
+
+
+def _removal(judge: _Judge, name: str) -> Iterator[Violation]:
+    yield from judge.required(
+        ALLOW_DISK_REMOVAL,
+        "spec.disks",
+        lambda p: not p.allow_disk_removal,
+        lambda p: (
+            f"disk {_quoted(name)} cannot be removed: {judge.whose(p, 'forbids removing disks')} "
+            f"(storage.allowDiskRemoval: false); keep it in spec.disks"
+        ),
+    )
+
+
+# -- strictest wins ----------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class _Judge:
+    policies: tuple[Policy, ...]  # by name: ties go to the first
+    namespace: str
+
+    def whose(self, policy: Policy, verb: str = "allows") -> str:
+        return f"policy {_quoted(policy.name, _NAME_CHARS)} {verb} in namespace {_quoted(self.namespace, _NAME_CHARS)}"
+
+    def at_most(
+        self,
+        rule: str,
+        path: str,
+        value: _Limit,
+        limit_of: Callable[[Policy], _Limit | None],
+        say: Callable[[Policy, _Limit], str],
+    ) -> Iterator[Violation]:
+        """For each action, the smallest limit set is the one judged; the detail says when others were set."""
+        setting = [(p, limit) for p in self.policies if (limit := limit_of(p)) is not None]
+        for action in _ACTIONS:
+            candidates = [(p, limit) for p, limit in setting if p.action == action]
+            if not candidates:
+                continue
+            policy, limit = min(candidates, key=lambda c: c[1])
+            if value > limit:
+                detail = say(policy, limit)
+                if len(setting) > 1:
+                    namespace = _quoted(self.namespace, _NAME_CHARS)
+                    detail += f" (the strictest of {len(setting)} policies on namespace {namespace})"
+                yield Violation(policy.name, action, rule, path, detail)
+
+    def allowed(
+        self,
+        rule: str,
+        path: str,
+        list_of: Callable[[Policy], tuple[str, ...] | None],
+        allows: Callable[[tuple[str, ...]], bool],
+        say: Callable[[Policy, tuple[str, ...]], str],
+    ) -> Iterator[Violation]:
+        """For each action, the value must be in every list set; the first policy (by name) refusing it is named."""
+        for action in _ACTIONS:
+            for policy in self.policies:
+                allowed = list_of(policy)
+                if policy.action == action and allowed is not None and not allows(allowed):
+                    yield Violation(policy.name, action, rule, path, say(policy, allowed))
+                    break
+
+    def member(
+        self,
+        rule: str,
+        path: str,
+        list_of: Callable[[Policy], tuple[str, ...] | None],
+        what: str,
+        value: str,
+        fix: str = "",
+    ) -> Iterator[Violation]:
+        """An allowed-list rule whose entries are the values themselves (classes, network types, NADs)."""
+        yield from self.allowed(
+            rule,
+            path,
+            list_of,
+            lambda allowed: value in allowed,
+            lambda p, allowed: (
+                f"{what} {_quoted(value)} is not one {self.whose(p)} (allowed: {_listing(allowed)}){fix}"
+            ),
+        )
+
+    def required(
+        self, rule: str, path: str, applies: Callable[[Policy], bool], say: Callable[[Policy], str]
+    ) -> Iterator[Violation]:
+        """For each action, the first policy (by name) whose yes/no rule the value breaks is named."""
+        for action in _ACTIONS:
+            policy = next((p for p in self.policies if p.action == action and applies(p)), None)
+            if policy is not None:
+                yield Violation(policy.name, action, rule, path, say(policy))
+
+
+# -- image sources -----------------------------------------------------------------------------------------------
+def _source_allows(prefix: str, source: ImageSource) -> bool:
+    """Whether an allowedSources entry allows an image. Prefixes match whole names and path segments only:
+    docker.io allows docker.io/library/x, not docker.io.evil.com/x."""
+    if prefix.startswith(("http://", "https://")):
+        return source.kind == "http" and _url_allows(prefix, source.url)
+    if source.kind != "registry":
+        return False
+    reference = _normalized_reference(source.url.removeprefix(REGISTRY_SCHEME))
+    return any(
+        reference == named or (reference.startswith(named) and reference[len(named)] in "/:@")
+        for named in _registry_prefixes(prefix)
+    )
+
+
+def _has_domain(component: str) -> bool:
+    """Docker's test for whether a reference's first component is a registry host."""
+    return "." in component or ":" in component or component == "localhost" or component != component.lower()
+
+
+def _normalized_reference(reference: str) -> str:
+    """A reference as Docker resolves it: fedora:40 is docker.io/library/fedora:40; domains in lower case."""
+    first, slash, rest = reference.partition("/")
+    domain, remainder = (first.lower(), rest) if slash and _has_domain(first) else (_DEFAULT_DOMAIN, reference)
+    if domain == _LEGACY_DEFAULT_DOMAIN:
+        domain = _DEFAULT_DOMAIN
+    if domain == _DEFAULT_DOMAIN and "/" not in remainder:
+        remainder = f"library/{remainder}"
+    return f"{domain}/{remainder}"
+
+
+def _registry_prefixes(prefix: str) -> tuple[str, ...]:
+    """The normalized names a registry prefix stands for. A bare first component that looks like a host is a
+    registry (docker.io, registry:5000); one that does not is a Docker Hub name (fedora). docker.io/fedora names
+    both the fedora organisation and the official image docker.io/library/fedora, as Docker reads it."""
+    text = prefix.removeprefix(REGISTRY_SCHEME).rstrip("/")
+    if not text:
+        return ()  # names nothing: allows nothing
+    first, _, rest = text.partition("/")
+    if not _has_domain(first):
+        return (_normalized_reference(text),)
+    domain = _DEFAULT_DOMAIN if first.lower() == _LEGACY_DEFAULT_DOMAIN else first.lower()
+    if not rest:
+        return (domain,)
+    if domain == _DEFAULT_DOMAIN and "/" not in rest:
+        return (f"{domain}/{rest}", f"{domain}/library/{rest}")
+    return (f"{domain}/{rest}",)
+
+
+def _url_allows(prefix: str, url: str) -> bool:
+    allowed, image = _url_parts(prefix), _url_parts(url)
+    if allowed is None or image is None or allowed[:3] != image[:3]:
+        return False
+    base, path = allowed[3].rstrip("/"), image[3]
+    if not base:
+        return True  # the prefix names a whole host
+    segments = unquote(path).replace("\\", "/").split("/")
+    if "." in segments or ".." in segments:
+        return False  # /vm/../secret would leave the prefix once the server resolves it
+    return path == base or path.startswith(f"{base}/")
+
+
+def _url_parts(url: str) -> tuple[str, str, int | None, str] | None:
+    """(scheme, host, port, path), or None for a URL that names no host plainly: one with userinfo
+    (https://images.example.com@evil.com/ goes to evil.com) or an unreadable port."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        return None
+    if "@" in parts.netloc or not parts.hostname:
+        return None
+    return parts.scheme, parts.hostname, port if port is not None else _DEFAULT_PORTS.get(parts.scheme), parts.path
+
+
+def _pinned(source: ImageSource) -> bool:
+    match = _DIGEST.search(source.url)
+    return match is not None and (match["algorithm"] != "sha256" or len(match["hex"]) == _SHA256_HEX)
+
+
+# -- reading and saying ------------------------------------------------------------------------------------------
+def _strings(value: Any) -> tuple[str, ...] | None:
+    return tuple(v for v in value if isinstance(v, str)) if isinstance(value, list) else None
+
+
+def _integer(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _quantity(value: Any) -> Quantity | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        return parse(value)
+    except QuantityError:
+        return None
+
+
+def _number(value: int) -> str:
+    """An integer for a message; a hostile one too long to print (or to read) is said to be huge."""
+    return str(value) if value.bit_length() <= 64 else f"more than {2**64}"
+
+
+def _value(quantity: Quantity) -> str:
+    text = str(quantity)
+    return text if len(text) <= _VALUE_CHARS else f"{text[:_VALUE_CHARS]}..."
+
+
+def _quoted(text: str, limit: int = _VALUE_CHARS) -> str:
+    """A value as Kubernetes messages quote it, cut short when it would swamp the message."""
+    return json.dumps(text if len(text) <= limit else f"{text[:limit]}...")
+
+
+def _listing(allowed: Sequence[str]) -> str:
+    if not allowed:
+        return "none"
+    shown: list[str] = []
+    length = 0
+    for item in allowed:
+        quoted = _quoted(item)
+        if shown and length + len(quoted) > _LIST_CHARS:
+            break
+        shown.append(quoted)
+        length += len(quoted) + 2
+    more = len(allowed) - len(shown)
+    return ", ".join(shown) + (f" and {more} more" if more else "")
