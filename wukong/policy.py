@@ -12,14 +12,14 @@ unparsable Wukong value is not judged here (the schema check reports it).
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any, TypeVar
-from urllib.parse import unquote, urlsplit
 
-from wukong.image import REGISTRY_SCHEME, ImageError, ImageSource, parse_image
+from wukong import imagesources
+from wukong.image import ImageError, parse_image
+from wukong.labels import LabelSelector
 from wukong.quantity import Quantity, QuantityError, parse
 from wukong.spec import Disk, Network, mapping
 
@@ -39,88 +39,10 @@ REQUIRE_DIGEST = "images.requireDigest"
 ALLOWED_NETWORK_TYPES = "networks.allowedTypes"
 ALLOWED_ATTACHMENT_DEFINITIONS = "networks.allowedAttachmentDefinitions"
 
-_OPERATORS = frozenset({"In", "NotIn", "Exists", "DoesNotExist"})
-_DEFAULT_DOMAIN = "docker.io"
-_LEGACY_DEFAULT_DOMAIN = "index.docker.io"  # Docker reads it as docker.io
-_DEFAULT_PORTS = {"http": 80, "https": 443}
-_DIGEST = re.compile(r"@(?P<algorithm>[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*):(?P<hex>[0-9a-fA-F]{32,})\Z")
-_SHA256_HEX = 64
 # Bounds that keep every detail well under 1,000 characters whatever the policy or the Wukong says.
 _VALUE_CHARS = 100
 _NAME_CHARS = 253
 _LIST_CHARS = 300
-
-
-@dataclass(frozen=True)
-class Requirement:
-    """One matchExpressions entry (matchLabels entries are read as ``In`` with one value)."""
-
-    key: str
-    operator: str  # In | NotIn | Exists | DoesNotExist
-    values: tuple[str, ...] = ()
-
-    def matches(self, labels: Mapping[str, str]) -> bool:
-        if self.operator == "In":
-            return self.key in labels and labels[self.key] in self.values
-        if self.operator == "NotIn":
-            return self.key not in labels or labels[self.key] not in self.values
-        if self.operator == "Exists":
-            return self.key in labels
-        return self.key not in labels  # DoesNotExist
-
-
-@dataclass(frozen=True)
-class LabelSelector:
-    """A namespaceSelector. One Kubernetes would refuse (``malformed``) selects nothing: a policy whose reach
-    cannot be read must not silently become a policy over every namespace."""
-
-    requirements: tuple[Requirement, ...] = ()
-    malformed: bool = False
-
-    @classmethod
-    def from_dict(cls, raw: Any) -> LabelSelector:
-        if not isinstance(raw, Mapping):  # absent: a nil selector, which in Kubernetes selects nothing
-            return _NOTHING
-        labels = raw.get("matchLabels")
-        expressions = raw.get("matchExpressions")
-        if labels is None:
-            labels = {}
-        if expressions is None:
-            expressions = []
-        if not isinstance(labels, Mapping) or not isinstance(expressions, list):
-            return _NOTHING
-        found: list[Requirement] = []
-        for key, value in labels.items():
-            if not isinstance(key, str) or not key or not isinstance(value, str):
-                return _NOTHING
-            found.append(Requirement(key, "In", (value,)))
-        for expression in expressions:
-            requirement = _requirement(expression)
-            if requirement is None:
-                return _NOTHING
-            found.append(requirement)
-        return cls(tuple(found))
-
-    def matches(self, labels: Mapping[str, str]) -> bool:
-        return not self.malformed and all(r.matches(labels) for r in self.requirements)
-
-
-_NOTHING = LabelSelector(malformed=True)
-
-
-def _requirement(raw: Any) -> Requirement | None:
-    if not isinstance(raw, Mapping):
-        return None
-    key, operator, values = raw.get("key"), raw.get("operator"), raw.get("values")
-    if values is None:
-        values = []
-    if not isinstance(key, str) or not key or operator not in _OPERATORS or not isinstance(values, list):
-        return None
-    if not all(isinstance(v, str) for v in values):
-        return None
-    if (operator in ("In", "NotIn")) != bool(values):  # In/NotIn need values; Exists/DoesNotExist take none
-        return None
-    return Requirement(key, operator, tuple(values))
 
 
 @dataclass(frozen=True)
@@ -359,7 +281,7 @@ def _image(judge: _Judge, path: str, image: str) -> Iterator[Violation]:
         ALLOWED_SOURCES,
         path,
         lambda p: p.allowed_sources,
-        lambda allowed: any(_source_allows(prefix, source) for prefix in allowed),
+        lambda allowed: any(imagesources.allows(prefix, source) for prefix in allowed),
         lambda p, allowed: f"image {shown} is not from a source {judge.whose(p)} (allowed: {_listing(allowed)})",
     )
     if source.kind == "http":
@@ -372,7 +294,7 @@ def _image(judge: _Judge, path: str, image: str) -> Iterator[Violation]:
                 f"{judge.whose(p, 'requires')}; use a registry image with @sha256:<digest>"
             ),
         )
-    elif not _pinned(source):
+    elif not imagesources.pinned(source):
         yield from judge.required(
             REQUIRE_DIGEST,
             path,
@@ -500,86 +422,6 @@ class _Judge:
             policy = next((p for p in self.policies if p.action == action and applies(p)), None)
             if policy is not None:
                 yield Violation(policy.name, action, rule, path, say(policy))
-
-
-# -- image sources -----------------------------------------------------------------------------------------------
-def _source_allows(prefix: str, source: ImageSource) -> bool:
-    """Whether an allowedSources entry allows an image. Prefixes match whole names and path segments only:
-    docker.io allows docker.io/library/x, not docker.io.evil.com/x."""
-    if prefix.startswith(("http://", "https://")):
-        return source.kind == "http" and _url_allows(prefix, source.url)
-    if source.kind != "registry":
-        return False
-    reference = _normalized_reference(source.url.removeprefix(REGISTRY_SCHEME))
-    return any(
-        reference == named or (reference.startswith(named) and reference[len(named)] in "/:@")
-        for named in _registry_prefixes(prefix)
-    )
-
-
-def _has_domain(component: str) -> bool:
-    """Docker's test for whether a reference's first component is a registry host."""
-    return "." in component or ":" in component or component == "localhost" or component != component.lower()
-
-
-def _normalized_reference(reference: str) -> str:
-    """A reference as Docker resolves it: fedora:40 is docker.io/library/fedora:40; domains in lower case."""
-    first, slash, rest = reference.partition("/")
-    domain, remainder = (first.lower(), rest) if slash and _has_domain(first) else (_DEFAULT_DOMAIN, reference)
-    if domain == _LEGACY_DEFAULT_DOMAIN:
-        domain = _DEFAULT_DOMAIN
-    if domain == _DEFAULT_DOMAIN and "/" not in remainder:
-        remainder = f"library/{remainder}"
-    return f"{domain}/{remainder}"
-
-
-def _registry_prefixes(prefix: str) -> tuple[str, ...]:
-    """The normalized names a registry prefix stands for. A bare first component that looks like a host is a
-    registry (docker.io, registry:5000); one that does not is a Docker Hub name (fedora). docker.io/fedora names
-    both the fedora organisation and the official image docker.io/library/fedora, as Docker reads it."""
-    text = prefix.removeprefix(REGISTRY_SCHEME).rstrip("/")
-    if not text:
-        return ()  # names nothing: allows nothing
-    first, _, rest = text.partition("/")
-    if not _has_domain(first):
-        return (_normalized_reference(text),)
-    domain = _DEFAULT_DOMAIN if first.lower() == _LEGACY_DEFAULT_DOMAIN else first.lower()
-    if not rest:
-        return (domain,)
-    if domain == _DEFAULT_DOMAIN and "/" not in rest:
-        return (f"{domain}/{rest}", f"{domain}/library/{rest}")
-    return (f"{domain}/{rest}",)
-
-
-def _url_allows(prefix: str, url: str) -> bool:
-    allowed, image = _url_parts(prefix), _url_parts(url)
-    if allowed is None or image is None or allowed[:3] != image[:3]:
-        return False
-    base, path = allowed[3].rstrip("/"), image[3]
-    if not base:
-        return True  # the prefix names a whole host
-    segments = unquote(path).replace("\\", "/").split("/")
-    if "." in segments or ".." in segments:
-        return False  # /vm/../secret would leave the prefix once the server resolves it
-    return path == base or path.startswith(f"{base}/")
-
-
-def _url_parts(url: str) -> tuple[str, str, int | None, str] | None:
-    """(scheme, host, port, path), or None for a URL that names no host plainly: one with userinfo
-    (https://images.example.com@evil.com/ goes to evil.com) or an unreadable port."""
-    try:
-        parts = urlsplit(url)
-        port = parts.port
-    except ValueError:
-        return None
-    if "@" in parts.netloc or not parts.hostname:
-        return None
-    return parts.scheme, parts.hostname, port if port is not None else _DEFAULT_PORTS.get(parts.scheme), parts.path
-
-
-def _pinned(source: ImageSource) -> bool:
-    match = _DIGEST.search(source.url)
-    return match is not None and (match["algorithm"] != "sha256" or len(match["hex"]) == _SHA256_HEX)
 
 
 # -- reading and saying ------------------------------------------------------------------------------------------

@@ -165,3 +165,46 @@ def test_sizes_written_with_non_ascii_digits_are_refused_as_the_api_server_does(
     assert size in path.read_text()
     code, _, err = run(capsys, "--storage-classes", CLASSES, path)
     assert code == 1 and "spec.disks[0].size: Invalid value" in err
+
+
+def test_policies_judge_the_namespaces_their_selector_picks_and_lend_their_default_class(capsys, tmp_path):
+    """The example policies, a Namespace labelled for each among the manifests, and one that is not labelled."""
+    policies = ROOT / "deploy" / "policies" / "small-tenant.yaml"
+    team = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "team-a"}}
+    team["metadata"]["labels"] = {"wukong.novasphere.dev/tier": "small"}
+    vm = yaml.safe_load((SAMPLES / "system-and-data.yaml").read_text())  # a 500Gi data disk on longhorn
+    vm["metadata"]["namespace"] = "team-a"
+    manifests = tmp_path / "team-a.yaml"
+    manifests.write_text(yaml.safe_dump_all([team, vm]))
+    code, _, err = run(capsys, "--storage-classes", CLASSES, "--policies", policies, manifests)
+    assert code == 1
+    assert (
+        'spec.disks[1].size: Forbidden: 500Gi exceeds 200Gi, the largest disk policy "small-tenant" allows in '
+        'namespace "team-a"'
+    ) in err
+
+    vm["metadata"]["namespace"] = "team-b"  # not labelled: the policy does not apply
+    manifests.write_text(yaml.safe_dump_all([team, vm]))
+    code, _, err = run(capsys, "--storage-classes", CLASSES, "--policies", policies, manifests)
+    assert code == 0, err
+
+    production = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "shop"}}
+    production["metadata"]["labels"] = {"environment": "production"}
+    plain = {
+        "apiVersion": "vm.novasphere.dev/v1alpha1",
+        "kind": "Wukong",
+        "metadata": {"name": "s", "namespace": "shop"},
+    }
+    plain["spec"] = {"cpu": 2, "memory": "4Gi", "disks": [{"name": "system", "size": "20Gi"}]}
+    manifests.write_text(yaml.safe_dump_all([production, plain]))
+    code, out, err = run(capsys, "--storage-classes", CLASSES, "--policies", ROOT / "deploy" / "policies", manifests)
+    assert code == 0, err
+    assert yaml.safe_load(out)["spec"]["disks"][0]["storageClassName"] == "longhorn-ssd"  # not the cluster's longhorn
+
+
+def test_a_policies_file_holding_something_else_is_unusable(capsys, tmp_path):
+    wrong = tmp_path / "wrong.yaml"
+    wrong.write_text((SAMPLES / "single-disk.yaml").read_text())
+    code, _, err = run(capsys, "--storage-classes", CLASSES, "--policies", wrong, SAMPLES / "single-disk.yaml")
+    assert code == 2
+    assert f"{wrong}#1: expected a WukongPolicy, found kind Wukong" in err

@@ -10,7 +10,8 @@ from typing import Any
 import pytest
 
 from tests.builders import disk, wukong
-from wukong.policy import LabelSelector, Policy, Violation, applying, default_class, evaluate
+from wukong.labels import LabelSelector
+from wukong.policy import Policy, Violation, applying, default_class, evaluate
 
 NS = "team-a"
 SHA256 = "0123456789abcdef" * 4

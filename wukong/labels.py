@@ -1,0 +1,81 @@
+"""Label selectors (metav1.LabelSelector), as a WukongPolicy's namespaceSelector uses them."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+_OPERATORS = frozenset({"In", "NotIn", "Exists", "DoesNotExist"})
+
+
+@dataclass(frozen=True)
+class Requirement:
+    """One matchExpressions entry (matchLabels entries are read as ``In`` with one value)."""
+
+    key: str
+    operator: str  # In | NotIn | Exists | DoesNotExist
+    values: tuple[str, ...] = ()
+
+    def matches(self, labels: Mapping[str, str]) -> bool:
+        if self.operator == "In":
+            return self.key in labels and labels[self.key] in self.values
+        if self.operator == "NotIn":
+            return self.key not in labels or labels[self.key] not in self.values
+        if self.operator == "Exists":
+            return self.key in labels
+        return self.key not in labels  # DoesNotExist
+
+
+@dataclass(frozen=True)
+class LabelSelector:
+    """A namespaceSelector. One Kubernetes would refuse (``malformed``) selects nothing: a policy whose reach
+    cannot be read must not silently become a policy over every namespace."""
+
+    requirements: tuple[Requirement, ...] = ()
+    malformed: bool = False
+
+    @classmethod
+    def from_dict(cls, raw: Any) -> LabelSelector:
+        if not isinstance(raw, Mapping):  # absent: a nil selector, which in Kubernetes selects nothing
+            return _NOTHING
+        labels = raw.get("matchLabels")
+        expressions = raw.get("matchExpressions")
+        if labels is None:
+            labels = {}
+        if expressions is None:
+            expressions = []
+        if not isinstance(labels, Mapping) or not isinstance(expressions, list):
+            return _NOTHING
+        found: list[Requirement] = []
+        for key, value in labels.items():
+            if not isinstance(key, str) or not key or not isinstance(value, str):
+                return _NOTHING
+            found.append(Requirement(key, "In", (value,)))
+        for expression in expressions:
+            requirement = _requirement(expression)
+            if requirement is None:
+                return _NOTHING
+            found.append(requirement)
+        return cls(tuple(found))
+
+    def matches(self, labels: Mapping[str, str]) -> bool:
+        return not self.malformed and all(r.matches(labels) for r in self.requirements)
+
+
+_NOTHING = LabelSelector(malformed=True)
+
+
+def _requirement(raw: Any) -> Requirement | None:
+    if not isinstance(raw, Mapping):
+        return None
+    key, operator, values = raw.get("key"), raw.get("operator"), raw.get("values")
+    if values is None:
+        values = []
+    if not isinstance(key, str) or not key or operator not in _OPERATORS or not isinstance(values, list):
+        return None
+    if not all(isinstance(v, str) for v in values):
+        return None
+    if (operator in ("In", "NotIn")) != bool(values):  # In/NotIn need values; Exists/DoesNotExist take none
+        return None
+    return Requirement(key, operator, tuple(values))
