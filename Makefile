@@ -87,6 +87,6 @@ deploy: ## Install on the cluster of the current kubeconfig: make deploy IMAGE=r
 	$(KUBECTL) -n $(NAMESPACE) rollout status deployment/wukong-reconciler --timeout=180s
 
 .PHONY: undeploy
-undeploy: ## Remove everything but the CRD: Wukongs, their VMs and volumes stay (see README, Uninstall)
+undeploy: ## Remove everything but the CRDs: Wukongs, their VMs and volumes, WukongPolicies stay (see README, Uninstall)
 	$(KUBECTL) kustomize deploy/ | $(KUBECTL) delete --ignore-not-found -l 'app.kubernetes.io/name!=wukong' -f -
-	@echo ">> the Wukong CRD and every Wukong are kept; deleting the CRD deletes every Wukong (see README)"
+	@echo ">> the CRDs, every Wukong and WukongPolicy are kept; deleting the Wukong CRD deletes every Wukong (see README)"

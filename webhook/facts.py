@@ -11,6 +11,8 @@ from wukong import api, policy
 from wukong.policy import Policy
 from wukong.storageclass import StorageClass, cluster_default
 
+MAX_SCOPED_NAMESPACES = 10_000  # namespaces whose facts a snapshot keeps ready
+
 
 @dataclass(frozen=True)
 class ClusterFacts:
@@ -27,7 +29,9 @@ class ClusterFacts:
     namespace_labels: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
     namespace: str | None = None
     namespace_policies: tuple[Policy, ...] = field(default=(), init=False, compare=False)
+    policy_scope: policy.Scope | None = field(default=None, init=False, repr=False, compare=False)
     _default: str | None = field(default=None, init=False, repr=False, compare=False)
+    _scoped: dict[str, ClusterFacts] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         chosen = self.configured_default
@@ -38,6 +42,7 @@ class ClusterFacts:
             labels = self.namespace_labels.get(self.namespace) or {api.NAMESPACE_NAME_LABEL: self.namespace}
             applying = tuple(policy.applying(self.policies, labels))
             object.__setattr__(self, "namespace_policies", applying)
+            object.__setattr__(self, "policy_scope", policy.Scope.of(applying, self.namespace))
             if (namespace_default := policy.default_class(applying)) is not None:
                 chosen = namespace_default[0]
         object.__setattr__(self, "_default", chosen)
@@ -59,10 +64,15 @@ class ClusterFacts:
         )
 
     def in_namespace(self, namespace: str) -> ClusterFacts:
-        """The facts a request in ``namespace`` is judged by (the same object when no policy exists)."""
+        """The facts a request in ``namespace`` is judged by (the same object when no policy exists), made once
+        per namespace for this snapshot of the caches."""
         if not self.policies or namespace == self.namespace:
             return self
-        return dataclasses.replace(self, namespace=namespace)
+        if (scoped := self._scoped.get(namespace)) is None:
+            scoped = dataclasses.replace(self, namespace=namespace)
+            if len(self._scoped) < MAX_SCOPED_NAMESPACES:
+                self._scoped[namespace] = scoped
+        return scoped
 
     @property
     def default_storage_class(self) -> str | None:

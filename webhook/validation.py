@@ -37,8 +37,8 @@ def validate(new: Mapping[str, Any], old: Old, facts: ClusterFacts) -> Result:
     for rule in _RULES:
         errors.extend(rule(new, old, facts))
     warnings = list(_warnings(new, facts))
-    if facts.namespace_policies:
-        for violation in policy.evaluate(facts.namespace_policies, facts.namespace or "", new, old):
+    if facts.policy_scope is not None and facts.policy_scope.policies:
+        for violation in facts.policy_scope.evaluate(new, old):
             if violation.action == policy.DENY:
                 errors.append(field.forbidden(field.Path(violation.path), violation.detail))
             else:

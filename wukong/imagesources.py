@@ -8,6 +8,7 @@ https://images.example.com@evil.com/ nor /vm/../secret.
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 from urllib.parse import unquote, urlsplit
 
 from wukong.image import REGISTRY_SCHEME, ImageSource
@@ -38,6 +39,7 @@ def _has_domain(component: str) -> bool:
     return "." in component or ":" in component or component == "localhost" or component != component.lower()
 
 
+@lru_cache(maxsize=1024)
 def _normalized_reference(reference: str) -> str:
     """A reference as Docker resolves it: fedora:40 is docker.io/library/fedora:40; domains in lower case."""
     first, slash, rest = reference.partition("/")
@@ -49,6 +51,7 @@ def _normalized_reference(reference: str) -> str:
     return f"{domain}/{remainder}"
 
 
+@lru_cache(maxsize=1024)
 def _registry_prefixes(prefix: str) -> tuple[str, ...]:
     """The normalized names a registry prefix stands for. A bare first component that looks like a host is a
     registry (docker.io, registry:5000); one that does not is a Docker Hub name (fedora). docker.io/fedora names

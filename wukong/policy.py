@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any, TypeVar
 
@@ -126,19 +126,7 @@ def evaluate(
     """What in ``new`` breaks the policies given (those that select ``namespace``); with ``old`` (an update),
     only what changed or grew is judged. Deny violations first rule by rule; a warning is dropped where a deny
     violation names the same field and rule."""
-    judge = _Judge(tuple(sorted(policies, key=lambda p: p.name)), namespace)
-    after = _View.of(new)
-    before = _View.of(old) if old is not None else None
-    found = [
-        *_compute(judge, after, before),
-        *_disk_totals(judge, after, before),
-        *_disks(judge, after, before),
-        *_os_image(judge, after, before),
-        *_networks(judge, after, before),
-        *_removals(judge, after, before),
-    ]
-    denied = {(v.path, v.rule) for v in found if v.action == DENY}
-    return [v for v in found if v.action == DENY or (v.path, v.rule) not in denied]
+    return Scope.of(policies, namespace).evaluate(new, old)
 
 
 # -- the Wukong, as the rules read it --------------------------------------------------------------------------
@@ -195,7 +183,7 @@ def _grew(after: _Limit, before: _Limit | None) -> bool:
 
 
 # -- the rules ---------------------------------------------------------------------------------------------------
-def _compute(judge: _Judge, after: _View, before: _View | None) -> Iterator[Violation]:
+def _compute(judge: Scope, after: _View, before: _View | None) -> Iterator[Violation]:
     cpu, memory = after.cpu, after.memory
     if cpu is not None and (before is None or _grew(cpu, before.cpu)):
         yield from judge.at_most(
@@ -215,7 +203,7 @@ def _compute(judge: _Judge, after: _View, before: _View | None) -> Iterator[Viol
         )
 
 
-def _disk_totals(judge: _Judge, after: _View, before: _View | None) -> Iterator[Violation]:
+def _disk_totals(judge: Scope, after: _View, before: _View | None) -> Iterator[Violation]:
     count, total = len(after.disks), after.total_size()
     if before is None or count > len(before.disks):
         yield from judge.at_most(
@@ -237,13 +225,13 @@ def _disk_totals(judge: _Judge, after: _View, before: _View | None) -> Iterator[
         )
 
 
-def _disks(judge: _Judge, after: _View, before: _View | None) -> Iterator[Violation]:
+def _disks(judge: Scope, after: _View, before: _View | None) -> Iterator[Violation]:
     earlier = _by_name(before.disks if before is not None else ())
     for index, disk in after.disks:
         yield from _disk(judge, f"spec.disks[{index}]", disk, earlier.get(disk.name))
 
 
-def _disk(judge: _Judge, path: str, disk: Disk, previous: Disk | None) -> Iterator[Violation]:
+def _disk(judge: Scope, path: str, disk: Disk, previous: Disk | None) -> Iterator[Violation]:
     size = _quantity(disk.size)
     if size is not None and (previous is None or _grew(size, _quantity(previous.size))):
         yield from judge.at_most(
@@ -262,7 +250,7 @@ def _disk(judge: _Judge, path: str, disk: Disk, previous: Disk | None) -> Iterat
         yield from _image(judge, f"{path}.image", disk.image)
 
 
-def _os_image(judge: _Judge, after: _View, before: _View | None) -> Iterator[Violation]:
+def _os_image(judge: Scope, after: _View, before: _View | None) -> Iterator[Violation]:
     """osImage becomes the boot disk's image on creation (defaulting copies it before validation), and is judged
     there; here only when no disk carries it (the offline checker given a manifest defaulting could not complete)."""
     if after.os_image is None or (before is not None and before.os_image == after.os_image):
@@ -271,7 +259,7 @@ def _os_image(judge: _Judge, after: _View, before: _View | None) -> Iterator[Vio
         yield from _image(judge, "spec.osImage", after.os_image)
 
 
-def _image(judge: _Judge, path: str, image: str) -> Iterator[Violation]:
+def _image(judge: Scope, path: str, image: str) -> Iterator[Violation]:
     try:
         source = parse_image(image)
     except ImageError:
@@ -305,7 +293,7 @@ def _image(judge: _Judge, path: str, image: str) -> Iterator[Violation]:
         )
 
 
-def _networks(judge: _Judge, after: _View, before: _View | None) -> Iterator[Violation]:
+def _networks(judge: Scope, after: _View, before: _View | None) -> Iterator[Violation]:
     earlier = _by_name(before.networks if before is not None else ())
     for index, network in after.networks:
         path = f"spec.networks[{index}]"
@@ -327,7 +315,7 @@ def _networks(judge: _Judge, after: _View, before: _View | None) -> Iterator[Vio
             )
 
 
-def _removals(judge: _Judge, after: _View, before: _View | None) -> Iterator[Violation]:
+def _removals(judge: Scope, after: _View, before: _View | None) -> Iterator[Violation]:
     if before is None:
         return
     kept = {d.name for _, d in after.disks}
@@ -335,7 +323,7 @@ def _removals(judge: _Judge, after: _View, before: _View | None) -> Iterator[Vio
         yield from _removal(judge, name)
 
 
-def _removal(judge: _Judge, name: str) -> Iterator[Violation]:
+def _removal(judge: Scope, name: str) -> Iterator[Violation]:
     yield from judge.required(
         ALLOW_DISK_REMOVAL,
         "spec.disks",
@@ -349,9 +337,34 @@ def _removal(judge: _Judge, name: str) -> Iterator[Violation]:
 
 # -- strictest wins ----------------------------------------------------------------------------------------------
 @dataclass(frozen=True)
-class _Judge:
+class Scope:
+    """The policies that apply in one namespace, ready to judge many Wukongs: the strictest limit of each rule is
+    found once (the webhook keeps one Scope per namespace in each snapshot of its caches)."""
+
     policies: tuple[Policy, ...]  # by name: ties go to the first
     namespace: str
+    _strictest: dict[str, tuple[int, list[tuple[Policy, Any]]]] = field(
+        default_factory=dict, compare=False, hash=False, repr=False
+    )
+
+    @classmethod
+    def of(cls, policies: Iterable[Policy], namespace: str) -> Scope:
+        return cls(tuple(sorted(policies, key=lambda p: p.name)), namespace)
+
+    def evaluate(self, new: Mapping[str, Any], old: Mapping[str, Any] | None = None) -> list[Violation]:
+        """See ``evaluate``."""
+        after = _View.of(new)
+        before = _View.of(old) if old is not None else None
+        found = [
+            *_compute(self, after, before),
+            *_disk_totals(self, after, before),
+            *_disks(self, after, before),
+            *_os_image(self, after, before),
+            *_networks(self, after, before),
+            *_removals(self, after, before),
+        ]
+        denied = {(v.path, v.rule) for v in found if v.action == DENY}
+        return [v for v in found if v.action == DENY or (v.path, v.rule) not in denied]
 
     def whose(self, policy: Policy, verb: str = "allows") -> str:
         return f"policy {_quoted(policy.name, _NAME_CHARS)} {verb} in namespace {_quoted(self.namespace, _NAME_CHARS)}"
@@ -365,18 +378,22 @@ class _Judge:
         say: Callable[[Policy, _Limit], str],
     ) -> Iterator[Violation]:
         """For each action, the smallest limit set is the one judged; the detail says when others were set."""
-        setting = [(p, limit) for p in self.policies if (limit := limit_of(p)) is not None]
-        for action in _ACTIONS:
-            candidates = [(p, limit) for p, limit in setting if p.action == action]
-            if not candidates:
-                continue
-            policy, limit = min(candidates, key=lambda c: c[1])
+        if (known := self._strictest.get(rule)) is None:
+            setting = [(p, limit) for p in self.policies if (limit := limit_of(p)) is not None]
+            strictest = [
+                min(candidates, key=lambda c: c[1])
+                for action in _ACTIONS
+                if (candidates := [(p, limit) for p, limit in setting if p.action == action])
+            ]
+            known = self._strictest[rule] = (len(setting), strictest)
+        setting_count, strictest = known
+        for policy, limit in strictest:
             if value > limit:
                 detail = say(policy, limit)
-                if len(setting) > 1:
+                if setting_count > 1:
                     namespace = _quoted(self.namespace, _NAME_CHARS)
-                    detail += f" (the strictest of {len(setting)} policies on namespace {namespace})"
-                yield Violation(policy.name, action, rule, path, detail)
+                    detail += f" (the strictest of {setting_count} policies on namespace {namespace})"
+                yield Violation(policy.name, policy.action, rule, path, detail)
 
     def allowed(
         self,

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from fractions import Fraction
-from functools import total_ordering
+from functools import lru_cache, total_ordering
 
 BINARY_SUFFIXES = {"Ki": 1024, "Mi": 1024**2, "Gi": 1024**3, "Ti": 1024**4, "Pi": 1024**5, "Ei": 1024**6}
 DECIMAL_SUFFIXES = {
@@ -90,6 +90,12 @@ def parse(text: str) -> Quantity:
         raise QuantityError(f"a quantity must be a string, not {type(text).__name__}; {HINT}")
     if len(text) > MAX_TEXT_LENGTH:
         raise QuantityError(f"longer than {MAX_TEXT_LENGTH} characters; {HINT}")
+    return _parse_text(text)
+
+
+@lru_cache(maxsize=4096)
+def _parse_text(text: str) -> Quantity:
+    """A few distinct sizes recur in every request (and in every policy rule judging them): parsed once each."""
     match = _GRAMMAR.fullmatch(text)
     if match is None:
         raise QuantityError(f"not a quantity; {HINT}")
