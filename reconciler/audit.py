@@ -79,13 +79,13 @@ class PolicyAudit:
             self._changed.wait()
             if self._stopped.wait(SETTLE_SECONDS):
                 return
-            self._changed.clear()
             if not (self.active() and all(i.synced for i in (*self.informers, self.wukongs))):
-                continue
+                continue  # still changed: looked at again in a moment, when this replica may audit
+            self._changed.clear()
             try:
                 self.audit()
             except ApiError as error:
-                log.warning("policy audit failed (%s); retrying on the next change", error)
+                log.warning("policy audit failed (%s); retrying in %.0fs", error, SETTLE_SECONDS)
                 self._changed.set()
 
     def audit(self) -> None:
