@@ -145,7 +145,7 @@ def test_a_two_disk_wukong_converges_with_its_three_creates_and_at_most_three_st
             if event["type"] != "BOOKMARK" and converged(event):
                 running = True
                 break
-    assert 2 <= len(statuses) <= 3, [s.get("phase") for s in statuses]
+    assert len(statuses) <= 3, [s.get("phase") for s in statuses]  # 1 when children bind within the first pass
     assert sorted(children_in(admin, namespace)) == [
         "DataVolume/system-and-data-system",
         "PersistentVolumeClaim/system-and-data-data",
