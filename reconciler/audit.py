@@ -18,7 +18,8 @@ from typing import Any
 from kubeclient.informer import Informer
 from kubeclient.resources import NAMESPACES, WUKONG_POLICIES
 from kubeclient.rest import ApiError, Kube
-from wukong import api, policy
+from wukong import labels as labels_of
+from wukong import policy
 from wukong.policy import Policy
 
 log = logging.getLogger("wukong.reconciler.audit")
@@ -35,7 +36,7 @@ def findings(
     for wukong in wukongs:
         metadata = wukong.get("metadata") or {}
         namespace, name = metadata.get("namespace", ""), metadata.get("name", "")
-        if not rule.selects(labels.get(namespace) or {api.NAMESPACE_NAME_LABEL: namespace}):
+        if not rule.selects(labels_of.of_namespace(namespace, labels)):
             continue
         found = policy.evaluate([rule], namespace, wukong, None)
         if found:
@@ -56,8 +57,23 @@ class PolicyAudit:
         self.namespaces = Informer(kube, NAMESPACES)
         self._changed = threading.Event()
         self._stopped = threading.Event()
-        for informer in (self.policies, self.namespaces, self.wukongs):
+        self._judged: dict[tuple[str, str], tuple[str, int]] = {}  # (uid, generation) of each Wukong seen
+        for informer in (self.policies, self.namespaces):
             informer.on_change(lambda _event, _obj: self._changed.set())
+        self.wukongs.on_change(self._wukong_changed)
+
+    def _wukong_changed(self, event: str, obj: dict[str, Any]) -> None:
+        """Only a Wukong's spec (its generation), its arrival or its going can change what a policy finds: the
+        status writes of thousands of converging Wukongs do not start an audit each."""
+        metadata = obj.get("metadata") or {}
+        key = (metadata.get("namespace", ""), metadata.get("name", ""))
+        if event == "DELETED":
+            self._judged.pop(key, None)
+        elif self._judged.get(key) != (judged := (metadata.get("uid", ""), metadata.get("generation", 0))):
+            self._judged[key] = judged
+        else:
+            return
+        self._changed.set()
 
     @property
     def informers(self) -> tuple[Informer, ...]:
@@ -91,10 +107,7 @@ class PolicyAudit:
     def audit(self) -> None:
         if not (current := self.policies.items()):
             return
-        labels = {
-            (n.get("metadata") or {}).get("name", ""): (n.get("metadata") or {}).get("labels") or {}
-            for n in self.namespaces.items()
-        }
+        labels = labels_of.of_namespaces(self.namespaces.items())
         wukongs = self.wukongs.items()
         for obj in current:
             found = findings(Policy.from_object(obj), wukongs, labels)

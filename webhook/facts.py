@@ -7,7 +7,7 @@ import dataclasses
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
-from wukong import api, policy
+from wukong import labels, policy
 from wukong.policy import Policy
 from wukong.storageclass import StorageClass, cluster_default
 
@@ -19,8 +19,8 @@ class ClusterFacts:
     """``storage_classes`` is None when the classes are unknown (an offline check given no file):
     then rules that need them (V9, W1) are not judged, rather than judged wrongly.
 
-    ``namespace_labels`` are the labels of the namespaces known; a namespace not among them is judged by the one
-    label every namespace has, ``kubernetes.io/metadata.name``. ``in_namespace`` gives the facts one request
+    ``namespace_labels`` are the labels of the namespaces known (``labels.of_namespace`` says how one not among
+    them is judged). ``in_namespace`` gives the facts one request
     is judged by: the policies selecting its namespace, and the default class one of them may set."""
 
     storage_classes: Mapping[str, StorageClass] | None = None
@@ -28,7 +28,6 @@ class ClusterFacts:
     policies: tuple[Policy, ...] = ()
     namespace_labels: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
     namespace: str | None = None
-    namespace_policies: tuple[Policy, ...] = field(default=(), init=False, compare=False)
     policy_scope: policy.Scope | None = field(default=None, init=False, repr=False, compare=False)
     _default: str | None = field(default=None, init=False, repr=False, compare=False)
     _scoped: dict[str, ClusterFacts] = field(default_factory=dict, init=False, repr=False, compare=False)
@@ -39,9 +38,7 @@ class ClusterFacts:
             found = cluster_default(self.storage_classes.values())
             chosen = found.name if found else None
         if self.namespace is not None and self.policies:
-            labels = self.namespace_labels.get(self.namespace) or {api.NAMESPACE_NAME_LABEL: self.namespace}
-            applying = tuple(policy.applying(self.policies, labels))
-            object.__setattr__(self, "namespace_policies", applying)
+            applying = policy.applying(self.policies, labels.of_namespace(self.namespace, self.namespace_labels))
             object.__setattr__(self, "policy_scope", policy.Scope.of(applying, self.namespace))
             if (namespace_default := policy.default_class(applying)) is not None:
                 chosen = namespace_default[0]

@@ -1,7 +1,9 @@
 """Admission facts from watch-backed caches: never an API call per request.
 
-The StorageClasses, the WukongPolicies and the namespaces' labels are each the client layer's informer; on every
-change the facts are rebuilt once and swapped in as one immutable snapshot, so a request reads them without a lock.
+The StorageClasses, the WukongPolicies and the namespaces' labels are each the client layer's informer. A change
+marks the facts stale; the next request rebuilds them once and swaps in one immutable snapshot, which later
+requests read without a lock (a list of thousands of namespaces notifies once per namespace: one rebuild each
+would be quadratic).
 ``ready()`` stays False until every first list has arrived (``/readyz``), and the informers keep the caches current
 across dropped watches and API restarts.
 """
@@ -15,6 +17,7 @@ from kubeclient.informer import Informer
 from kubeclient.resources import NAMESPACES, STORAGE_CLASSES, WUKONG_POLICIES
 from kubeclient.rest import Kube
 from webhook.facts import ClusterFacts
+from wukong import labels
 from wukong.policy import Policy
 from wukong.storageclass import StorageClass
 
@@ -33,6 +36,7 @@ class FactsCache:
             self._policies, self._namespaces = Informer(kube, WUKONG_POLICIES), Informer(kube, NAMESPACES)
             self._informers += [self._policies, self._namespaces]
         self._lock = threading.Lock()
+        self._stale = False
         for informer in self._informers:
             informer.on_change(self._changed)
 
@@ -49,15 +53,20 @@ class FactsCache:
         return all(informer.synced for informer in self._informers)
 
     def facts(self) -> ClusterFacts:
+        if self._stale:
+            with self._lock:
+                if self._stale:
+                    self._stale = False  # first: a change during the rebuild marks the new snapshot stale again
+                    self._facts = self._rebuild()
         return self._facts
 
     def _changed(self, _event: str, _obj: dict[str, Any]) -> None:
-        with self._lock:  # informers call from their own threads: one rebuild at a time, the newest last
-            classes = [StorageClass.from_manifest(item) for item in self._classes.items()]
-            policies = [Policy.from_object(item) for item in self._policies.items()] if self._policies else []
-            labels = {}
-            if self._namespaces is not None:
-                for namespace in self._namespaces.items():
-                    metadata = namespace.get("metadata") or {}
-                    labels[metadata.get("name", "")] = dict(metadata.get("labels") or {})
-            self._facts = ClusterFacts.of(classes, self._configured_default, policies, labels)
+        self._stale = True
+
+    def _rebuild(self) -> ClusterFacts:
+        classes = [StorageClass.from_manifest(item) for item in self._classes.items()]
+        if self._policies is None or self._namespaces is None:
+            return ClusterFacts.of(classes, self._configured_default)
+        policies = [Policy.from_object(item) for item in self._policies.items()]
+        known = labels.of_namespaces(self._namespaces.items())
+        return ClusterFacts.of(classes, self._configured_default, policies, known)

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
-from wukong import api
+from wukong import api, labels
 from wukong.manifests import ManifestError, parse_objects
 from wukong.policy import Policy
 from wukong.storageclass import StorageClass
@@ -92,17 +92,10 @@ def policies(documents: list[Document]) -> list[Policy]:
 
 
 def namespace_labels(documents: list[Document]) -> dict[str, dict[str, str]]:
-    """The labels of the Namespaces among the documents (with the one the API server adds to every namespace)."""
-    found = {}
-    for document in documents:
-        if document.object.get("kind") != "Namespace" or document.object.get("apiVersion") != "v1":
-            continue
-        metadata = document.object.get("metadata")
-        if isinstance(metadata, dict) and isinstance(metadata.get("name"), str):
-            labels = metadata.get("labels")
-            given = {k: v for k, v in labels.items() if isinstance(v, str)} if isinstance(labels, dict) else {}
-            found[metadata["name"]] = {**given, api.NAMESPACE_NAME_LABEL: metadata["name"]}
-    return found
+    """The labels of the Namespaces among the documents."""
+    return labels.of_namespaces(
+        d.object for d in documents if d.object.get("kind") == "Namespace" and d.object.get("apiVersion") == "v1"
+    )
 
 
 class Cluster:
@@ -151,7 +144,7 @@ class Cluster:
             items, _ = self.kube.list(NAMESPACES, None)
         except ApiError as error:
             raise ClusterError(f"cannot list namespaces: {error}") from None
-        return {n["metadata"]["name"]: dict(n["metadata"].get("labels") or {}) for n in items}
+        return labels.of_namespaces(items)
 
     def wukong(self, namespace: str, name: str) -> dict[str, Any] | None:
         from kubeclient.resources import WUKONGS

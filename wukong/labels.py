@@ -1,12 +1,33 @@
-"""Label selectors (metav1.LabelSelector), as a WukongPolicy's namespaceSelector uses them."""
+"""Label selectors (metav1.LabelSelector), as a WukongPolicy's namespaceSelector uses them, and the namespaces'
+labels they are matched against."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from wukong.api import NAMESPACE_NAME_LABEL
+
 _OPERATORS = frozenset({"In", "NotIn", "Exists", "DoesNotExist"})
+
+
+def of_namespaces(namespaces: Iterable[Mapping[str, Any]]) -> dict[str, dict[str, str]]:
+    """The labels of Namespace objects by name, with the one the API server gives every namespace."""
+    found = {}
+    for namespace in namespaces:
+        metadata = namespace.get("metadata")
+        if not isinstance(metadata, Mapping) or not isinstance(name := metadata.get("name"), str):
+            continue
+        labels = metadata.get("labels")
+        given = {k: v for k, v in labels.items() if isinstance(v, str)} if isinstance(labels, Mapping) else {}
+        found[name] = {**given, NAMESPACE_NAME_LABEL: name}
+    return found
+
+
+def of_namespace(name: str, known: Mapping[str, Mapping[str, str]]) -> Mapping[str, str]:
+    """A namespace's labels; one not known (the offline checker's) has at least its name label."""
+    return known.get(name) or {NAMESPACE_NAME_LABEL: name}
 
 
 @dataclass(frozen=True)
