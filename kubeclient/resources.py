@@ -3,8 +3,17 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from urllib.parse import quote
 
 from wukong import api
+
+
+def _segment(value: str, what: str) -> str:
+    """One path segment: a name the API server would read as another path (``..``, ``a/b``) is refused, and the
+    rest is percent-escaped, so no value -- whatever a Wukong says -- can make a request for another object."""
+    if not value or value in (".", "..") or "/" in value:
+        raise ValueError(f"{what} {value!r} cannot be used in an API path")
+    return quote(value, safe="")
 
 
 @dataclass(frozen=True)
@@ -22,12 +31,12 @@ class Resource:
     def path(self, namespace: str | None = None, name: str | None = None, subresource: str | None = None) -> str:
         base = f"/apis/{self.group}/{self.version}" if self.group else f"/api/{self.version}"
         if self.namespaced and namespace:
-            base += f"/namespaces/{namespace}"
+            base += f"/namespaces/{_segment(namespace, 'namespace')}"
         base += f"/{self.plural}"
         if name:
-            base += f"/{name}"
+            base += f"/{_segment(name, 'name')}"
         if subresource:
-            base += f"/{subresource}"
+            base += f"/{_segment(subresource, 'subresource')}"
         return base
 
 

@@ -31,14 +31,15 @@ def findings(
     rule: Policy, wukongs: Iterable[Mapping[str, Any]], labels: Mapping[str, Mapping[str, str]]
 ) -> dict[str, Any]:
     """What ``rule`` finds among ``wukongs``: every Wukong judged as if it were created now, by this policy alone
-    (its own limits, not the strictest of all the namespace's policies)."""
+    (its own limits, not the strictest of all the namespace's policies; not the built-in refusals, which are no
+    policy's)."""
     violating = []
     for wukong in wukongs:
         metadata = wukong.get("metadata") or {}
         namespace, name = metadata.get("namespace", ""), metadata.get("name", "")
         if not rule.selects(labels_of.of_namespace(namespace, labels)):
             continue
-        found = policy.evaluate([rule], namespace, wukong, None)
+        found = [v for v in policy.evaluate([rule], namespace, wukong, None) if v.policy == rule.name]
         if found:
             first = found[0]
             more = f" (and {len(found) - 1} more)" if len(found) > 1 else ""

@@ -37,7 +37,7 @@ class ClusterFacts:
         if chosen is None and self.storage_classes:
             found = cluster_default(self.storage_classes.values())
             chosen = found.name if found else None
-        if self.namespace is not None and self.policies:
+        if self.namespace is not None:
             applying = policy.applying(self.policies, labels.of_namespace(self.namespace, self.namespace_labels))
             object.__setattr__(self, "policy_scope", policy.Scope.of(applying, self.namespace))
             if (namespace_default := policy.default_class(applying)) is not None:
@@ -61,15 +61,20 @@ class ClusterFacts:
         )
 
     def in_namespace(self, namespace: str) -> ClusterFacts:
-        """The facts a request in ``namespace`` is judged by (the same object when no policy exists), made once
-        per namespace for this snapshot of the caches."""
-        if not self.policies or namespace == self.namespace:
+        """The facts a request in ``namespace`` is judged by, made once per namespace for this snapshot of the
+        caches (with no policy at all, the built-in rules still need the namespace)."""
+        if namespace == self.namespace:
             return self
         if (scoped := self._scoped.get(namespace)) is None:
             scoped = dataclasses.replace(self, namespace=namespace)
             if len(self._scoped) < MAX_SCOPED_NAMESPACES:
                 self._scoped[namespace] = scoped
         return scoped
+
+    @property
+    def scope(self) -> policy.Scope:
+        """The policies judging this namespace's Wukongs; none (only the built-in rules) before ``in_namespace``."""
+        return self.policy_scope or policy.Scope.of((), self.namespace or "")
 
     @property
     def default_storage_class(self) -> str | None:

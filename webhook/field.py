@@ -27,6 +27,14 @@ class Path:
 
 
 SPEC = Path("spec")
+REDACTED = "(redacted)"
+
+
+def is_secret(path: Path) -> bool:
+    """Whether a field holds a secret (``password``, ``passwordHash``, any field named after a password)."""
+    return "password" in str(path).rpartition(".")[2].lower()
+
+
 DISKS = SPEC.child("disks")
 
 
@@ -57,10 +65,12 @@ class FieldError:
 
     @property
     def message(self) -> str:
-        """What follows the path: ``Forbidden: disk "data" cannot shrink ...`` (a StatusCause's message)."""
+        """What follows the path: ``Forbidden: disk "data" cannot shrink ...`` (a StatusCause's message). The value
+        of a password field is never shown: denials reach kubectl, logs and audit logs."""
         body = self.type.value
         if self.type in _SHOWS_VALUE:
-            body += f": {json.dumps(self.value) if not isinstance(self.value, Path) else self.value}"
+            shown = REDACTED if is_secret(self.path) else self.value
+            body += f": {json.dumps(shown) if not isinstance(shown, Path) else shown}"
         return f"{body}: {self.detail}" if self.detail else body
 
     @property

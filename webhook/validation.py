@@ -6,7 +6,6 @@ field errors that deny the request and, separately, warnings that let it through
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Iterator, Mapping
 from functools import cache
 from typing import Any, cast
@@ -37,12 +36,11 @@ def validate(new: Mapping[str, Any], old: Old, facts: ClusterFacts) -> Result:
     for rule in _RULES:
         errors.extend(rule(new, old, facts))
     warnings = list(_warnings(new, facts))
-    if facts.policy_scope is not None and facts.policy_scope.policies:
-        for violation in facts.policy_scope.evaluate(new, old):
-            if violation.action == policy.DENY:
-                errors.append(field.forbidden(field.Path(violation.path), violation.detail))
-            else:
-                warnings.append(f"{violation.path}: {violation.detail} (the policy only warns: not refused)")
+    for violation in facts.scope.evaluate(new, old):
+        if violation.action == policy.DENY:
+            errors.append(field.forbidden(field.Path(violation.path), violation.detail))
+        else:
+            warnings.append(f"{violation.path}: {violation.detail} (the policy only warns: not refused)")
     return errors, warnings
 
 
@@ -97,10 +95,20 @@ def _field_error(error: jsonschema.ValidationError) -> field.FieldError:
     return field.invalid(path, value, messages.get(kind, error.message))
 
 
+_SUBDOMAIN = "a DNS-1123 subdomain: lowercase letters, digits, '-' and '.', starting and ending alphanumeric"
+_PATTERN_MESSAGES = {
+    "name": "must be a DNS-1123 label: lowercase letters, digits and '-', starting and ending alphanumeric",
+    "storageClassName": f"must be the name of a StorageClass, {_SUBDOMAIN}",
+    "sshKeySecret": f"must be the name of a Secret in this namespace, {_SUBDOMAIN}",
+    "nadName": (
+        f"must be the name of a NetworkAttachmentDefinition, {_SUBDOMAIN}; another namespace's is <namespace>/<name>"
+    ),
+}
+
+
 def _pattern_message(path: field.Path, pattern: str) -> str:
-    if str(path).endswith(".name"):
-        return "must be a DNS-1123 label: lowercase letters, digits and '-', starting and ending alphanumeric"
-    return f"should match '{pattern}'"
+    last = str(path).rpartition(".")[2]
+    return _PATTERN_MESSAGES.get(last, f"should match '{pattern}'")
 
 
 # V2-V10 ------------------------------------------------------------------------------------------------
@@ -298,7 +306,7 @@ def guest_user(new: Mapping[str, Any], old: Old, facts: ClusterFacts) -> Iterato
     if isinstance(hashed, str) and not hashed.startswith("$"):
         yield field.invalid(
             path.child("passwordHash"),
-            "(hidden)",
+            hashed,
             "must be a crypt(3) hash such as $6$...; put a plaintext password in password",
         )
 
@@ -381,15 +389,6 @@ def os_image(new: Mapping[str, Any], old: Old, facts: ClusterFacts) -> Iterator[
         )
 
 
-def ssh_key_secret(new: Mapping[str, Any], old: Old, facts: ClusterFacts) -> Iterator[field.FieldError]:
-    name = mapping(new.get("spec")).get("sshKeySecret")
-    if isinstance(name, str) and not _DNS_SUBDOMAIN.fullmatch(name):
-        yield field.invalid(field.SPEC.child("sshKeySecret"), name, "must be the name of a Secret (a DNS subdomain)")
-
-
-_DNS_SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*", re.ASCII)
-
-
 _RULES: tuple[Callable[[Mapping[str, Any], Old, ClusterFacts], Iterator[field.FieldError]], ...] = (
     name_fits_children,
     unique_names,
@@ -404,7 +403,6 @@ _RULES: tuple[Callable[[Mapping[str, Any], Old, ClusterFacts], Iterator[field.Fi
     guest_networks,
     placement,
     os_image,
-    ssh_key_secret,
 )
 
 

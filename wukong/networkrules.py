@@ -21,6 +21,24 @@ _DNS_LABEL = r"[a-z0-9]([-a-z0-9]*[a-z0-9])?"
 _RESOURCE_NAME = re.compile(rf"{_DNS_LABEL}(\.{_DNS_LABEL})*/[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?")
 
 Problem = tuple[str, str]  # (field relative to the network's entry, message)
+NAD_NAME_PATTERN: Final = rf"({_DNS_LABEL}/)?{_DNS_LABEL}(\.{_DNS_LABEL})*"  # the CRD's nadName pattern, unanchored
+
+
+def nad_reference(nad_name: str, namespace: str) -> tuple[str, str]:
+    """(namespace, name) of the NetworkAttachmentDefinition ``nadName`` names, in Multus' own syntax: ``name`` is
+    in the Wukong's namespace, ``other/name`` in another one (which only a WukongPolicy may allow)."""
+    other, _, name = nad_name.rpartition("/")
+    return other or namespace, name
+
+
+def host_interface(network: Network) -> str | None:
+    """What on the nodes a NetworkAttachmentDefinition made for ``network`` attaches the VM to: the Linux or
+    Open vSwitch bridge, the macvlan master, or the SR-IOV resource. A bridge network without ``bridgeName`` uses
+    a bridge named after the network (the plugin joins one that exists, or makes it); a macvlan network without
+    one enslaves the node's default-route interface, which is None here: it is the node's own network."""
+    if network.type == BRIDGE:
+        return network.bridge_name or network.name
+    return network.bridge_name
 
 
 def problems(network: Network) -> list[Problem]:

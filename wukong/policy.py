@@ -5,6 +5,13 @@ Only what a request changes is judged: a new policy never turns what already exi
 past a limit is refused like creation. Where several policies apply, the strictest wins rule by rule, and the
 violation names the one policy whose limit was broken, so the user knows whom to ask.
 
+Most rules allow what no policy limits. Three refuse by default, because they reach past the tenant's namespace:
+a NetworkAttachmentDefinition made over a host interface (the node's or the underlay's layer 2, past every
+NetworkPolicy), another namespace's NetworkAttachmentDefinition, and placement on control-plane nodes (or on every
+node, by tolerating every taint). A value these rules govern must be named by at least one policy on the namespace
+and refused by none; the refusal of a value no policy names is built in (``Violation.policy`` is empty) and says
+which policy field would allow it.
+
 Policies and Wukongs are read without trusting their shape: a value of the wrong type reads as not set, and an
 unparsable Wukong value is not judged here (the schema check reports it).
 """
@@ -12,6 +19,7 @@ unparsable Wukong value is not judged here (the schema check reports it).
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -20,6 +28,7 @@ from typing import Any, TypeVar
 from wukong import imagesources
 from wukong.image import ImageError, parse_image
 from wukong.labels import LabelSelector
+from wukong.networkrules import MACVLAN, host_interface, nad_reference
 from wukong.quantity import Quantity, QuantityError, parse
 from wukong.spec import Disk, Network, mapping
 
@@ -38,11 +47,61 @@ ALLOWED_SOURCES = "images.allowedSources"
 REQUIRE_DIGEST = "images.requireDigest"
 ALLOWED_NETWORK_TYPES = "networks.allowedTypes"
 ALLOWED_ATTACHMENT_DEFINITIONS = "networks.allowedAttachmentDefinitions"
+HOST_NETWORKS = "networks.hostNetworks"
+ALLOWED_TOLERATION_KEYS = "placement.allowedTolerationKeys"
+ALLOWED_NODE_SELECTOR_KEYS = "placement.allowedNodeSelectorKeys"
+
+# Labels and taints that mark control-plane nodes (kubeadm's current and former names): a tenant's VM goes there
+# only where a policy names the key.
+CONTROL_PLANE_KEYS = frozenset({"node-role.kubernetes.io/control-plane", "node-role.kubernetes.io/master"})
+VLAN_MIN, VLAN_MAX = 1, 4094
 
 # Bounds that keep every detail well under 1,000 characters whatever the policy or the Wukong says.
 _VALUE_CHARS = 100
 _NAME_CHARS = 253
 _LIST_CHARS = 300
+
+
+@dataclass(frozen=True)
+class HostNetwork:
+    """One ``networks.hostNetworks`` entry: a host interface a NetworkAttachmentDefinition made for a Wukong may
+    attach to, and the VLANs it may tag there (None: untagged only). A malformed entry permits nothing."""
+
+    type: str  # bridge | macvlan | ovs | sriov
+    interface: str  # the bridge, the macvlan master, the OVS bridge, or the SR-IOV resource name
+    vlans: tuple[tuple[int, int], ...] | None
+
+    @classmethod
+    def of(cls, raw: Mapping[str, Any]) -> HostNetwork:
+        kind, interface, vlans = raw.get("type"), raw.get("interface"), raw.get("vlans")
+        return cls(
+            type=kind if isinstance(kind, str) else "",
+            interface=interface if isinstance(interface, str) else "",
+            vlans=tuple(r for v in vlans if (r := _vlan_range(v)) is not None) if isinstance(vlans, list) else None,
+        )
+
+    def permits(self, network: Network, interface: str) -> bool:
+        if (self.type, self.interface) != (network.type, interface) or not interface:
+            return False
+        if network.vlan_id is None:
+            return self.vlans is None
+        return self.vlans is not None and any(low <= network.vlan_id <= high for low, high in self.vlans)
+
+    def __str__(self) -> str:
+        if self.vlans is None:
+            return f"{self.type} {self.interface}"
+        return f"{self.type} {self.interface} VLAN " + ",".join(
+            str(low) if low == high else f"{low}-{high}" for low, high in self.vlans
+        )
+
+
+def _vlan_range(text: Any) -> tuple[int, int] | None:
+    """``"100"`` or ``"200-299"``; anything else (or out of 1-4094, or reversed) reads as no range."""
+    found = re.fullmatch(r"([0-9]{1,4})(?:-([0-9]{1,4}))?", text) if isinstance(text, str) else None
+    if found is None:
+        return None
+    bounds = int(found[1]), int(found[2] or found[1])
+    return bounds if VLAN_MIN <= bounds[0] <= bounds[1] <= VLAN_MAX else None
 
 
 @dataclass(frozen=True)
@@ -62,6 +121,9 @@ class Policy:
     require_digest: bool
     allowed_network_types: tuple[str, ...] | None
     allowed_attachment_definitions: tuple[str, ...] | None
+    host_networks: tuple[HostNetwork, ...] | None = None
+    allowed_toleration_keys: tuple[str, ...] | None = None
+    allowed_node_selector_keys: tuple[str, ...] | None = None
 
     @classmethod
     def from_object(cls, obj: Mapping[str, Any]) -> Policy:
@@ -71,6 +133,7 @@ class Policy:
         spec = mapping(obj.get("spec"))
         storage, compute = mapping(spec.get("storage")), mapping(spec.get("compute"))
         images, networks = mapping(spec.get("images")), mapping(spec.get("networks"))
+        placement, host_networks = mapping(spec.get("placement")), networks.get("hostNetworks")
         name = mapping(obj.get("metadata")).get("name")
         default = storage.get("defaultClass")
         return cls(
@@ -89,6 +152,11 @@ class Policy:
             require_digest=images.get("requireDigest") is True,
             allowed_network_types=_strings(networks.get("allowedTypes")),
             allowed_attachment_definitions=_strings(networks.get("allowedAttachmentDefinitions")),
+            host_networks=tuple(HostNetwork.of(h) for h in host_networks if isinstance(h, Mapping))
+            if isinstance(host_networks, list)
+            else None,
+            allowed_toleration_keys=_strings(placement.get("allowedTolerationKeys")),
+            allowed_node_selector_keys=_strings(placement.get("allowedNodeSelectorKeys")),
         )
 
     def selects(self, labels: Mapping[str, str]) -> bool:
@@ -141,17 +209,22 @@ class _View:
     disks: tuple[tuple[int, Disk], ...]
     os_image: str | None
     networks: tuple[tuple[int, Network], ...]
+    tolerations: tuple[tuple[int, Mapping[str, Any]], ...]
+    node_selector: Mapping[str, Any]
 
     @classmethod
     def of(cls, obj: Any) -> _View:
         spec = mapping(mapping(obj).get("spec"))
         image = spec.get("osImage")
+        placement = mapping(spec.get("highAvailability"))
         return cls(
             cpu=_integer(spec.get("cpu")),
             memory=_quantity(spec.get("memory")),
             disks=tuple((i, Disk.from_dict(raw)) for i, raw in _entries(spec.get("disks"))),
             os_image=image if isinstance(image, str) and image else None,
             networks=tuple((i, Network.from_dict(raw)) for i, raw in _entries(spec.get("networks"))),
+            tolerations=tuple(_entries(placement.get("tolerations"))),
+            node_selector=mapping(placement.get("nodeSelector")),
         )
 
     def total_size(self) -> Quantity:
@@ -296,22 +369,110 @@ def _image(judge: Scope, path: str, image: str) -> Iterator[Violation]:
 def _networks(judge: Scope, after: _View, before: _View | None) -> Iterator[Violation]:
     earlier = _by_name(before.networks if before is not None else ())
     for index, network in after.networks:
-        path = f"spec.networks[{index}]"
         previous = earlier.get(network.name)
-        if previous is not None and (previous.type, previous.nad_name) == (network.type, network.nad_name):
-            continue
-        if network.type:
-            yield from judge.member(
-                ALLOWED_NETWORK_TYPES, f"{path}.type", lambda p: p.allowed_network_types, "network type", network.type
+        if previous is None or _attachment(previous) != _attachment(network):
+            yield from judge.network(f"spec.networks[{index}]", network)
+
+
+def _attachment(network: Network) -> tuple[Any, ...]:
+    """What the network rules judge (an unchanged attachment is not judged again; its addresses are not judged)."""
+    return network.type, network.nad_name, network.bridge_name, network.vlan_id
+
+
+def _attachment_definition(judge: Scope, path: str, network: Network, nad_name: str) -> Iterator[Violation]:
+    namespace, name = nad_reference(nad_name, judge.namespace)
+    wanted = (namespace, name)
+
+    def listed(allowed: tuple[str, ...]) -> bool:
+        return any(nad_reference(entry, judge.namespace) == wanted for entry in allowed)
+
+    def say(p: Policy, allowed: tuple[str, ...]) -> str:
+        return (
+            f"NetworkAttachmentDefinition {_quoted(nad_name)} is not one {judge.whose(p)} "
+            f"(allowed: {_listing(allowed)}); name one of those, or leave nadName out to have one made for this network"
+        )
+
+    if namespace == judge.namespace:
+        yield from judge.allowed(
+            ALLOWED_ATTACHMENT_DEFINITIONS, f"{path}.nadName", lambda p: p.allowed_attachment_definitions, listed, say
+        )
+        return
+    yield from judge.named(
+        ALLOWED_ATTACHMENT_DEFINITIONS,
+        f"{path}.nadName",
+        lambda p: p.allowed_attachment_definitions,
+        listed,
+        say,
+        f"NetworkAttachmentDefinition {_quoted(name)} is in namespace {_quoted(namespace)}, not this Wukong's; "
+        f"another namespace's network is used only where a WukongPolicy lists it "
+        f"(networks.allowedAttachmentDefinitions: [{namespace}/{name}]), and {judge.none_allow('it')}",
+    )
+
+
+def _host_network(judge: Scope, path: str, network: Network) -> Iterator[Violation]:
+    interface = host_interface(network)
+    if interface is None:
+        if network.type == MACVLAN:
+            yield Violation(
+                "",
+                DENY,
+                HOST_NETWORKS,
+                f"{path}.bridgeName",
+                "macvlan without bridgeName enslaves the node's default-route interface, the node's own network; "
+                "name the master interface in bridgeName (one a WukongPolicy allows in networks.hostNetworks)",
             )
-        if network.nad_name is not None:
-            yield from judge.member(
-                ALLOWED_ATTACHMENT_DEFINITIONS,
-                f"{path}.nadName",
-                lambda p: p.allowed_attachment_definitions,
-                "NetworkAttachmentDefinition",
-                network.nad_name,
-                "; name one of those, or leave nadName out to have one made for this network",
+        return  # the network rules require bridgeName for the other types
+    shown = _quoted(f"{network.type} {interface}" + (f" VLAN {network.vlan_id}" if network.vlan_id is not None else ""))
+
+    def permits(allowed: tuple[HostNetwork, ...]) -> bool:
+        return any(entry.permits(network, interface) for entry in allowed)
+
+    entry = f"{{type: {network.type}, interface: {interface}" + (
+        f', vlans: ["{network.vlan_id}"]}}' if network.vlan_id is not None else "}"
+    )
+    yield from judge.named(
+        HOST_NETWORKS,
+        f"{path}.bridgeName",
+        lambda p: p.host_networks,
+        permits,
+        lambda p, allowed: (
+            f"host network {shown} is not one {judge.whose(p)} (allowed: {_listing([str(h) for h in allowed])})"
+        ),
+        f"host network {shown} reaches the nodes' own network; {judge.none_allow('it')}: a cluster admin allows it "
+        f"with networks.hostNetworks: [{entry}] in a WukongPolicy selecting this namespace, or name an existing "
+        f"NetworkAttachmentDefinition with nadName",
+    )
+
+
+def _placement(judge: Scope, after: _View, before: _View | None) -> Iterator[Violation]:
+    """Tolerations and nodeSelector keys: a toleration of every taint is never allowed; control-plane keys only
+    where a policy names them; any other key where the policies' lists (when set) have it."""
+    earlier = [t for _, t in before.tolerations] if before is not None else []
+    for index, toleration in after.tolerations:
+        if toleration in earlier:
+            continue
+        path = f"spec.highAvailability.tolerations[{index}]"
+        key = toleration.get("key")
+        if not isinstance(key, str) or not key:
+            yield Violation(
+                "",
+                DENY,
+                ALLOWED_TOLERATION_KEYS,
+                f"{path}.key",
+                "a toleration without a key tolerates every taint, so the VM could run on control-plane and "
+                "dedicated nodes; name the taint's key",
+            )
+            continue
+        yield from judge.key(ALLOWED_TOLERATION_KEYS, f"{path}.key", lambda p: p.allowed_toleration_keys, "taint", key)
+    previous = before.node_selector if before is not None else {}
+    for key, value in after.node_selector.items():
+        if isinstance(key, str) and previous.get(key) != value:
+            yield from judge.key(
+                ALLOWED_NODE_SELECTOR_KEYS,
+                f"spec.highAvailability.nodeSelector[{key[:_VALUE_CHARS]}]",
+                lambda p: p.allowed_node_selector_keys,
+                "node label",
+                key,
             )
 
 
@@ -335,6 +496,11 @@ def _removal(judge: Scope, name: str) -> Iterator[Violation]:
     )
 
 
+_Rule = Callable[["Scope", _View, "_View | None"], Iterator[Violation]]
+_RULES: tuple[_Rule, ...] = (_compute, _disk_totals, _disks, _os_image, _networks, _placement, _removals)
+_REFUSING_BY_DEFAULT: tuple[_Rule, ...] = (_networks, _placement)  # all that can find anything without a policy
+
+
 # -- strictest wins ----------------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Scope:
@@ -355,16 +521,67 @@ class Scope:
         """See ``evaluate``."""
         after = _View.of(new)
         before = _View.of(old) if old is not None else None
-        found = [
-            *_compute(self, after, before),
-            *_disk_totals(self, after, before),
-            *_disks(self, after, before),
-            *_os_image(self, after, before),
-            *_networks(self, after, before),
-            *_removals(self, after, before),
-        ]
+        rules = _RULES if self.policies else _REFUSING_BY_DEFAULT
+        found = [violation for rule in rules for violation in rule(self, after, before)]
         denied = {(v.path, v.rule) for v in found if v.action == DENY}
         return [v for v in found if v.action == DENY or (v.path, v.rule) not in denied]
+
+    def network(self, path: str, network: Network) -> Iterator[Violation]:
+        """Every rule on one ``spec.networks`` entry (the reconciler asks again before it makes a NAD)."""
+        if network.type:
+            yield from self.member(
+                ALLOWED_NETWORK_TYPES, f"{path}.type", lambda p: p.allowed_network_types, "network type", network.type
+            )
+        if network.nad_name is not None:
+            yield from _attachment_definition(self, path, network, network.nad_name)
+        else:
+            yield from _host_network(self, path, network)
+
+    def none_allow(self, what: str) -> str:
+        return f"no WukongPolicy on namespace {_quoted(self.namespace, _NAME_CHARS)} allows {what}"
+
+    def key(
+        self,
+        rule: str,
+        path: str,
+        list_of: Callable[[Policy], tuple[str, ...] | None],
+        what: str,
+        key: str,
+    ) -> Iterator[Violation]:
+        """A placement key: a control-plane key must be named by a policy; any other, allowed unless a list is set."""
+
+        def say(p: Policy, allowed: tuple[str, ...]) -> str:
+            return f"{what} key {_quoted(key)} is not one {self.whose(p)} (allowed: {_listing(allowed)})"
+
+        if key not in CONTROL_PLANE_KEYS:
+            yield from self.allowed(rule, path, list_of, lambda allowed: key in allowed, say)
+            return
+        yield from self.named(
+            rule,
+            path,
+            list_of,
+            lambda allowed: key in allowed,
+            say,
+            f"{what} key {_quoted(key)} marks control-plane nodes, which run no tenant's VM; "
+            f"{self.none_allow('it')} ({rule})",
+        )
+
+    def named(
+        self,
+        rule: str,
+        path: str,
+        list_of: Callable[[Policy], tuple[Any, ...] | None],
+        allows: Callable[[tuple[Any, ...]], bool],
+        say: Callable[[Policy, tuple[Any, ...]], str],
+        unnamed: str,
+    ) -> Iterator[Violation]:
+        """An allowed-list rule that refuses by default: the value must be in the list of at least one policy
+        (whatever its action) and is then judged as ``allowed`` judges; otherwise the built-in refusal
+        ``unnamed`` (no policy's)."""
+        if not any((allowed := list_of(p)) is not None and allows(allowed) for p in self.policies):
+            yield Violation("", DENY, rule, path, unnamed)
+            return
+        yield from self.allowed(rule, path, list_of, allows, say)
 
     def whose(self, policy: Policy, verb: str = "allows") -> str:
         return f"policy {_quoted(policy.name, _NAME_CHARS)} {verb} in namespace {_quoted(self.namespace, _NAME_CHARS)}"
@@ -399,9 +616,9 @@ class Scope:
         self,
         rule: str,
         path: str,
-        list_of: Callable[[Policy], tuple[str, ...] | None],
-        allows: Callable[[tuple[str, ...]], bool],
-        say: Callable[[Policy, tuple[str, ...]], str],
+        list_of: Callable[[Policy], tuple[Any, ...] | None],
+        allows: Callable[[tuple[Any, ...]], bool],
+        say: Callable[[Policy, tuple[Any, ...]], str],
     ) -> Iterator[Violation]:
         """For each action, the value must be in every list set; the first policy (by name) refusing it is named."""
         for action in _ACTIONS:

@@ -11,7 +11,17 @@ import pytest
 
 from tests.builders import disk, wukong
 from wukong.labels import LabelSelector
-from wukong.policy import Policy, Violation, applying, default_class, evaluate
+from wukong.policy import (
+    ALLOWED_ATTACHMENT_DEFINITIONS,
+    ALLOWED_NODE_SELECTOR_KEYS,
+    ALLOWED_TOLERATION_KEYS,
+    HOST_NETWORKS,
+    Policy,
+    Violation,
+    applying,
+    default_class,
+    evaluate,
+)
 
 NS = "team-a"
 SHA256 = "0123456789abcdef" * 4
@@ -272,15 +282,15 @@ def networked(*networks: dict) -> dict:
 
 def test_a_network_type_not_listed_is_refused():
     limits = policy(networks={"allowedTypes": ["bridge"]})
-    assert said(limits, networked({"name": "data", "type": "macvlan"})) == [
+    assert said(limits, networked({"name": "data", "type": "macvlan", "nadName": "data-net"})) == [
         'spec.networks[0].type: network type "macvlan" is not one policy "team-limits" allows in namespace '
         '"team-a" (allowed: "bridge")'
     ]
-    assert said(limits, networked({"name": "data", "type": "bridge"})) == []
+    assert said(limits, networked({"name": "data", "type": "bridge", "nadName": "data-net"})) == []
 
 
 def test_an_empty_list_of_network_types_allows_no_secondary_network():
-    found = judged(policy(networks={"allowedTypes": []}), networked({"name": "data", "type": "bridge"}))
+    found = judged(policy(networks={"allowedTypes": []}), networked({"name": "data", "type": "bridge", "nadName": "x"}))
     assert [v.path for v in found] == ["spec.networks[0].type"]
 
 
@@ -292,17 +302,175 @@ def test_a_named_attachment_definition_must_be_listed_and_one_left_out_is_not_ju
         "this network"
     ]
     assert said(limits, networked({"name": "data", "type": "bridge", "nadName": "data-net"})) == []
-    assert said(limits, networked({"name": "data", "type": "bridge"})) == []
+    assert said(limits, networked({"name": "data", "type": "bridge", "nadName": f"{NS}/data-net"})) == []
+    made_here = judged(limits, networked({"name": "data", "type": "bridge"}))
+    assert [v.rule for v in made_here] == [HOST_NETWORKS], "a NAD made for the network is the host rule's to judge"
 
 
 def test_an_unchanged_network_is_not_judged_but_a_changed_or_added_one_is():
     limits = policy(networks={"allowedTypes": ["bridge"]})
     old = networked({"name": "legacy", "type": "ovs", "bridgeName": "br-ovs"})
-    assert judged(limits, copy.deepcopy(old), old) == []
-    retyped = networked({"name": "legacy", "type": "macvlan"})
+    assert judged(limits, copy.deepcopy(old), old) == [], "made before the rules: kept as it is"
+    retyped = networked({"name": "legacy", "type": "macvlan", "nadName": "legacy-net"})
     assert [v.path for v in judged(limits, retyped, old)] == ["spec.networks[0].type"]
-    added = networked({"name": "legacy", "type": "ovs", "bridgeName": "br-ovs"}, {"name": "more", "type": "sriov"})
+    added = networked(
+        {"name": "legacy", "type": "ovs", "bridgeName": "br-ovs"}, {"name": "more", "type": "sriov", "nadName": "x"}
+    )
     assert [v.path for v in judged(limits, added, old)] == ["spec.networks[1].type"]
+
+
+# -- host networks: refused unless a policy names them ------------------------------------------------------------
+LAN = {"type": "bridge", "interface": "br-lan", "vlans": ["100", "200-299"]}
+HOSTS = policy(name="network-team", networks={"hostNetworks": [LAN, {"type": "macvlan", "interface": "eth1.300"}]})
+
+
+@pytest.mark.parametrize(
+    "network",
+    [
+        pytest.param({"type": "bridge", "bridgeName": "cni0"}, id="the-pod-network-bridge"),
+        pytest.param({"type": "bridge"}, id="a-bridge-named-after-the-network"),
+        pytest.param({"type": "macvlan", "bridgeName": "eth0"}, id="macvlan-over-the-node-interface"),
+        pytest.param({"type": "ovs", "bridgeName": "br-int", "vlanId": 4000}, id="an-ovs-bridge-with-a-vlan"),
+        pytest.param({"type": "sriov", "bridgeName": "intel.com/sriov_netdevice"}, id="an-sriov-resource"),
+    ],
+)
+def test_a_network_over_a_host_interface_no_policy_names_is_refused_by_default(network):
+    found = evaluate([], NS, networked({"name": "lan", **network}))
+    assert [(v.policy, v.action, v.rule, v.path) for v in found] == [
+        ("", "deny", HOST_NETWORKS, "spec.networks[0].bridgeName")
+    ]
+    assert "networks.hostNetworks: [{type: " in found[0].detail
+    assert f'no WukongPolicy on namespace "{NS}" allows it' in found[0].detail
+
+
+def test_macvlan_without_a_master_is_refused_even_where_a_policy_names_interfaces():
+    found = judged(HOSTS, networked({"name": "lan", "type": "macvlan"}))
+    assert [(v.rule, v.path) for v in found] == [(HOST_NETWORKS, "spec.networks[0].bridgeName")]
+    assert "default-route interface" in found[0].detail
+
+
+@pytest.mark.parametrize(
+    "network",
+    [
+        {"type": "bridge", "bridgeName": "br-lan", "vlanId": 100},
+        {"type": "bridge", "bridgeName": "br-lan", "vlanId": 250},
+        {"type": "macvlan", "bridgeName": "eth1.300"},
+    ],
+    ids=["a-listed-vlan", "a-vlan-in-a-listed-range", "a-listed-macvlan-master"],
+)
+def test_a_host_network_a_policy_names_is_allowed(network):
+    assert judged(HOSTS, networked({"name": "lan", **network})) == []
+
+
+@pytest.mark.parametrize(
+    "network, shown",
+    [
+        ({"type": "bridge", "bridgeName": "br-lan", "vlanId": 300}, "bridge br-lan VLAN 300"),
+        ({"type": "bridge", "bridgeName": "br-lan"}, "bridge br-lan"),
+        ({"type": "ovs", "bridgeName": "br-lan", "vlanId": 100}, "ovs br-lan VLAN 100"),
+        ({"type": "macvlan", "bridgeName": "eth1"}, "macvlan eth1"),
+    ],
+    ids=["a-vlan-outside-the-ranges", "untagged-where-vlans-are-listed", "another-type", "another-master"],
+)
+def test_a_host_network_outside_what_a_policy_names_is_refused(network, shown):
+    assert said(HOSTS, networked({"name": "lan", **network})) == [
+        f'spec.networks[0].bridgeName: host network "{shown}" reaches the nodes\' own network; no WukongPolicy on '
+        f'namespace "{NS}" allows it: a cluster admin allows it with networks.hostNetworks: '
+        + (
+            f'[{{type: {network["type"]}, interface: {network["bridgeName"]}, vlans: ["{network["vlanId"]}"]}}]'
+            if "vlanId" in network
+            else f"[{{type: {network['type']}, interface: {network['bridgeName']}}}]"
+        )
+        + " in a WukongPolicy selecting this namespace, or name an existing NetworkAttachmentDefinition with nadName"
+    ]
+
+
+def test_every_policy_listing_host_networks_must_allow_the_one_asked_for():
+    narrower = policy(name="security", networks={"hostNetworks": [{"type": "bridge", "interface": "br-lan"}]})
+    found = judged(
+        [HOSTS, narrower], networked({"name": "lan", "type": "bridge", "bridgeName": "br-lan", "vlanId": 100})
+    )
+    assert [(v.policy, v.rule) for v in found] == [("security", HOST_NETWORKS)]
+    assert 'is not one policy "security" allows' in found[0].detail
+
+
+def test_a_warn_policy_naming_a_host_network_admits_it_and_warns_for_others():
+    warned = policy(name="trial", action="warn", networks={"hostNetworks": [{"type": "bridge", "interface": "br-a"}]})
+    assert judged(warned, networked({"name": "lan", "type": "bridge", "bridgeName": "br-a"})) == []
+    found = judged([warned, HOSTS], networked({"name": "lan", "type": "macvlan", "bridgeName": "eth1.300"}))
+    assert [(v.policy, v.action) for v in found] == [("trial", "warn")]
+    refused = judged(warned, networked({"name": "lan", "type": "bridge", "bridgeName": "cni0"}))
+    assert [(v.policy, v.action) for v in refused] == [("", "deny")], "named by no policy: refused, not warned"
+
+
+@pytest.mark.parametrize("vlans", [["0"], ["4095"], ["300-200"], ["1e3"], [7]], ids=str)
+def test_a_malformed_vlan_entry_allows_nothing(vlans):
+    odd = policy(networks={"hostNetworks": [{"type": "bridge", "interface": "br-lan", "vlans": vlans}]})
+    found = judged(odd, networked({"name": "lan", "type": "bridge", "bridgeName": "br-lan", "vlanId": 300}))
+    assert [v.rule for v in found] == [HOST_NETWORKS]
+
+
+# -- another namespace's NetworkAttachmentDefinition ----------------------------------------------------------------
+def test_a_nad_in_the_wukongs_own_namespace_needs_no_policy():
+    assert evaluate([], NS, networked({"name": "lan", "type": "bridge", "nadName": "lan-net"})) == []
+    assert evaluate([], NS, networked({"name": "lan", "type": "bridge", "nadName": f"{NS}/lan-net"})) == []
+
+
+def test_another_namespaces_nad_is_refused_unless_a_policy_lists_it():
+    other = networked({"name": "lan", "type": "bridge", "nadName": "net-system/prod-vlan"})
+    found = evaluate([], NS, other)
+    assert [(v.policy, v.rule, v.path) for v in found] == [
+        ("", ALLOWED_ATTACHMENT_DEFINITIONS, "spec.networks[0].nadName")
+    ]
+    assert 'is in namespace "net-system"' in found[0].detail
+    assert "networks.allowedAttachmentDefinitions: [net-system/prod-vlan]" in found[0].detail
+    assert judged(policy(networks={"allowedAttachmentDefinitions": ["net-system/prod-vlan"]}), other) == []
+    assert [v.rule for v in judged(policy(networks={"allowedAttachmentDefinitions": ["prod-vlan"]}), other)] == [
+        ALLOWED_ATTACHMENT_DEFINITIONS
+    ], "a name without a namespace means the Wukong's own namespace"
+
+
+# -- placement ------------------------------------------------------------------------------------------------------
+def placed(**high_availability: Any) -> dict:
+    return wukong(disk("system"), highAvailability=high_availability)
+
+
+def test_a_toleration_of_every_taint_is_refused_whatever_the_policies_say():
+    anything = policy(placement={"allowedTolerationKeys": ["node-role.kubernetes.io/control-plane", "dedicated"]})
+    for policies in ([], [anything]):
+        found = evaluate(policies, NS, placed(tolerations=[{"operator": "Exists"}]))
+        assert [(v.policy, v.rule, v.path) for v in found] == [
+            ("", ALLOWED_TOLERATION_KEYS, "spec.highAvailability.tolerations[0].key")
+        ]
+        assert "tolerates every taint" in found[0].detail
+
+
+@pytest.mark.parametrize("key", ["node-role.kubernetes.io/control-plane", "node-role.kubernetes.io/master"])
+def test_control_plane_placement_is_refused_unless_a_policy_names_the_key(key):
+    aimed = placed(tolerations=[{"key": key, "operator": "Exists"}], nodeSelector={key: ""})
+    assert [(v.rule, v.path) for v in evaluate([], NS, aimed)] == [
+        (ALLOWED_TOLERATION_KEYS, "spec.highAvailability.tolerations[0].key"),
+        (ALLOWED_NODE_SELECTOR_KEYS, f"spec.highAvailability.nodeSelector[{key}]"),
+    ]
+    opened = policy(placement={"allowedTolerationKeys": [key], "allowedNodeSelectorKeys": [key]})
+    assert judged(opened, aimed) == []
+
+
+def test_placement_keys_are_free_until_a_policy_lists_them():
+    usual = placed(tolerations=[{"key": "dedicated", "operator": "Equal", "value": "vms"}], nodeSelector={"pool": "vm"})
+    assert evaluate([], NS, usual) == []
+    listed = policy(placement={"allowedTolerationKeys": ["gpu"], "allowedNodeSelectorKeys": ["zone"]})
+    assert said(listed, usual) == [
+        'spec.highAvailability.tolerations[0].key: taint key "dedicated" is not one policy "team-limits" allows in '
+        'namespace "team-a" (allowed: "gpu")',
+        'spec.highAvailability.nodeSelector[pool]: node label key "pool" is not one policy "team-limits" allows in '
+        'namespace "team-a" (allowed: "zone")',
+    ]
+
+
+def test_unchanged_placement_is_not_judged_again():
+    old = placed(tolerations=[{"operator": "Exists"}], nodeSelector={"node-role.kubernetes.io/master": ""})
+    assert evaluate([], NS, copy.deepcopy(old), old) == []
 
 
 # -- disk removal ------------------------------------------------------------------------------------------------
