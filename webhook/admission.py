@@ -195,7 +195,19 @@ def _mutate(new: dict[str, Any], old: dict[str, Any] | None, facts: ClusterFacts
         errors, _ = validation.validate(defaulted, old, facts)
     if errors:
         return Decision(allowed=False, errors=errors, object=new)
-    return Decision(allowed=True, patch=defaulting.patch(new, defaulted), object=defaulted)
+    warnings = [PASSWORD_HASHED] if _has_password(new) and not _has_password(defaulted) else []
+    return Decision(allowed=True, patch=defaulting.patch(new, defaulted), object=defaulted, warnings=warnings)
+
+
+PASSWORD_HASHED = (
+    "spec.cloudInitUser.password is stored as its SHA-512 hash in spec.cloudInitUser.passwordHash; "
+    "the plaintext is kept nowhere"
+)
+
+
+def _has_password(obj: Mapping[str, Any]) -> bool:
+    user = obj.get("spec", {}).get("cloudInitUser") if isinstance(obj.get("spec"), Mapping) else None
+    return isinstance(user, Mapping) and "password" in user
 
 
 DENIED_BY = "denied by the Wukong admission webhook"

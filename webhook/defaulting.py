@@ -1,23 +1,30 @@
-"""Mutating admission (M1-M4): fill in what the user left out, on a copy of the object.
+"""Mutating admission (M1-M6): fill in what the user left out, on a copy of the object, and keep no password in
+clear.
 
 The rules here only say what the object should look like. ``patch`` then compares the request with this copy
-where defaulting can write -- each disk's keys and ``spec.volumeRetentionPolicy`` -- and nowhere else, which is
-what makes it cheap; tests check that it always yields the copy.
+where defaulting can write -- each disk's keys, ``spec.volumeRetentionPolicy``, ``spec.cloudInitUser`` and the
+last-applied annotation -- and nowhere else, which is what makes it cheap; tests check that it always yields the
+copy.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
+from functools import cache
 from typing import Any
 
 from webhook import field
 from webhook.facts import ClusterFacts
 from webhook.field import quoted
+from wukong import cloudinit, schema
 from wukong.spec import RETAIN, disk_dicts, mapping
 
 STORAGE_CLASS = "storageClassName"
 BOOT = "boot"
 RETENTION = "volumeRetentionPolicy"
+USER, PASSWORD, PASSWORD_HASH = "cloudInitUser", "password", "passwordHash"
+LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
 
 
 def default(
@@ -31,16 +38,17 @@ def default(
     repair, and the validating side or the API server will say what is wrong with it.
     """
     obj = _writable_copy(new)
+    password_errors = _hash_password(obj, old)  # M6, whatever the disks look like: a password never rests in clear
     disks = _disks(obj)
     if disks is None:
-        return obj, []
+        return obj, password_errors
     _default_retention(obj, old)  # M4
     _keep_previous_values(disks, old)  # M3 first: an existing disk keeps what it had
     errors = _default_storage_classes(disks, facts)  # M1
     _default_boot(disks)  # M2
     if old is None:
         _default_boot_image(obj, disks)  # M5
-    return obj, errors
+    return obj, password_errors + errors
 
 
 def _writable_copy(new: Mapping[str, Any]) -> dict[str, Any]:
@@ -147,13 +155,83 @@ def _default_retention(obj: dict[str, Any], old: Mapping[str, Any] | None) -> No
     policy["whenDeleted"] = before if isinstance(before, str) else RETAIN
 
 
+def _hash_password(obj: dict[str, Any], old: Mapping[str, Any] | None) -> list[field.FieldError]:
+    """M6: ``cloudInitUser.password`` is stored as its SHA-512 crypt hash in ``passwordHash``, and the plaintext is
+    taken out of the last-applied annotation too, so it rests nowhere: not in the Wukong, etcd or its backups,
+    nor in what every reader of Wukongs sees. The hash already stored is kept while the same password is applied
+    again (kubectl apply sends it every time), so re-applying a manifest changes nothing."""
+    spec = obj.get("spec")
+    user = spec.get(USER) if isinstance(spec, dict) else None
+    password = user.get(PASSWORD) if isinstance(user, Mapping) else None
+    if not isinstance(spec, dict) or not isinstance(user, Mapping) or not isinstance(password, str) or not password:
+        return []  # no password, or one of a wrong type that validation names (without showing it)
+    path = field.SPEC.child(USER)
+    if len(password) > _password_limit():
+        return [field.invalid(path.child(PASSWORD), password, f"may not be longer than {_password_limit()} characters")]
+    given = user.get(PASSWORD_HASH)
+    previous = mapping(mapping(mapping(old).get("spec")).get(USER)).get(PASSWORD_HASH)
+    known = [h for h in (given, previous) if isinstance(h, str) and h]
+    if isinstance(given, str) and given and given != previous and not cloudinit.password_matches(password, given):
+        return [field.forbidden(path.child(PASSWORD_HASH), "set password or passwordHash, not both")]
+    try:
+        hashed = next((h for h in known if cloudinit.password_matches(password, h)), None)
+        hashed = hashed or cloudinit.hash_password(password)
+    except ValueError:
+        return [field.invalid(path.child(PASSWORD), password, "may not hold a NUL character")]
+    spec[USER] = {**{k: v for k, v in user.items() if k != PASSWORD}, PASSWORD_HASH: hashed}
+    _scrub_last_applied(obj, hashed)
+    return []
+
+
+@cache
+def _password_limit() -> int:
+    """The CRD's maxLength for a password, judged here because the plaintext does not reach the schema check."""
+    user = schema.openapi_schema()["properties"]["spec"]["properties"][USER]["properties"]
+    return int(user[PASSWORD]["maxLength"])
+
+
+def _scrub_last_applied(obj: dict[str, Any], hashed: str) -> None:
+    """kubectl's client-side apply keeps the whole manifest in an annotation. There, the password becomes the hash
+    that replaced it: the next apply of a manifest that still holds the password sets it again (hashed again, to
+    the same hash), and one that drops it drops the hash too -- as kubectl would for any field."""
+    metadata = mapping(obj.get("metadata"))
+    annotations = mapping(metadata.get("annotations"))
+    text = annotations.get(LAST_APPLIED)
+    if not isinstance(text, str) or PASSWORD not in text:
+        return
+    try:
+        applied = json.loads(text)
+    except (ValueError, RecursionError):
+        applied = None
+    user = mapping(mapping(mapping(applied).get("spec")).get(USER))
+    scrubbed = dict(annotations)
+    if isinstance(user, dict) and PASSWORD in user:
+        user.pop(PASSWORD)
+        user[PASSWORD_HASH] = hashed
+        scrubbed[LAST_APPLIED] = json.dumps(applied, separators=(",", ":")) + "\n"
+    elif applied is None:
+        del scrubbed[LAST_APPLIED]  # not kubectl's JSON: it cannot be scrubbed field by field, and may hold it
+    else:
+        return
+    obj["metadata"] = {**metadata, "annotations": scrubbed}
+
+
 def patch(before: Mapping[str, Any], after: Mapping[str, Any]) -> list[dict[str, Any]]:
     """The JSON Patch (RFC 6902) that turns ``before`` into ``after``, its defaulted copy."""
     ops: list[dict[str, Any]] = []
     spec_before, spec_after = mapping(before.get("spec")), mapping(after.get("spec"))
-    if spec_before.get(RETENTION) != spec_after.get(RETENTION):
-        op = "replace" if RETENTION in spec_before else "add"
-        ops.append({"op": op, "path": f"/spec/{RETENTION}", "value": spec_after[RETENTION]})
+    for key in (RETENTION, USER):
+        if spec_before.get(key) != spec_after.get(key):
+            op = "replace" if key in spec_before else "add"
+            ops.append({"op": op, "path": f"/spec/{key}", "value": spec_after[key]})
+    annotations_before = mapping(mapping(before.get("metadata")).get("annotations"))
+    annotations_after = mapping(mapping(after.get("metadata")).get("annotations"))
+    if annotations_before.get(LAST_APPLIED) != annotations_after.get(LAST_APPLIED):
+        where = f"/metadata/annotations/{_pointer(LAST_APPLIED)}"
+        if LAST_APPLIED in annotations_after:
+            ops.append({"op": "replace", "path": where, "value": annotations_after[LAST_APPLIED]})
+        else:
+            ops.append({"op": "remove", "path": where})
     disks_before, disks_after = _disks(dict(before)) or [], _disks(dict(after)) or []
     for index, (was, now) in enumerate(zip(disks_before, disks_after, strict=False)):
         for key, value in now.items():
