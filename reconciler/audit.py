@@ -16,8 +16,9 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from kubeclient.informer import Informer
-from kubeclient.resources import NAMESPACES, WUKONG_POLICIES
+from kubeclient.resources import WUKONG_POLICIES
 from kubeclient.rest import ApiError, Kube
+from reconciler.policies import Policies
 from wukong import labels as labels_of
 from wukong import policy
 from wukong.policy import Policy
@@ -49,13 +50,15 @@ def findings(
 
 
 class PolicyAudit:
-    """Follows WukongPolicies and namespaces (the Wukongs come from the controller's informer) and keeps each
-    policy's status current while ``active()`` (this replica is the one that audits)."""
+    """Judges the Wukongs of the controller's informer by the policies and namespaces it follows, and keeps each
+    policy's status current while ``active()`` (this replica is the one that audits). The informers are the
+    controller's, started with it."""
 
-    def __init__(self, kube: Kube, wukongs: Informer, active: Callable[[], bool] = lambda: True) -> None:
+    def __init__(
+        self, kube: Kube, wukongs: Informer, followed: Policies, active: Callable[[], bool] = lambda: True
+    ) -> None:
         self.kube, self.wukongs, self.active = kube, wukongs, active
-        self.policies = Informer(kube, WUKONG_POLICIES)
-        self.namespaces = Informer(kube, NAMESPACES)
+        self.policies, self.namespaces = followed.policies, followed.namespaces
         self._changed = threading.Event()
         self._stopped = threading.Event()
         self._judged: dict[tuple[str, str], tuple[str, int]] = {}  # (uid, generation) of each Wukong seen
@@ -81,15 +84,11 @@ class PolicyAudit:
         return self.policies, self.namespaces
 
     def start(self) -> None:
-        for informer in self.informers:
-            informer.start()
         threading.Thread(target=self._run, name="policy-audit", daemon=True).start()
 
     def stop(self) -> None:
         self._stopped.set()
         self._changed.set()
-        for informer in self.informers:
-            informer.stop()
 
     def _run(self) -> None:
         while not self._stopped.is_set():

@@ -105,7 +105,8 @@ def main(argv: list[str] | None = None) -> int:
     elector = LeaderElector(kube, args.leader_elect_namespace, args.leader_elect_id, identity)
     audit = None
     if args.namespace is None:  # policies are cluster-wide: audited only by a reconciler that sees every Wukong
-        audit = PolicyAudit(kube, controller.wukongs, _auditing(holder, elector if args.leader_elect else None))
+        auditing = _auditing(holder, elector if args.leader_elect else None)
+        audit = PolicyAudit(kube, controller.wukongs, controller.policies, auditing)
         audit.start()
     if args.leader_elect:
         runner = threading.Thread(

@@ -37,8 +37,10 @@ from reconciler.events import EventRecorder, now
 from reconciler.execution import Executor
 from reconciler.guest import GuestConfig
 from reconciler.observation import Observed
+from reconciler.policies import Policies
 from wukong import api
 from wukong.naming import vm_name, volume_name
+from wukong.networkrules import nad_reference
 from wukong.storageclass import StorageClass
 
 log = logging.getLogger("wukong.reconciler")
@@ -80,6 +82,7 @@ class Controller:
         self.vms = Informer(kube, VIRTUAL_MACHINES, ns, MANAGED)
         self.vmis = Informer(kube, VIRTUAL_MACHINE_INSTANCES, ns, INSTANCES)
         self.storage_classes = Informer(kube, STORAGE_CLASSES)
+        self.policies = Policies(kube)
         for informer in (self.pvcs, self.data_volumes, self.vms, self.vmis):
             informer.index_by_label(api.WUKONG_LABEL)
             informer.on_change(self._child_changed)
@@ -102,7 +105,15 @@ class Controller:
 
     @property
     def informers(self) -> tuple[Informer, ...]:
-        return self.wukongs, self.pvcs, self.data_volumes, self.vms, self.vmis, self.storage_classes
+        return (
+            self.wukongs,
+            self.pvcs,
+            self.data_volumes,
+            self.vms,
+            self.vmis,
+            self.storage_classes,
+            *self.policies.informers,
+        )
 
     # -- lifecycle ---------------------------------------------------------------------------------------
     def start_informers(self) -> None:
@@ -257,25 +268,32 @@ class Controller:
 
     def _ask_guest_facts(self, observed: Observed) -> Observed:
         """What the VM needs that nothing here watches: Multus, the NetworkAttachmentDefinitions, the SSH key
-        Secret. Asked by GET, only for Wukongs that use them; the Secret by its metadata alone."""
+        Secret. Asked by GET, only for Wukongs that use them; the Secret by its metadata alone. Another namespace's
+        NetworkAttachmentDefinition is looked up only where the policies allow the Wukong to use it."""
         spec, namespace = observed.spec, observed.namespace
         facts: dict[str, Any] = {}
         if spec.networks:
+            observed = dataclasses.replace(observed, policy_scope=self.policies.scope(namespace))
             facts["multus"] = self._multus_served()
             if facts["multus"]:
-                facts["nads"] = {n: self._get_or_none(namespace, n) for n in GuestConfig(observed).nad_names()}
+                refused = planning.refused_networks(observed)
+                facts["nads"] = {
+                    nad: self._get_or_none(namespace, nad)
+                    for network, nad in zip(spec.networks, GuestConfig(observed).nad_names(), strict=True)
+                    if not (network.nad_name and network.name in refused)
+                }
         if spec.ssh_key_secret:
             try:
                 self.kube.metadata(SECRETS, namespace, spec.ssh_key_secret)
                 facts["secrets"] = {spec.ssh_key_secret: True}
-            except NotFound:
+            except (NotFound, ValueError):  # ValueError: a name no Secret can have (stored before the CRD said so)
                 facts["secrets"] = {spec.ssh_key_secret: False}
         return dataclasses.replace(observed, **facts) if facts else observed
 
-    def _get_or_none(self, namespace: str, name: str) -> dict[str, Any] | None:
+    def _get_or_none(self, namespace: str, nad_name: str) -> dict[str, Any] | None:
         try:
-            return self.kube.get(NETWORK_ATTACHMENT_DEFINITIONS, namespace, name)
-        except NotFound:
+            return self.kube.get(NETWORK_ATTACHMENT_DEFINITIONS, *nad_reference(nad_name, namespace))
+        except (NotFound, ValueError):
             return None
 
     def _multus_served(self) -> bool:

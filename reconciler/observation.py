@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from reconciler import children
-from wukong import api
+from wukong import api, policy
 from wukong.image import ImageError, parse_image
 from wukong.manifests import Obj
 from wukong.naming import vm_name, volume_name
@@ -40,6 +40,7 @@ class Observed:
     secrets: Mapping[str, bool] = field(default_factory=dict)  # Secret name -> exists (metadata only)
     nads: Mapping[str, Obj | None] = field(default_factory=dict)  # NetworkAttachmentDefinition name -> it, or None
     multus: bool | None = None  # NetworkAttachmentDefinitions served; None: not asked (no networks)
+    policy_scope: policy.Scope | None = None  # the WukongPolicies on the namespace; None: none known (built-ins only)
 
     @functools.cached_property
     def spec(self) -> WukongSpec:

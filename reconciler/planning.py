@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from reconciler import children
 from reconciler.guest import CLOUD_INIT_DIGEST_ANNOTATION, GuestConfig
 from reconciler.observation import Kind, Observed, Volume, VolumeKind, expandable, lookup, volumes
-from wukong import api
+from wukong import api, policy
 from wukong.manifests import Obj
 from wukong.naming import vm_name, volume_name
 from wukong.spec import DELETE
@@ -114,16 +114,40 @@ def plan(observed: Observed, hotplug_disks: bool = False) -> list[Action]:
     return actions
 
 
+def refused_networks(observed: Observed) -> dict[str, str]:
+    """Network name -> why the WukongPolicies on the namespace (or the built-in rules) refuse what it asks for.
+    Admission refuses the same; asked again here because a Wukong may have been stored while the webhook was
+    bypassed or before a policy changed: such a network's NetworkAttachmentDefinition is neither made nor changed,
+    and another namespace's is not even looked up."""
+    if not observed.spec.networks:
+        return {}
+    scope = observed.policy_scope or policy.Scope.of((), observed.namespace)
+    refused = {}
+    for index, network in enumerate(observed.spec.networks):
+        denied = [v for v in scope.network(f"spec.networks[{index}]", network) if v.action == policy.DENY]
+        if denied:
+            refused[network.name] = f"{denied[0].path}: {denied[0].detail}"
+    return refused
+
+
+def _made_networks(observed: Observed) -> list[tuple[str, Obj]]:
+    """(network name, the NetworkAttachmentDefinition this Wukong makes for it) for each network without nadName."""
+    made = [n for n in observed.spec.networks if not n.nad_name]
+    return list(zip((n.name for n in made), GuestConfig(observed).network_attachment_definitions(), strict=True))
+
+
 def _network_actions(observed: Observed) -> list[Action]:
-    """The NetworkAttachmentDefinitions this Wukong makes: created when missing, their config kept as asked.
-    Nothing while Multus is not installed (status says MultusNotInstalled)."""
+    """The NetworkAttachmentDefinitions this Wukong makes: created when missing, their config kept as asked --
+    unless the policies refuse the network. Nothing while Multus is not installed (status says
+    MultusNotInstalled)."""
     if not observed.spec.networks or observed.multus is not True:
         return []
+    refused = refused_networks(observed)
     actions: list[Action] = []
-    for nad in GuestConfig(observed).network_attachment_definitions():
+    for network, nad in _made_networks(observed):
         name = nad["metadata"]["name"]
-        if name not in observed.nads:
-            continue  # not looked up this pass
+        if name not in observed.nads or network in refused:
+            continue  # not looked up this pass, or not to be written
         live = observed.nads[name]
         if live is None:
             actions.append(Create("NetworkAttachmentDefinition", nad))
@@ -146,9 +170,16 @@ def guest_blockers(observed: Observed) -> list[tuple[str, str]]:
             )
         )
     elif spec.networks:
+        refused = refused_networks(observed)
+        wanted = {nad["metadata"]["name"]: nad for _, nad in _made_networks(observed)}
         for network, nad in zip(spec.networks, guest.nad_names(), strict=True):
             live = observed.nads.get(nad)
-            if nad in observed.nads and live is None and network.nad_name:
+            if network.name in refused:
+                # A NAD this Wukong made earlier, exactly as asked, needs no write: the refusal blocks writes only.
+                kept = live is not None and not network.nad_name and live.get("spec") == wanted[nad]["spec"]
+                if not kept:
+                    found.append(("NetworkNotAllowed", f"network {network.name}: {refused[network.name]}"))
+            elif nad in observed.nads and live is None and network.nad_name:
                 found.append(
                     (
                         "NetworkNotFound",

@@ -133,19 +133,19 @@ def decide(request: AdmissionRequest, endpoint: Endpoint, facts: ClusterFacts) -
     old = request.get("oldObject") if request["operation"] == "UPDATE" else None
     if (deep := too_deep(new)) is not None or (old is not None and (deep := too_deep(old)) is not None):
         return Decision(allowed=False, errors=[deep], object=new)
-    facts = facts.in_namespace(_namespace(request, new))
+    facts = facts.in_namespace(namespace_of(request))
     if endpoint is Endpoint.MUTATE:
         return _mutate(new, old, facts)
     errors, warnings = validation.validate(new, old, facts)
     return Decision(allowed=not errors, errors=errors, warnings=warnings, object=new)
 
 
-def _namespace(request: AdmissionRequest, new: Mapping[str, Any]) -> str:
+def namespace_of(request: AdmissionRequest) -> str:
     """The request's namespace (the API server fills the object's in before admission; either will do)."""
     given = request.get("namespace")
     if isinstance(given, str) and given:
         return given
-    metadata = new.get("metadata")
+    metadata = (request.get("object") or {}).get("metadata")
     found = metadata.get("namespace") if isinstance(metadata, Mapping) else None
     return found if isinstance(found, str) else ""
 
@@ -245,6 +245,20 @@ def response(request: AdmissionRequest, decision: Decision) -> AdmissionResponse
 def review(request: AdmissionRequest, decision: Decision) -> dict[str, Any]:
     """The AdmissionReview sent back: same apiVersion, the response echoing the request's uid."""
     return {"apiVersion": REVIEW_API_VERSION, "kind": "AdmissionReview", "response": response(request, decision)}
+
+
+def unavailable(request: AdmissionRequest, message: str) -> dict[str, Any]:
+    """A refusal for a request that cannot be judged yet (a fact could not be read): fail closed, and say to
+    retry (503, as the API server says it of itself)."""
+    return {
+        "apiVersion": REVIEW_API_VERSION,
+        "kind": "AdmissionReview",
+        "response": {
+            "uid": request["uid"],
+            "allowed": False,
+            "status": {"code": 503, "reason": "ServiceUnavailable", "message": message},
+        },
+    }
 
 
 def internal_error(request: AdmissionRequest) -> dict[str, Any]:

@@ -14,16 +14,17 @@ from werkzeug.exceptions import HTTPException
 
 from webhook import admission
 from webhook.admission import BadReview, Endpoint
-from webhook.facts import ClusterFacts
+from webhook.facts import ClusterFacts, FactsUnavailable
 
 MAX_BODY_BYTES = 3 * 1024 * 1024  # the API server's own limit for admission requests is 3 MiB
 log = logging.getLogger("wukong.webhook")
 
 
 class FactsSource(Protocol):
-    """Where cluster facts come from: a file, or a watch-backed cache of the API."""
+    """Where cluster facts come from: a file, or a watch-backed cache of the API. ``facts(namespace)`` raises
+    FactsUnavailable when what that namespace's requests are judged by cannot be had."""
 
-    def facts(self) -> ClusterFacts: ...
+    def facts(self, namespace: str | None = None) -> ClusterFacts: ...
 
     def ready(self) -> bool: ...
 
@@ -32,7 +33,7 @@ class FactsSource(Protocol):
 class StaticFacts:
     value: ClusterFacts = field(default_factory=ClusterFacts)
 
-    def facts(self) -> ClusterFacts:
+    def facts(self, namespace: str | None = None) -> ClusterFacts:
         return self.value
 
     def ready(self) -> bool:
@@ -78,9 +79,13 @@ def create_app(config: WebhookConfig | None = None) -> Flask:
             review_request = admission.parse_request(body)
             operation = review_request["operation"]
             try:
-                decision = admission.decide(review_request, endpoint, config.facts.facts())
+                facts = config.facts.facts(admission.namespace_of(review_request))
+                decision = admission.decide(review_request, endpoint, facts)
                 verdict, answer = decision.verdict, admission.review(review_request, decision)
                 _log_decision(endpoint, review_request, decision)
+            except FactsUnavailable as error:
+                log.warning("admission %s refused for uid %s: %s", endpoint.value, review_request["uid"], error)
+                verdict, answer = "unavailable", admission.unavailable(review_request, str(error))
             except Exception:
                 log.exception("admission %s failed for uid %s", endpoint.value, review_request["uid"])
                 verdict, answer = "error", admission.internal_error(review_request)

@@ -14,6 +14,10 @@ from wukong.storageclass import StorageClass, cluster_default
 MAX_SCOPED_NAMESPACES = 10_000  # namespaces whose facts a snapshot keeps ready
 
 
+class FactsUnavailable(Exception):
+    """A fact a decision needs could not be had: the request is refused, to be retried."""
+
+
 @dataclass(frozen=True)
 class ClusterFacts:
     """``storage_classes`` is None when the classes are unknown (an offline check given no file):

@@ -6,6 +6,11 @@ requests read without a lock (a list of thousands of namespaces notifies once pe
 would be quadratic).
 ``ready()`` stays False until every first list has arrived (``/readyz``), and the informers keep the caches current
 across dropped watches and API restarts.
+
+A watch lags its writes by a little: a namespace created in the same ``kubectl apply`` as its Wukongs can reach the
+webhook before its watch event does, and judging it without its labels would skip the policies that select it
+(fail open). A namespace the cache does not know is therefore read with one GET before its Wukong is judged, when
+any policy exists; if that read fails, the request is refused with a message to retry (fail closed).
 """
 
 from __future__ import annotations
@@ -15,11 +20,13 @@ from typing import Any
 
 from kubeclient.informer import Informer
 from kubeclient.resources import NAMESPACES, STORAGE_CLASSES, WUKONG_POLICIES
-from kubeclient.rest import Kube
-from webhook.facts import ClusterFacts
+from kubeclient.rest import ApiError, Kube, NotFound
+from webhook.facts import ClusterFacts, FactsUnavailable
 from wukong import labels
 from wukong.policy import Policy
 from wukong.storageclass import StorageClass
+
+MAX_FETCHED = 10_000  # namespaces read by GET and not yet seen by the watch (a bound, never reached in practice)
 
 
 class FactsCache:
@@ -27,7 +34,9 @@ class FactsCache:
     is not installed, e.g. a unit test's scripted API)."""
 
     def __init__(self, kube: Kube, configured_default: str | None = None, policies: bool = True) -> None:
+        self._kube = kube
         self._configured_default = configured_default
+        self._fetched: dict[str, dict[str, str]] = {}  # labels of namespaces read by GET, until the watch has them
         self._facts = ClusterFacts.of(None, configured_default)  # unknown until the first list has arrived
         self._classes = Informer(kube, STORAGE_CLASSES)
         self._informers = [self._classes]
@@ -52,13 +61,35 @@ class FactsCache:
     def ready(self) -> bool:
         return all(informer.synced for informer in self._informers)
 
-    def facts(self) -> ClusterFacts:
+    def facts(self, namespace: str | None = None) -> ClusterFacts:
+        """The current snapshot; with ``namespace``, one that knows that namespace's labels whenever a policy could
+        select it (raises FactsUnavailable when they cannot be read)."""
         if self._stale:
             with self._lock:
                 if self._stale:
                     self._stale = False  # first: a change during the rebuild marks the new snapshot stale again
                     self._facts = self._rebuild()
-        return self._facts
+        facts = self._facts
+        if namespace and facts.policies and namespace not in facts.namespace_labels:
+            facts = self._learn(namespace)
+        return facts
+
+    def _learn(self, namespace: str) -> ClusterFacts:
+        try:
+            found = self._kube.get(NAMESPACES, None, namespace)
+        except NotFound:
+            found = {"metadata": {"name": namespace}}  # judged by its name label, as the API server will refuse it
+        except (ApiError, ValueError) as error:
+            raise FactsUnavailable(
+                f"namespace {namespace!r} is not in the Wukong webhook's cache yet and reading it failed "
+                f"({error}); WukongPolicies select namespaces by label, so the request cannot be judged: try again"
+            ) from None
+        with self._lock:
+            if len(self._fetched) >= MAX_FETCHED:
+                self._fetched.clear()
+            self._fetched.update(labels.of_namespaces([found]))
+            self._facts = self._rebuild()
+            return self._facts
 
     def _changed(self, _event: str, _obj: dict[str, Any]) -> None:
         self._stale = True
@@ -69,4 +100,6 @@ class FactsCache:
             return ClusterFacts.of(classes, self._configured_default)
         policies = [Policy.from_object(item) for item in self._policies.items()]
         known = labels.of_namespaces(self._namespaces.items())
-        return ClusterFacts.of(classes, self._configured_default, policies, known)
+        for name in [n for n in self._fetched if n in known]:
+            del self._fetched[name]  # the watch has caught up: its labels are the current ones
+        return ClusterFacts.of(classes, self._configured_default, policies, {**self._fetched, **known})

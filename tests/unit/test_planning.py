@@ -13,6 +13,7 @@ from reconciler.observation import Observed
 from reconciler.planning import Adopt, Create, Expand, Release, SetRetention, UpdateVM
 from tests import upstream
 from tests.builders import CLASSES, disk, wukong
+from wukong.policy import Policy, Scope
 from wukong.spec import Disk
 
 UID = "0f0f0f0f-1111-2222-3333-444444444444"
@@ -596,9 +597,29 @@ GUEST = {
 }
 
 
-def with_guest_facts(observed: Observed, multus: bool = True, nads: dict | None = None, keys: bool = True) -> Observed:
+LAN_ALLOWED = Policy.from_object(
+    {
+        "metadata": {"name": "network-team"},
+        "spec": {
+            "namespaceSelector": {},
+            "networks": {"hostNetworks": [{"type": "bridge", "interface": "br-lan", "vlans": ["10"]}]},
+        },
+    }
+)
+
+
+def with_guest_facts(
+    observed: Observed,
+    multus: bool = True,
+    nads: dict | None = None,
+    keys: bool = True,
+    policies: tuple[Policy, ...] = (LAN_ALLOWED,),
+) -> Observed:
     found = {"vm1-lan": None, "corporate": {"metadata": {"name": "corporate"}}} if nads is None else nads
-    return dataclasses.replace(observed, **{"multus": multus, "nads": found, "secrets": {"keys": keys}})
+    scope = Scope.of(policies, observed.namespace)
+    return dataclasses.replace(
+        observed, **{"multus": multus, "nads": found, "secrets": {"keys": keys}, "policy_scope": scope}
+    )
 
 
 def test_a_vm_with_every_guest_field_is_valid_for_the_real_kubevirt_schema():
@@ -667,6 +688,44 @@ def test_placement_the_wukong_no_longer_asks_for_is_removed_from_the_vm():
     [update] = [a for a in planning.plan(changed) if isinstance(a, UpdateVM)]
     assert update.patch["spec"]["template"]["spec"]["nodeSelector"] is None
     assert update.patch["spec"]["template"]["spec"]["affinity"] is None
+
+
+def test_a_host_network_no_policy_allows_gets_no_nad_and_no_vm_and_says_which_rule():
+    observed = with_guest_facts(dataclasses.replace(converged(live(SYSTEM, **GUEST)), **{"vm": None}), policies=())
+    assert [getattr(a, "kind", None) for a in planning.plan(observed) if isinstance(a, Create)] == []
+    degraded = _condition(status.compute(observed, NOW), "Degraded")
+    assert degraded["reason"] == "NetworkNotAllowed"
+    assert "network lan: spec.networks[0].bridgeName: host network" in degraded["message"]
+    assert "networks.hostNetworks" in degraded["message"]
+
+
+def test_a_nad_made_before_a_policy_refused_its_network_is_kept_unwritten_and_blocks_nothing():
+    obj = live(SYSTEM, **GUEST)
+    made = planning.GuestConfig(with_guest_facts(converged(obj))).network_attachment_definitions()[0]
+    kept = {"metadata": {"name": "vm1-lan", "ownerReferences": [children.owner_reference(obj)]}, "spec": made["spec"]}
+    nads = {"vm1-lan": kept, "corporate": {}}
+    observed = with_guest_facts(dataclasses.replace(converged(obj), **{"vm": None}), nads=nads, policies=())
+    assert [type(a).__name__ for a in planning.plan(observed)] == ["ApplySecret", "Create"]
+    changed = copy.deepcopy(GUEST)
+    changed["networks"][0]["vlanId"] = 11  # a change would be a write: refused
+    observed = with_guest_facts(converged(live(SYSTEM, **changed)), nads=nads, policies=())
+    assert not [a for a in planning.plan(observed) if isinstance(a, planning.UpdateNetwork)]
+    assert _condition(status.compute(observed, NOW), "Degraded")["reason"] == "NetworkNotAllowed"
+
+
+def test_another_namespaces_nad_no_policy_lists_is_refused_without_being_looked_up():
+    guest = copy.deepcopy(GUEST)
+    guest["networks"][1]["nadName"] = "kube-system/host-net"
+    observed = with_guest_facts(
+        dataclasses.replace(converged(live(SYSTEM, **guest)), **{"vm": None}), nads={"vm1-lan": None}
+    )
+    refused = planning.refused_networks(observed)
+    assert list(refused) == ["corp"]
+    assert refused["corp"].startswith(
+        'spec.networks[1].nadName: NetworkAttachmentDefinition "host-net" is in namespace'
+    )
+    assert _condition(status.compute(observed, NOW), "Degraded")["reason"] == "NetworkNotAllowed"
+    assert not any(getattr(a, "kind", None) == "VirtualMachine" for a in planning.plan(observed))
 
 
 def _written(phase: str, generation: int = 1, **conditions: str) -> dict:
