@@ -13,8 +13,9 @@ from devcluster import crds
 from devcluster.local_reconciler import SERVICE_ACCOUNT
 from kubeclient.resources import NETWORK_ATTACHMENT_DEFINITIONS, SECRETS, VIRTUAL_MACHINES, WUKONGS
 from kubeclient.rest import Kube
+from tests.e2e.test_namespace_policy import kubectl_apply, limits
 from tests.e2e.test_reconciler import apply, wait_condition, wait_for_wukong, wait_running
-from tests.waiting import wait_for_object
+from tests.waiting import poll, wait_for_object
 
 pytestmark = pytest.mark.usefixtures("reconciler")
 NAME = "web"
@@ -58,6 +59,25 @@ spec:
 """
 
 
+# What a cluster admin allows the sample's two host networks with: bridge br-lan tagged 100, macvlan over eth1.
+HOST_NETWORKS = [{"type": "bridge", "interface": "br-lan", "vlans": ["100"]}, {"type": "macvlan", "interface": "eth1"}]
+
+
+@pytest.fixture(autouse=True)
+def host_networks(cluster, namespace):
+    """A WukongPolicy allowing the sample's host networks in this test's namespace, in force once a server-side dry
+    run of the sample is admitted (the webhook's policy cache has it)."""
+    allowing = limits(f"host-networks-{namespace}", namespace, networks={"hostNetworks": HOST_NETWORKS})
+    cluster.kubectl("apply", "-f", "-", stdin=json.dumps(allowing))
+    sample = yaml.safe_load(GO_SAMPLE)
+    poll(
+        lambda: kubectl_apply(cluster, namespace, sample, "--dry-run=server").returncode == 0,
+        "the webhook to allow the sample's host networks",
+    )
+    yield
+    cluster.kubectl("delete", "wukongpolicy", allowing["metadata"]["name"])
+
+
 def ssh_secret(namespace: str, key: str = KEY) -> dict[str, Any]:
     return {
         "apiVersion": "v1",
@@ -77,7 +97,9 @@ def user_data(admin: Kube, namespace: str) -> dict[str, Any]:
 def test_the_go_operators_sample_gets_its_users_keys_networks_and_placement(cluster, admin, namespace):
     admin.create(SECRETS, ssh_secret(namespace))
     created = cluster.kubectl("apply", "-n", namespace, "-f", "-", stdin=GO_SAMPLE)
-    assert "password is stored in clear" in created.stderr
+    assert "password is stored as its SHA-512 hash" in created.stderr
+    stored = admin.get(WUKONGS, namespace, NAME)
+    assert "s3cret-Pass" not in json.dumps(stored), "the plaintext is stored nowhere, last-applied included"
     wait_running(admin, namespace, NAME)
 
     template = admin.get(VIRTUAL_MACHINES, namespace, f"{NAME}-vm")["spec"]["template"]["spec"]
