@@ -38,6 +38,7 @@ from wukong import api, schema
 
 START_TIMEOUT_SECONDS = 60.0
 CONTROLLERS = (
+    "clusterrole-aggregation-controller",
     "garbage-collector-controller",
     "namespace-controller",
     "persistentvolumeclaim-protection-controller",
@@ -121,7 +122,7 @@ class ControlPlane:
             f"after {time.monotonic() - started:.1f}s"
         )
         self.install_base()
-        self.log(f"devcluster: CRDs and StorageClasses installed, {time.monotonic() - started:.1f}s in all")
+        self.log(f"devcluster: CRDs, user roles and StorageClasses installed, {time.monotonic() - started:.1f}s in all")
 
     def stop(self) -> None:
         for name in ("kube-controller-manager", "kube-apiserver", "etcd"):
@@ -223,7 +224,8 @@ class ControlPlane:
 
     def _start_controller_manager(self) -> None:
         """The real garbage collector, namespace controller and PVC/PV protection, so deletion cascades -- and
-        completes -- as on a real cluster (the API server gives every claim the pvc-protection finalizer).
+        completes -- as on a real cluster (the API server gives every claim the pvc-protection finalizer); and the
+        ClusterRole aggregation, so the built-in view/edit/admin carry the Wukong rights of deploy/rbac/users.yaml.
 
         Only those: what else a cluster runs for storage and VMs (binding, provisioning, KubeVirt, CDI) is
         played by the simulation, and the other built-in controllers have nothing to act on here."""
@@ -321,10 +323,13 @@ class ControlPlane:
         )
 
     def install_base(self) -> None:
+        """The CRDs, the users' ClusterRoles and the StorageClasses. The roles go with the CRD rather than with
+        the reconciler's RBAC: a namespace editor may use Wukongs whether or not a reconciler runs."""
         policies = yaml.safe_load(checkout.deploy("crd", f"{api.POLICY_CRD_NAME}.yaml").read_text())
         custom = [schema.crd(), policies, *(crds.crd(kind) for kind in crds.UPSTREAM_KINDS)]
+        roles = list(yaml.safe_load_all(checkout.deploy("rbac", "users.yaml").read_text()))
         storage = list(yaml.safe_load_all(checkout.deploy("storageclasses", "devcluster.yaml").read_text()))
-        self.apply([*custom, *storage])
+        self.apply([*custom, *roles, *storage])
         names = [f"crd/{c['metadata']['name']}" for c in custom]
         self.kubectl("wait", "--for=condition=Established", "--timeout=60s", *names)
 

@@ -15,6 +15,8 @@ from tests.e2e.conftest import server_dry_run
 ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "deploy" / "helm" / "wukong"
 CERT_MANAGER_KINDS = {"Issuer", "Certificate"}  # cert-manager's CRDs are not installed on devcluster
+# Aggregated into the built-in view/edit/admin: both installs must carry them, or namespace editors lose Wukongs.
+USER_ROLES = {("ClusterRole", f"wukong-{role}") for role in ("view", "edit", "admin")}
 
 
 def helm(*args: str) -> subprocess.CompletedProcess[str]:
@@ -64,6 +66,7 @@ def test_the_chart_lints():
 def test_the_chart_renders_exactly_what_kustomize_does_and_the_api_server_accepts_it(cluster, values, overlay):
     chart, base = by_name(rendered(*values)), by_name(kustomized(cluster, overlay))
     assert sorted(chart) == sorted(base)
+    assert set(base) >= USER_ROLES, f"the users' roles are missing from {overlay.name}"
     different = [key for key in chart if chart[key] != base[key]]
     assert different == [], f"objects that differ between the chart and {overlay.name}: {different}"
     dry_run(cluster, list(chart.values()))

@@ -540,6 +540,7 @@ def test_everything_in_deploy_applies_to_the_api_server(cluster):
         "validatingadmissionpolicy.admissionregistration.k8s.io/wukong-reconciler-writes-only-its-own",
         "networkpolicy.networking.k8s.io/wukong-reconciler",
         "clusterrole.rbac.authorization.k8s.io/wukong-reconciler",
+        "clusterrole.rbac.authorization.k8s.io/wukong-edit",
         "mutatingwebhookconfiguration.admissionregistration.k8s.io/wukong-webhook-dry-run",
         "validatingwebhookconfiguration.admissionregistration.k8s.io/wukong-webhook-dry-run",
     ):
