@@ -578,8 +578,11 @@ class Scope:
         """An allowed-list rule that refuses by default: the value must be in the list of at least one policy
         (whatever its action) and is then judged as ``allowed`` judges; otherwise the built-in refusal
         ``unnamed`` (no policy's)."""
-        if not any((allowed := list_of(p)) is not None and allows(allowed) for p in self.policies):
-            yield Violation("", DENY, rule, path, unnamed)
+        lists = [allowed for p in self.policies if (allowed := list_of(p)) is not None]
+        if not any(allows(allowed) for allowed in lists):
+            named = list(dict.fromkeys(str(entry) for allowed in lists for entry in allowed))
+            shown = f" (allowed here: {_listing(named)})" if lists else ""
+            yield Violation("", DENY, rule, path, unnamed + shown)
             return
         yield from self.allowed(rule, path, list_of, allows, say)
 

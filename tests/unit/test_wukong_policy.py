@@ -382,6 +382,7 @@ def test_a_host_network_outside_what_a_policy_names_is_refused(network, shown):
             else f"[{{type: {network['type']}, interface: {network['bridgeName']}}}]"
         )
         + " in a WukongPolicy selecting this namespace, or name an existing NetworkAttachmentDefinition with nadName"
+        + ' (allowed here: "bridge br-lan VLAN 100,200-299", "macvlan eth1.300")'
     ]
 
 
