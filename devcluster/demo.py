@@ -19,6 +19,7 @@ from devcluster.local_reconciler import LocalReconciler, install_rbac
 from devcluster.webhooks import LocalWebhook
 
 SAMPLE = checkout.deploy("samples", "system-and-data.yaml")
+NETWORK_POLICY = checkout.deploy("policies", "corporate-networks.yaml")
 BOLD, DIM, RESET = ("\033[1m", "\033[2m", "\033[0m") if sys.stdout.isatty() else ("", "", "")
 
 
@@ -113,7 +114,24 @@ def run(plane: ControlPlane) -> None:
         time.sleep(0.2)
     kubectl(plane, "get", "pvc", "system-and-data-data")
 
-    step("5. What happened, as Events")
+    step("5. A network over a host bridge is refused until a cluster admin's WukongPolicy names it")
+    networked = SAMPLE.read_text().replace("name: system-and-data", "name: on-corp-lan", 1)
+    networked = networked.replace(
+        "spec:\n", "spec:\n  networks:\n    - {name: lan, type: bridge, bridgeName: br-corp, vlanId: 100}\n", 1
+    )
+    kubectl(plane, "apply", "-f", "-", stdin=networked)
+    say("A cluster admin publishes the bridge (deploy/policies/corporate-networks.yaml) and the namespace opts in:")
+    kubectl(plane, "apply", "-f", str(NETWORK_POLICY))
+    kubectl(plane, "label", "namespace", "default", "wukong.novasphere.dev/networks=corporate")
+    deadline = time.monotonic() + 30  # the webhook's policy cache follows a watch: a moment
+    while plane.kubectl("apply", "--dry-run=server", "-f", "-", stdin=networked, check=False).returncode != 0:
+        if time.monotonic() > deadline:
+            raise RuntimeError("the webhook did not take up the WukongPolicy in 30s")
+        time.sleep(0.2)
+    kubectl(plane, "apply", "-f", "-", stdin=networked)
+    kubectl(plane, "delete", "wukong", "on-corp-lan")
+
+    step("6. What happened, as Events")
     kubectl(
         plane,
         "get",

@@ -190,7 +190,7 @@ def test_the_checker_takes_policies_from_a_file_or_from_the_cluster(cluster, nam
 
 def test_the_example_policies_are_accepted_and_a_malformed_one_is_refused_by_the_api_server(cluster):
     examples = [yaml.safe_load(path.read_text()) for path in sorted((ROOT / "deploy" / "policies").glob("*.yaml"))]
-    assert [e["metadata"]["name"] for e in examples] == ["production", "small-tenant"]
+    assert [e["metadata"]["name"] for e in examples] == ["corporate-networks", "production", "small-tenant"]
     accepted = server_dry_run(cluster, examples)
     assert accepted.returncode == 0, accepted.stderr
     bad = limits("bad", "x", storage={"maxDiskSize": "lots", "allowedClasses": ["a"], "defaultClass": "b"})
