@@ -379,7 +379,7 @@ def _attachment(network: Network) -> tuple[Any, ...]:
     return network.type, network.nad_name, network.bridge_name, network.vlan_id
 
 
-def _attachment_definition(judge: Scope, path: str, network: Network, nad_name: str) -> Iterator[Violation]:
+def _attachment_definition(judge: Scope, path: str, nad_name: str) -> Iterator[Violation]:
     namespace, name = nad_reference(nad_name, judge.namespace)
     wanted = (namespace, name)
 
@@ -405,7 +405,7 @@ def _attachment_definition(judge: Scope, path: str, network: Network, nad_name: 
         say,
         f"NetworkAttachmentDefinition {_quoted(name)} is in namespace {_quoted(namespace)}, not this Wukong's; "
         f"another namespace's network is used only where a WukongPolicy lists it "
-        f"(networks.allowedAttachmentDefinitions: [{namespace}/{name}]), and {judge.none_allow('it')}",
+        f"(networks.allowedAttachmentDefinitions: [{_cut(f'{namespace}/{name}')}]), and {judge.none_allow('it')}",
     )
 
 
@@ -427,7 +427,7 @@ def _host_network(judge: Scope, path: str, network: Network) -> Iterator[Violati
     def permits(allowed: tuple[HostNetwork, ...]) -> bool:
         return any(entry.permits(network, interface) for entry in allowed)
 
-    entry = f"{{type: {network.type}, interface: {interface}" + (
+    entry = f"{{type: {_cut(network.type)}, interface: {_cut(interface)}" + (
         f', vlans: ["{network.vlan_id}"]}}' if network.vlan_id is not None else "}"
     )
     yield from judge.named(
@@ -533,7 +533,7 @@ class Scope:
                 ALLOWED_NETWORK_TYPES, f"{path}.type", lambda p: p.allowed_network_types, "network type", network.type
             )
         if network.nad_name is not None:
-            yield from _attachment_definition(self, path, network, network.nad_name)
+            yield from _attachment_definition(self, path, network.nad_name)
         else:
             yield from _host_network(self, path, network)
 
@@ -687,6 +687,11 @@ def _number(value: int) -> str:
 def _value(quantity: Quantity) -> str:
     text = str(quantity)
     return text if len(text) <= _VALUE_CHARS else f"{text[:_VALUE_CHARS]}..."
+
+
+def _cut(text: str, limit: int = _VALUE_CHARS) -> str:
+    """A value written into a message unquoted (as YAML would show it), cut short like ``_quoted``."""
+    return text if len(text) <= limit else f"{text[:limit]}..."
 
 
 def _quoted(text: str, limit: int = _VALUE_CHARS) -> str:
