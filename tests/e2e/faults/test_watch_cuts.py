@@ -10,7 +10,7 @@ from tests.e2e.faults.fleet import create_fleet, wait_fleet_running
 from tests.proxy import CuttingProxy
 
 COUNT = 40
-INFORMERS = 6  # Wukongs, PVCs, DataVolumes, VMs, VMIs, StorageClasses
+INFORMERS = 8  # Wukongs, PVCs, DataVolumes, VMs, VMIs, StorageClasses; WukongPolicies and namespaces (cluster-wide)
 
 
 def total(metrics: str, name: str) -> float:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import base64
 import json
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -54,16 +54,23 @@ def admitted(tenant: Tenant, **spec: Any) -> None:
     assert result.returncode == 0, result.stderr
 
 
-def allow(cluster: ControlPlane, tenant: Tenant, probe: dict[str, Any], **rules: Any) -> None:
-    """A cluster admin's WukongPolicy on the tenant's namespace, in force once the tenant's dry run of ``probe``
-    (a spec) is admitted."""
-    cluster.kubectl(
-        "apply", "-f", "-", stdin=json.dumps(limits(f"allow-{tenant.namespace}", tenant.namespace, **rules))
-    )
-    poll(
-        lambda: tenant.kubectl("apply", "--dry-run=server", "-f", "-", stdin=manifest(tenant, **probe)).returncode == 0,
-        "the webhook to apply the cluster admin's policy",
-    )
+@pytest.fixture
+def allow(cluster: ControlPlane, tenant: Tenant) -> Iterator[Callable[..., None]]:
+    """``allow(probe, **rules)``: a cluster admin's WukongPolicy on the tenant's namespace, in force once the tenant's
+    dry run of ``probe`` (a spec) is admitted; deleted after the test, so no other test's audit sees it."""
+    name = f"allow-{tenant.namespace}"
+
+    def put(probe: dict[str, Any], **rules: Any) -> None:
+        cluster.kubectl("apply", "-f", "-", stdin=json.dumps(limits(name, tenant.namespace, **rules)))
+        poll(
+            lambda: (
+                tenant.kubectl("apply", "--dry-run=server", "-f", "-", stdin=manifest(tenant, **probe)).returncode == 0
+            ),
+            "the webhook to apply the cluster admin's policy",
+        )
+
+    yield put
+    cluster.kubectl("delete", "wukongpolicy", name, "--ignore-not-found")
 
 
 # -- host networks ---------------------------------------------------------------------------------------------
@@ -95,11 +102,9 @@ def test_macvlan_without_a_master_is_refused(tenant):
     )
 
 
-def test_a_host_network_a_cluster_admin_names_is_allowed_and_nothing_beside_it(cluster, tenant):
+def test_a_host_network_a_cluster_admin_names_is_allowed_and_nothing_beside_it(tenant, allow):
     lan = {"name": "lan", "type": "bridge", "bridgeName": "br-lan", "vlanId": 100}
     allow(
-        cluster,
-        tenant,
         {"networks": [lan]},
         networks={"hostNetworks": [{"type": "bridge", "interface": "br-lan", "vlans": ["100"]}]},
     )
@@ -112,7 +117,7 @@ def test_a_host_network_a_cluster_admin_names_is_allowed_and_nothing_beside_it(c
     )
 
 
-def test_another_namespaces_network_is_refused_unless_a_policy_lists_it(cluster, tenant):
+def test_another_namespaces_network_is_refused_unless_a_policy_lists_it(tenant, allow):
     other = {"name": "lan", "type": "bridge", "nadName": "kube-system/host-lan"}
     refused(
         tenant,
@@ -121,7 +126,7 @@ def test_another_namespaces_network_is_refused_unless_a_policy_lists_it(cluster,
         networks=[other],
     )
     admitted(tenant, networks=[{"name": "lan", "type": "bridge", "nadName": "own-lan"}])  # its own namespace's
-    allow(cluster, tenant, {"networks": [other]}, networks={"allowedAttachmentDefinitions": ["kube-system/host-lan"]})
+    allow({"networks": [other]}, networks={"allowedAttachmentDefinitions": ["kube-system/host-lan"]})
     admitted(tenant, networks=[other])
 
 
@@ -184,11 +189,11 @@ def test_placement_on_control_plane_nodes_is_refused_naming_each_field(tenant):
     )
 
 
-def test_a_policy_may_open_a_placement_key_and_limit_the_others(cluster, tenant):
+def test_a_policy_may_open_a_placement_key_and_limit_the_others(tenant, allow):
     gpu = {"tolerations": [{"key": "gpu", "operator": "Exists"}], "nodeSelector": {"pool": "gpu"}}
     admitted(tenant, highAvailability=gpu)  # ordinary keys are free until a policy lists keys
     placed = {"tolerations": [{"key": CONTROL_PLANE, "operator": "Exists"}], "nodeSelector": {"pool": "gpu"}}
-    allow(cluster, tenant, {"highAvailability": placed}, placement={"allowedTolerationKeys": [CONTROL_PLANE]})
+    allow({"highAvailability": placed}, placement={"allowedTolerationKeys": [CONTROL_PLANE]})
     refused(
         tenant,
         'spec.highAvailability.tolerations[0].key: Forbidden: taint key "gpu" is not one policy',
