@@ -250,29 +250,16 @@ def review(request: AdmissionRequest, decision: Decision) -> dict[str, Any]:
 def unavailable(request: AdmissionRequest, message: str) -> dict[str, Any]:
     """A refusal for a request that cannot be judged yet (a fact could not be read): fail closed, and say to
     retry (503, as the API server says it of itself)."""
-    return {
-        "apiVersion": REVIEW_API_VERSION,
-        "kind": "AdmissionReview",
-        "response": {
-            "uid": request["uid"],
-            "allowed": False,
-            "status": {"code": 503, "reason": "ServiceUnavailable", "message": message},
-        },
-    }
+    return _refusal(request, 503, "ServiceUnavailable", message)
 
 
 def internal_error(request: AdmissionRequest) -> dict[str, Any]:
     """A denial for a decision that failed unexpectedly: fail closed, inside the review, never an HTTP 500."""
-    return {
-        "apiVersion": REVIEW_API_VERSION,
-        "kind": "AdmissionReview",
-        "response": {
-            "uid": request["uid"],
-            "allowed": False,
-            "status": {
-                "code": 500,
-                "reason": "InternalError",
-                "message": "the Wukong webhook failed to evaluate this object; see the webhook's log",
-            },
-        },
-    }
+    return _refusal(
+        request, 500, "InternalError", "the Wukong webhook failed to evaluate this object; see the webhook's log"
+    )
+
+
+def _refusal(request: AdmissionRequest, code: int, reason: str, message: str) -> dict[str, Any]:
+    response = {"uid": request["uid"], "allowed": False, "status": {"code": code, "reason": reason, "message": message}}
+    return {"apiVersion": REVIEW_API_VERSION, "kind": "AdmissionReview", "response": response}
