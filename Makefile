@@ -64,6 +64,14 @@ up: k8s-bin ## Start devcluster, webhook, reconciler, simulation in the backgrou
 down: install ## Stop the background devcluster
 	$(DEVCLUSTER) down
 
+.PHONY: permissions
+permissions: k8s-bin ## What each ServiceAccount may do (kubectl auth can-i --list); fails if it differs from deploy/rbac/expected-permissions.txt
+	$(DEVCLUSTER) permissions
+
+.PHONY: permissions-update
+permissions-update: k8s-bin ## Write the current can-i listing to deploy/rbac/expected-permissions.txt (review the diff first)
+	$(DEVCLUSTER) permissions --update
+
 .PHONY: bench
 bench: k8s-bin ## Benchmarks (print figures against a same-run baseline)
 	$(BIN)/python bench/converge.py

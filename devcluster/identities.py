@@ -3,6 +3,10 @@
 Only the identities are installed (ServiceAccounts, Roles, bindings, ValidatingAdmissionPolicies), never the
 Deployments: on devcluster the processes run from the checkout with a token of their account (``token_kubeconfig``),
 so every request they make is authorised and admitted as it would be in their Pods.
+
+``permissions`` is what the API server says each account may do (``kubectl auth can-i --list``) in the product's
+namespace and in any other, in a stable form; deploy/rbac/expected-permissions.txt holds the reviewed answer, and
+``python -m devcluster permissions`` (``make permissions``) and an e2e test fail when RBAC grants anything else.
 """
 
 from __future__ import annotations
@@ -35,6 +39,10 @@ SOURCES = {
 }
 
 
+OTHER_NAMESPACE = "any-other-namespace"  # stands for every namespace but the product's own
+EXPECTED_PERMISSIONS = ("rbac", "expected-permissions.txt")
+
+
 def username(account: str) -> str:
     return f"system:serviceaccount:{NAMESPACE}:{account}"
 
@@ -56,3 +64,29 @@ def token_kubeconfig(plane: ControlPlane, account: str) -> Path:
 
 def _documents(path: Path) -> list[dict[str, Any]]:
     return [doc for doc in yaml.safe_load_all(path.read_text()) if doc]
+
+
+def permissions(plane: ControlPlane) -> str:
+    """Every account's ``kubectl auth can-i --list``, in the product's namespace and another, one rule a line
+    (resources, non-resource URLs, resource names, verbs), sorted and without the table's padding."""
+    plane.kubectl("create", "namespace", OTHER_NAMESPACE, check=False)
+    sections = []
+    for account in ACCOUNTS:
+        for namespace in (NAMESPACE, OTHER_NAMESPACE):
+            table = plane.kubectl("auth", "can-i", "--list", "--as", username(account), "-n", namespace).stdout
+            sections.append(f"[{account} in {namespace}]\n" + "\n".join(_rules(table)))
+    return "\n\n".join(sections) + "\n"
+
+
+def expected_permissions() -> str:
+    return checkout.deploy(*EXPECTED_PERMISSIONS).read_text()
+
+
+def _rules(table: str) -> list[str]:
+    lines = table.splitlines()
+    header, rows = lines[0], lines[1:]
+    starts = [0, *(header.index(title) for title in ("Non-Resource URLs", "Resource Names", "Verbs"))]
+    columns = [
+        tuple(row[start:end].strip() for start, end in zip(starts, [*starts[1:], None], strict=True)) for row in rows
+    ]
+    return sorted({"  ".join(c or "-" for c in cells) for cells in columns if any(cells)})

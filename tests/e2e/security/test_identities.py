@@ -365,3 +365,13 @@ def test_the_reconciler_may_write_the_networks_it_makes_and_only_for_a_wukong(cl
     del orphan["metadata"]["ownerReferences"]
     result = act_as(cluster, RECONCILER, "create", "-f", "-", stdin=json.dumps(orphan))
     refused(result, "may write only NetworkAttachmentDefinitions a Wukong controls")
+
+
+# -- the whole of it: what the API server says each account may do, against the reviewed listing ------------------
+
+
+@pytest.mark.usefixtures("installed")
+def test_each_account_may_do_exactly_what_the_reviewed_listing_says(cluster):
+    """A rule added to any of the three accounts' RBAC fails here until deploy/rbac/expected-permissions.txt is
+    updated with it (`make permissions-update`), in the same review."""
+    assert identities.permissions(cluster) == identities.expected_permissions()
