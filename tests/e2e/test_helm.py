@@ -118,3 +118,23 @@ def test_the_webhook_admits_every_address_but_the_pod_cidrs_of_both_families():
         {"cidr": "0.0.0.0/0", "except": [POD_CIDRS["ipv4"]]},
         {"cidr": "::/0", "except": [POD_CIDRS["ipv6"]]},
     ]
+
+
+DIGEST = "sha256:" + "0123456789abcdef" * 4
+
+
+def test_both_run_the_image_by_digest_when_given_one(cluster, tmp_path):
+    """What was built, scanned and signed is what runs: a digest in place of the tag, the same in both."""
+    chart = by_name(rendered("--set", "image.repository=registry.example/wukong", "--set", f"image.digest={DIGEST}"))
+    kustomized(cluster, ROOT / "deploy", tmp_path)  # a copy of deploy/ with the pod CIDRs, for the overlay below
+    overlay = tmp_path / "by-digest"
+    overlay.mkdir()
+    image = {"name": "ghcr.io/novasphere/wukong", "newName": "registry.example/wukong", "digest": DIGEST}
+    overlay.joinpath("kustomization.yaml").write_text(yaml.safe_dump({"resources": ["../deploy"], "images": [image]}))
+    base = by_name([doc for doc in yaml.safe_load_all(cluster.kubectl("kustomize", str(overlay)).stdout) if doc])
+    for name in ("wukong-webhook", "wukong-reconciler", "wukong-certs"):
+        images = {c["image"] for c in chart[("Deployment", name)]["spec"]["template"]["spec"]["containers"]}
+        assert images == {f"registry.example/wukong@{DIGEST}"}, name
+        assert chart[("Deployment", name)] == base[("Deployment", name)]
+    refused = template(*POD_CIDR_VALUES, "--set", "image.digest=latest")
+    assert refused.returncode != 0 and "image.digest must be sha256:<64 hex digits>" in refused.stderr
