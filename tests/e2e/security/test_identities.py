@@ -21,7 +21,9 @@ from devcluster.webhooks import configurations
 from kubeclient.credentials import load_api_client
 from kubeclient.resources import SECRETS
 from kubeclient.rest import JSON_PATCH, ApiError, Kube
+from reconciler.networks import network_attachment_definition
 from tests.waiting import poll
+from wukong.spec import IPConfig, Network
 
 NAMESPACE = identities.NAMESPACE
 CERTS, WEBHOOK = identities.username(identities.CERTS), identities.username(identities.WEBHOOK)
@@ -355,6 +357,28 @@ BRIDGE = {"bridge": "br-lan", "cniVersion": "0.3.1", "ipam": {}, "name": "web-la
 def test_the_reconciler_may_not_write_a_network_it_would_never_make(cluster, namespace, config):
     result = act_as(cluster, RECONCILER, "create", "-f", "-", stdin=nad(namespace, config))
     refused(result, "may write only NetworkAttachmentDefinitions a Wukong controls")
+
+
+@pytest.mark.usefixtures("installed")
+@pytest.mark.parametrize(
+    "network",
+    [
+        Network("lan", "bridge", "br-lan", vlan_id=100, ip_config=IPConfig("dhcp")),
+        Network("lan", "bridge"),
+        Network("st", "macvlan", "eth1", ip_config=IPConfig("static", "10.20.0.5/24", "10.20.0.1", ("10.20.0.2",))),
+        Network("st", "macvlan"),
+        Network("vf", "sriov", "intel.com/sriov_netdevice", vlan_id=4094, ip_config=IPConfig("static", "fd00::5/64")),
+        Network("o", "ovs", "br1", vlan_id=1),
+        Network("n" * 60, "bridge", "br0"),
+    ],
+    ids=["bridge-vlan-dhcp", "bridge-default", "macvlan-static", "macvlan-default", "sriov-ipv6", "ovs", "long-name"],
+)
+def test_every_network_the_reconciler_makes_is_admitted(cluster, namespace, network):
+    """The policy's CNI shape and reconciler/networks.py are one contract: what the one writes, the other admits."""
+    wukong = {"metadata": {"name": "web", "namespace": namespace, "uid": "0b5d6e9c-2d4f-4a57-9a41-8e3f1c0d9b17"}}
+    made = json.dumps(network_attachment_definition(wukong, network))
+    result = act_as(cluster, RECONCILER, "create", "--dry-run=server", "-f", "-", stdin=made)
+    assert result.returncode == 0, result.stderr
 
 
 @pytest.mark.usefixtures("installed")
