@@ -29,6 +29,24 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/python -c 'import webhook, certs, wukong, flask, gunicorn, kubernetes'
 	@touch $@
 
+PIP_COMPILE := CUSTOM_COMPILE_COMMAND="make lock" $(BIN)/pip-compile --quiet --generate-hashes --allow-unsafe \
+	--strip-extras --no-emit-index-url --no-emit-find-links
+
+.PHONY: lock
+lock: install ## Regenerate the hashed lock files the image installs from (requirements.lock, requirements-build.lock)
+	$(PIP_COMPILE) $(LOCK_ARGS) --output-file requirements.lock pyproject.toml
+	$(PIP_COMPILE) $(LOCK_ARGS) --output-file requirements-build.lock requirements-build.in
+
+.PHONY: lock-upgrade
+lock-upgrade: LOCK_ARGS := --upgrade
+lock-upgrade: lock ## The same, every package moved to its newest release that pyproject.toml allows
+
+.PHONY: sbom
+sbom: install ## CycloneDX SBOM of the image's Python packages, from requirements.lock (dist/sbom.cdx.json)
+	@mkdir -p dist
+	$(BIN)/cyclonedx-py requirements --pyproject pyproject.toml --of JSON --output-reproducible \
+		-o dist/sbom.cdx.json requirements.lock
+
 .PHONY: lint
 lint: install ## ruff, the import-layer contracts, the type check, and no sleeps as waits in e2e tests
 	$(BIN)/ruff check .
@@ -63,6 +81,14 @@ up: k8s-bin ## Start devcluster, webhook, reconciler, simulation in the backgrou
 .PHONY: down
 down: install ## Stop the background devcluster
 	$(DEVCLUSTER) down
+
+.PHONY: permissions
+permissions: k8s-bin ## What each ServiceAccount may do (kubectl auth can-i --list); fails if it differs from deploy/rbac/expected-permissions.txt
+	$(DEVCLUSTER) permissions
+
+.PHONY: permissions-update
+permissions-update: k8s-bin ## Write the current can-i listing to deploy/rbac/expected-permissions.txt (review the diff first)
+	$(DEVCLUSTER) permissions --update
 
 .PHONY: bench
 bench: k8s-bin ## Benchmarks (print figures against a same-run baseline)

@@ -65,13 +65,15 @@ def _parser() -> argparse.ArgumentParser:
     manage = commands.add_parser(
         "manage",
         help="keep the webhook's certificate Secret valid and its CA bundle injected (runs until stopped)",
-        description="Creates the CA and serving certificate Secret when missing; renews each when less than a third "
-        "of its lifetime is left, and replaces expired, foreign or unparseable material; keeps the previous CA in "
-        "the bundle until it expires; injects the bundle into the webhook configurations before writing the Secret, "
-        "and again whenever someone overwrites it.",
+        description="Creates the CA Secret and the serving certificate Secret when missing; renews each when less "
+        "than a third of its lifetime is left, and replaces expired, foreign or unparseable material; keeps the "
+        "previous CA in the bundle until it expires; injects the bundle into the webhook configurations before "
+        "writing the Secrets, and again whenever someone overwrites it. A CA key found in the serving Secret (an "
+        "earlier release kept it there) is moved to the CA Secret.",
     )
-    manage.add_argument("--namespace", required=True, help="namespace of the Secret and the webhook Service")
-    manage.add_argument("--secret", required=True, help="the Secret the webhook serves from")
+    manage.add_argument("--namespace", required=True, help="namespace of the Secrets and the webhook Service")
+    manage.add_argument("--secret", required=True, help="the Secret the webhook serves from: the serving pair only")
+    manage.add_argument("--ca-secret", required=True, help="the Secret of the CA and its key, kept from the webhook")
     manage.add_argument("--service", required=True, help="the webhook Service name")
     manage.add_argument("--mutating", action="append", default=[], metavar="NAME")
     manage.add_argument("--validating", action="append", default=[], metavar="NAME")
@@ -104,7 +106,9 @@ def _manage(args: argparse.Namespace) -> int:
     settings = Settings(
         args.service, args.namespace, args.ca_lifetime, args.cert_lifetime, tuple(args.dns), tuple(args.ip)
     )
-    manager = CertificateManager(kube, args.namespace, args.secret, settings, args.mutating, args.validating)
+    manager = CertificateManager(
+        kube, args.namespace, args.secret, args.ca_secret, settings, args.mutating, args.validating
+    )
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())

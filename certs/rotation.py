@@ -1,10 +1,18 @@
-"""What the webhook's certificate Secret should hold, decided from what it holds now (pure, clock injected).
+"""What the webhook's two certificate Secrets should hold, decided from what they hold now (pure, clock injected).
 
-The Secret holds the CA (``ca.crt`` is the bundle the API server trusts, ``ca.key`` the current CA's key) and the
-serving pair (``tls.crt``, ``tls.key``). Material is renewed when less than a third of its lifetime is left, and
-replaced at once when it is expired, unparseable, or not ours (a serving certificate the CA did not sign, or for
-other names): never kept silently. A new CA joins the bundle beside the previous one, which stays trusted until it
-expires, so a webhook still serving a certificate of the old CA is believed throughout the switch.
+The CA lives apart from what the webhook serves, so that the webhook, which may read its serving Secret, never holds
+a key that signs certificates the API server trusts:
+
+- the CA Secret: ``tls.crt`` the current CA, ``tls.key`` its key, ``ca.crt`` the bundle the API server trusts;
+- the serving Secret: ``tls.crt`` and ``tls.key``, the pair the webhook serves, and ``ca.crt`` the bundle (public).
+
+Material is renewed when less than a third of its lifetime is left, and replaced at once when it is expired,
+unparseable, or not ours (a serving certificate the CA did not sign, or for other names): never kept silently. A new
+CA joins the bundle beside the previous one, which stays trusted until it expires, so a webhook still serving a
+certificate of the old CA is believed throughout the switch.
+
+Installs before the split kept the CA's key in the serving Secret (``ca.key``). Such a CA is taken up as it is and
+moved: the CA Secret is written with it, and the serving Secret rewritten without the key, no certificate changed.
 """
 
 from __future__ import annotations
@@ -20,7 +28,8 @@ from cryptography.hazmat.primitives import serialization
 
 from certs import pki
 
-CA_CERT, CA_KEY, TLS_CERT, TLS_KEY = "ca.crt", "ca.key", "tls.crt", "tls.key"
+CA_CERT, TLS_CERT, TLS_KEY = "ca.crt", "tls.crt", "tls.key"
+LEGACY_CA_KEY = "ca.key"  # the CA's key, in the serving Secret before the split: read to be moved, never written
 
 
 @dataclass(frozen=True)
@@ -44,36 +53,44 @@ class Material:
     serving: pki.KeyPair | None
 
     @classmethod
-    def from_secret_data(cls, data: Mapping[str, str] | None) -> Material:
-        """Whatever of it parses; anything that does not is None (and gets replaced)."""
-        data = data or {}
-
-        def decoded(key: str) -> bytes:
-            try:
-                return base64.b64decode(data.get(key) or "", validate=True)
-            except ValueError:
-                return b""
-
+    def from_secrets(cls, ca: Mapping[str, str] | None, serving: Mapping[str, str] | None) -> Material:
+        """Whatever of them parses; anything that does not is None (and gets replaced). With no CA in the CA
+        Secret, a CA kept in the serving Secret by an earlier release (``ca.key``) is taken up, to be moved."""
+        ca_data, serving_data = _decoded(ca), _decoded(serving)
+        ca_pair, bundle = _pair(ca_data[TLS_CERT], ca_data[TLS_KEY]), ca_data[CA_CERT]
+        if ca_pair is None and serving_data[LEGACY_CA_KEY]:
+            ca_pair, bundle = _pair(serving_data[CA_CERT], serving_data[LEGACY_CA_KEY]), serving_data[CA_CERT]
         return cls(
-            ca=_pair(decoded(CA_CERT), decoded(CA_KEY)),
-            bundle=tuple(_certificates(decoded(CA_CERT))),
-            serving=_pair(decoded(TLS_CERT), decoded(TLS_KEY)),
+            ca=ca_pair,
+            bundle=tuple(_certificates(bundle or serving_data[CA_CERT])),
+            serving=_pair(serving_data[TLS_CERT], serving_data[TLS_KEY]),
         )
 
-    def secret_data(self) -> dict[str, str]:
-        assert self.ca is not None and self.serving is not None
-        bundle = b"".join(c.public_bytes(serialization.Encoding.PEM) for c in self.bundle)
-        values = {
-            CA_CERT: bundle,
-            CA_KEY: self.ca.key_pem,
-            TLS_CERT: self.serving.cert_pem,
-            TLS_KEY: self.serving.key_pem,
-        }
-        return {key: base64.b64encode(value).decode() for key, value in values.items()}
+    def ca_secret_data(self) -> dict[str, str]:
+        assert self.ca is not None
+        return _encoded({CA_CERT: self.bundle_pem, TLS_CERT: self.ca.cert_pem, TLS_KEY: self.ca.key_pem})
+
+    def serving_secret_data(self) -> dict[str, str]:
+        assert self.serving is not None
+        return _encoded({CA_CERT: self.bundle_pem, TLS_CERT: self.serving.cert_pem, TLS_KEY: self.serving.key_pem})
 
     @property
     def bundle_pem(self) -> bytes:
         return b"".join(c.public_bytes(serialization.Encoding.PEM) for c in self.bundle)
+
+
+def _decoded(data: Mapping[str, str] | None) -> dict[str, bytes]:
+    def value(key: str) -> bytes:
+        try:
+            return base64.b64decode((data or {}).get(key) or "", validate=True)
+        except ValueError:
+            return b""
+
+    return {key: value(key) for key in (CA_CERT, TLS_CERT, TLS_KEY, LEGACY_CA_KEY)}
+
+
+def _encoded(values: Mapping[str, bytes]) -> dict[str, str]:
+    return {key: base64.b64encode(value).decode() for key, value in values.items()}
 
 
 def plan(current: Material, settings: Settings, now: datetime.datetime) -> tuple[Material, list[str]]:
@@ -81,7 +98,7 @@ def plan(current: Material, settings: Settings, now: datetime.datetime) -> tuple
     reasons: list[str] = []
     ca, bundle = current.ca, [c for c in current.bundle if c.not_valid_after_utc > now]
     if ca is None:
-        reasons.append("no usable CA in the Secret")
+        reasons.append("no usable CA in the CA Secret")
     elif (why := _renewal(ca.certificate, now)) is not None:
         reasons.append(f"the CA {why}")
     if reasons:
@@ -95,7 +112,7 @@ def plan(current: Material, settings: Settings, now: datetime.datetime) -> tuple
     if reasons:
         serving = None  # a new CA signs a new serving certificate
     elif serving is None:
-        reasons.append("no usable serving certificate in the Secret")
+        reasons.append("no usable serving certificate in the serving Secret")
     elif (why := _foreign(serving.certificate, ca, settings) or _renewal(serving.certificate, now)) is not None:
         reasons.append(f"the serving certificate {why}")
         serving = None

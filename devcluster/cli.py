@@ -41,6 +41,15 @@ def main(argv: list[str] | None = None) -> int:
     up.set_defaults(run=_up)
     commands.add_parser("down", help="stop a cluster started with --detach").set_defaults(run=_down)
     commands.add_parser("env", help="print shell exports for a running cluster").set_defaults(run=_env)
+    permissions = commands.add_parser(
+        "permissions",
+        help="print what each ServiceAccount may do (kubectl auth can-i --list) and compare it with the expectation",
+        description="Starts a throwaway control plane with deploy/'s RBAC and policies for the three "
+        "ServiceAccounts, prints kubectl auth can-i --list for each in wukong-system and in another namespace, "
+        "and exits 1 with a diff when it differs from deploy/rbac/expected-permissions.txt.",
+    )
+    permissions.add_argument("--update", action="store_true", help="write the listing as the new expectation")
+    permissions.set_defaults(run=_permissions)
     args = parser.parse_args(argv)
     return args.run(args)
 
@@ -104,6 +113,33 @@ def _up(args: argparse.Namespace) -> int:
         plane.stop()
         state_path().unlink(missing_ok=True)
     return 0
+
+
+def _permissions(args: argparse.Namespace) -> int:
+    import difflib
+
+    from devcluster import checkout, identities
+    from devcluster.controlplane import ControlPlane
+
+    with ControlPlane.start(log=lambda line: print(line, file=sys.stderr, flush=True)) as plane:
+        identities.install(plane)
+        listing = identities.permissions(plane)
+    print(listing, end="")
+    path = checkout.deploy(*identities.EXPECTED_PERMISSIONS)
+    if args.update:
+        path.write_text(listing)
+        print(f"devcluster: wrote {path}", file=sys.stderr)
+        return 0
+    expected = identities.expected_permissions()
+    if listing == expected:
+        print(f"devcluster: the ServiceAccounts may do exactly what {path.name} lists", file=sys.stderr)
+        return 0
+    diff = difflib.unified_diff(
+        expected.splitlines(keepends=True), listing.splitlines(keepends=True), str(path), "the API server's answer"
+    )
+    print("".join(diff), file=sys.stderr)
+    print(f"devcluster: RBAC differs from {path}; review it, then `make permissions-update`", file=sys.stderr)
+    return 1
 
 
 def _detach(args: argparse.Namespace) -> int:

@@ -16,22 +16,15 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import yaml
-
-from devcluster import checkout
+from devcluster import identities
 from devcluster.controlplane import ControlPlane, die_with_parent, free_port, terminate
 
-NAMESPACE, ACCOUNT = "wukong-system", "wukong-reconciler"
-SERVICE_ACCOUNT = f"system:serviceaccount:{NAMESPACE}:{ACCOUNT}"
+NAMESPACE, ACCOUNT = identities.NAMESPACE, identities.RECONCILER
+SERVICE_ACCOUNT = identities.username(ACCOUNT)
 
 
 def install_rbac(plane: ControlPlane) -> None:
-    paths = [
-        checkout.deploy("namespace.yaml"),
-        checkout.deploy("rbac", "reconciler.yaml"),
-        checkout.deploy("rbac", "reconciler-policy.yaml"),
-    ]
-    plane.apply([doc for path in paths for doc in yaml.safe_load_all(path.read_text()) if doc])
+    identities.install(plane, identities.RECONCILER)
 
 
 @dataclass

@@ -23,6 +23,7 @@ from kubeclient.resources import Resource
 
 MERGE_PATCH = "application/merge-patch+json"
 JSON_PATCH = "application/json-patch+json"
+APPLY_PATCH = "application/apply-patch+yaml"  # server-side apply; JSON is YAML
 REQUEST_TIMEOUT_SECONDS = 30
 
 API_REQUESTS = Counter(
@@ -136,12 +137,6 @@ class Kube:
     def get(self, resource: Resource, namespace: str | None, name: str) -> dict[str, Any]:
         return self._send("GET", resource.path(namespace, name))
 
-    def metadata(self, resource: Resource, namespace: str | None, name: str) -> dict[str, Any]:
-        """The object's metadata only (PartialObjectMetadata): whether a Secret exists, and whose it is, without
-        its data ever reaching this process."""
-        accept = "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1"
-        return self._send("GET", resource.path(namespace, name), accept=accept)
-
     def serves(self, group: str, version: str) -> bool:
         """Whether the API server serves ``group/version`` (a CRD installed): discovery, 404 when it does not."""
         try:
@@ -224,6 +219,15 @@ class Kube:
             body=patch,
             content_type=content_type,
         )
+
+    def apply(self, resource: Resource, obj: Mapping[str, Any], force: bool = False) -> dict[str, Any]:
+        """Server-side apply under this client's field manager: the object is created or brought to ``obj``
+        without being read first (RBAC: create and patch, no get). ``force`` takes over fields another manager
+        set."""
+        metadata = obj["metadata"]
+        query = {**self._write_query(), **({"force": "true"} if force else {})}
+        path = resource.path(metadata.get("namespace"), metadata["name"])
+        return self._send("PATCH", path, query, body=json.dumps(obj), content_type=APPLY_PATCH)
 
     def update(self, resource: Resource, obj: Mapping[str, Any]) -> dict[str, Any]:
         metadata = obj["metadata"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import shutil
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,6 +21,7 @@ from tests.waiting import poll
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLES = ROOT / "deploy" / "samples"
+POD_CIDRS = {"ipv4": "10.244.0.0/16", "ipv6": "fd00:10:244::/56"}  # kind's defaults: what the tests install with
 _names = itertools.count()
 
 
@@ -105,3 +107,15 @@ def server_dry_run(cluster: ControlPlane, objects: list[dict], suffix: str = "-d
             obj["metadata"]["name"] += suffix
     items = json.dumps({"apiVersion": "v1", "kind": "List", "items": objects})
     return cluster.kubectl("apply", "--dry-run=server", "-f", "-", check=False, stdin=items)
+
+
+def kustomized(cluster: ControlPlane, path: Path, workdir: Path) -> list[dict]:
+    """``kubectl kustomize`` of deploy/ or an overlay, from a copy whose pod-cidrs.yaml names POD_CIDRS: the
+    checkout's leaves them unset on purpose (the render fails until an installer sets them)."""
+    for tree in ("deploy", "overlays"):
+        shutil.copytree(ROOT / tree, workdir / tree, dirs_exist_ok=True)
+    cidrs = workdir / "deploy" / "networkpolicy" / "pod-cidrs.yaml"
+    config = yaml.safe_load(cidrs.read_text())
+    cidrs.write_text(yaml.safe_dump({**config, "data": POD_CIDRS}))
+    rendered = cluster.kubectl("kustomize", str(workdir / path.relative_to(ROOT))).stdout
+    return [doc for doc in yaml.safe_load_all(rendered) if doc]

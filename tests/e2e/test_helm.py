@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from devcluster import toolchain
-from tests.e2e.conftest import server_dry_run
+from tests.e2e.conftest import POD_CIDRS, kustomized, server_dry_run
 
 ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "deploy" / "helm" / "wukong"
@@ -23,8 +23,11 @@ def helm(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([str(toolchain.binary_path("helm")), *args], capture_output=True, text=True, timeout=120)
 
 
-def rendered(*values: str) -> list[dict[str, Any]]:
-    result = helm(
+POD_CIDR_VALUES = [f"--set=networkPolicy.podCIDRs.{family}={cidr}" for family, cidr in POD_CIDRS.items()]
+
+
+def template(*values: str) -> subprocess.CompletedProcess[str]:
+    return helm(
         "template",
         "wukong",
         str(CHART),
@@ -35,12 +38,13 @@ def rendered(*values: str) -> list[dict[str, Any]]:
         toolchain.kubernetes_version(),
         *values,
     )
+
+
+def rendered(*values: str) -> list[dict[str, Any]]:
+    """The chart with the pod CIDRs the kustomize copies get (tests.e2e.conftest.kustomized), and ``values``."""
+    result = template(*POD_CIDR_VALUES, *values)
     assert result.returncode == 0, result.stderr
     return [doc for doc in yaml.safe_load_all(result.stdout) if doc]
-
-
-def kustomized(cluster, path: Path) -> list[dict[str, Any]]:
-    return [doc for doc in yaml.safe_load_all(cluster.kubectl("kustomize", str(path)).stdout) if doc]
 
 
 def by_name(objects: list[dict[str, Any]]) -> dict[tuple[str, str], dict[str, Any]]:
@@ -63,8 +67,10 @@ def test_the_chart_lints():
     [((), ROOT / "deploy"), (("--set", "certificates.mode=cert-manager"), ROOT / "overlays" / "cert-manager")],
     ids=["builtin-certificates", "cert-manager"],
 )
-def test_the_chart_renders_exactly_what_kustomize_does_and_the_api_server_accepts_it(cluster, values, overlay):
-    chart, base = by_name(rendered(*values)), by_name(kustomized(cluster, overlay))
+def test_the_chart_renders_exactly_what_kustomize_does_and_the_api_server_accepts_it(
+    cluster, values, overlay, tmp_path
+):
+    chart, base = by_name(rendered(*values)), by_name(kustomized(cluster, overlay, tmp_path))
     assert sorted(chart) == sorted(base)
     assert set(base) >= USER_ROLES, f"the users' roles are missing from {overlay.name}"
     different = [key for key in chart if chart[key] != base[key]]
@@ -93,3 +99,45 @@ def test_values_reach_the_objects(cluster):
     assert not any(kind == "NetworkPolicy" for kind, _ in objects)
     reconciler = objects[("Deployment", "wukong-reconciler")]["spec"]["template"]["spec"]["containers"][0]
     assert "--hotplug-disks" in reconciler["command"]
+
+
+def test_neither_renders_without_the_pod_cidrs_and_each_names_the_value(cluster):
+    """No default pod CIDR: a wrong one would leave the webhook open to every pod of the cluster."""
+    for family in POD_CIDRS:
+        others = [value for value in POD_CIDR_VALUES if f".{family}=" not in value]
+        chart = template(*others)
+        assert chart.returncode != 0 and f"networkPolicy.podCIDRs.{family} is required" in chart.stderr, chart.stderr
+    base = cluster.kubectl("kustomize", str(ROOT / "deploy"), check=False)
+    assert base.returncode != 0 and "fieldPath `data.ipv4` is missing" in base.stderr, base.stderr
+    assert "wukong-pod-cidrs" in base.stderr
+    without = template("--set", "networkPolicy.enabled=false")
+    assert without.returncode == 0, without.stderr
+
+
+def test_the_webhook_admits_every_address_but_the_pod_cidrs_of_both_families():
+    policy = by_name(rendered())[("NetworkPolicy", "wukong-webhook")]
+    blocks = [peer["ipBlock"] for peer in policy["spec"]["ingress"][0]["from"]]
+    assert blocks == [
+        {"cidr": "0.0.0.0/0", "except": [POD_CIDRS["ipv4"]]},
+        {"cidr": "::/0", "except": [POD_CIDRS["ipv6"]]},
+    ]
+
+
+DIGEST = "sha256:" + "0123456789abcdef" * 4
+
+
+def test_both_run_the_image_by_digest_when_given_one(cluster, tmp_path):
+    """What was built, scanned and signed is what runs: a digest in place of the tag, the same in both."""
+    chart = by_name(rendered("--set", "image.repository=registry.example/wukong", "--set", f"image.digest={DIGEST}"))
+    kustomized(cluster, ROOT / "deploy", tmp_path)  # a copy of deploy/ with the pod CIDRs, for the overlay below
+    overlay = tmp_path / "by-digest"
+    overlay.mkdir()
+    image = {"name": "ghcr.io/novasphere/wukong", "newName": "registry.example/wukong", "digest": DIGEST}
+    overlay.joinpath("kustomization.yaml").write_text(yaml.safe_dump({"resources": ["../deploy"], "images": [image]}))
+    base = by_name([doc for doc in yaml.safe_load_all(cluster.kubectl("kustomize", str(overlay)).stdout) if doc])
+    for name in ("wukong-webhook", "wukong-reconciler", "wukong-certs"):
+        images = {c["image"] for c in chart[("Deployment", name)]["spec"]["template"]["spec"]["containers"]}
+        assert images == {f"registry.example/wukong@{DIGEST}"}, name
+        assert chart[("Deployment", name)] == base[("Deployment", name)]
+    refused = template(*POD_CIDR_VALUES, "--set", "image.digest=latest")
+    assert refused.returncode != 0 and "image.digest must be sha256:<64 hex digits>" in refused.stderr

@@ -19,7 +19,14 @@ from kubeclient.resources import DATA_VOLUMES, EVENTS, PVCS, VIRTUAL_MACHINES, W
 from kubeclient.rest import Kube
 from reconciler.events import REPEAT_WINDOW_SECONDS, EventRecorder
 from tests.builders import disk, wukong
-from tests.e2e.conftest import ROOT, SAMPLES, server_dry_run, wait_for_webhooks, wait_for_webhooks_gone
+from tests.e2e.conftest import (
+    ROOT,
+    SAMPLES,
+    kustomized,
+    server_dry_run,
+    wait_for_webhooks,
+    wait_for_webhooks_gone,
+)
 from tests.waiting import poll, wait_for_event, wait_for_object, watch_quietly
 from wukong import schema
 
@@ -520,13 +527,13 @@ def test_two_replicas_with_leader_election_never_act_at_once(cluster, admin, nam
         reconciler.start()
 
 
-def test_everything_in_deploy_applies_to_the_api_server(cluster):
+def test_everything_in_deploy_applies_to_the_api_server(cluster, tmp_path):
     """The kustomize base as a whole, server-side dry run: schemas, RBAC and webhook configurations all accepted.
 
     devcluster's own webhook configurations (pointing at a URL) already use the names, so the deploy/ ones are
     dry-run under another name; everything else is applied as it is.
     """
-    rendered = list(yaml.safe_load_all(cluster.kubectl("kustomize", str(ROOT / "deploy")).stdout))
+    rendered = kustomized(cluster, ROOT / "deploy", tmp_path)
     result = server_dry_run(cluster, rendered)
     assert result.returncode == 0, result.stderr
     applied = result.stdout.splitlines()
