@@ -28,7 +28,7 @@ REQUEST_TIMEOUT_SECONDS = 30
 
 API_REQUESTS = Counter(
     "wukong_kube_api_requests",
-    "Requests sent to the Kubernetes API by verb, resource and HTTP code.",
+    "Requests sent to the Kubernetes API by verb (WATCH: a watch; DRYRUN: a dry-run write), resource and code.",
     ["verb", "resource", "code"],
 )
 
@@ -120,7 +120,7 @@ class Kube:
             auth_settings=["BearerToken"],
         )
         method_, url, header_params, body_, post = serialized
-        verb = "WATCH" if stream else method
+        verb = "WATCH" if stream else "DRYRUN" if (query or {}).get("dryRun") else method  # a dry run stores nothing
         try:
             response = self._api.call_api(method_, url, header_params, body_, post, _request_timeout=timeout)
             API_REQUESTS.labels(verb, _resource_of(path), str(response.status)).inc()
