@@ -17,6 +17,7 @@ from tests import bodies
 from tests.builders import disk, facts, wukong
 from webhook import admission, bounds, field
 from webhook.admission import Endpoint
+from webhook.app import MAX_BODY_BYTES, MAX_CONTAINERS
 from webhook.defaulting import RETENTION
 from webhook.field import MAX_ERRORS_KEPT, MAX_ERRORS_SHOWN, FieldErrors
 from wukong import schema
@@ -253,6 +254,12 @@ def test_the_largest_wukong_the_bounds_allow_is_allowed_on_create_and_update():
     assert bounds.check(new).errors == []
     assert all(d.allowed for d in decide(new, old))
     assert all(d.allowed for d in decide(new))
+
+
+def test_the_largest_review_a_real_wukong_causes_fits_the_body_limit_twice_and_its_containers_twenty_times():
+    body = bodies.encoded(bodies.largest_update())
+    assert 2 * len(body) <= MAX_BODY_BYTES
+    assert 20 * (body.count(b"{") + body.count(b"[")) <= MAX_CONTAINERS
 
 
 def test_a_denial_names_the_cause_type_kubernetes_uses():
