@@ -68,6 +68,7 @@ down: install ## Stop the background devcluster
 bench: k8s-bin ## Benchmarks (print figures against a same-run baseline)
 	$(BIN)/python bench/converge.py
 	$(BIN)/python bench/admission.py
+	$(BIN)/python bench/hostile.py
 	$(BIN)/python bench/policies.py
 	$(BIN)/python bench/startup.py
 	$(BIN)/python bench/rss.py
