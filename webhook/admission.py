@@ -14,9 +14,9 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any, Literal, NotRequired, TypedDict
 
-from webhook import defaulting, validation
+from webhook import bounds, defaulting, validation
 from webhook.facts import ClusterFacts
-from webhook.field import FieldError, Path, aggregate, causes, invalid, quoted
+from webhook.field import FieldError, aggregate, causes, count, quoted
 from wukong import api
 
 REVIEW_API_VERSION = "admission.k8s.io/v1"
@@ -131,8 +131,17 @@ def decide(request: AdmissionRequest, endpoint: Endpoint, facts: ClusterFacts) -
     if request["operation"] not in ("CREATE", "UPDATE") or new is None:
         return Decision(allowed=True)
     old = request.get("oldObject") if request["operation"] == "UPDATE" else None
-    if (deep := too_deep(new)) is not None or (old is not None and (deep := too_deep(old)) is not None):
-        return Decision(allowed=False, errors=[deep], object=new)
+    # Bounds first, on the objects as the API server keeps them: nothing below costs more than the CRD's bounds
+    # allow. The old object is what the API server stored, perhaps before a bound was added: only pruned.
+    checked = bounds.check(new)
+    if checked.errors:
+        return Decision(allowed=False, errors=checked.errors, object=new)
+    new = checked.object
+    if old is not None:
+        stored = bounds.pruned(old)
+        if stored.errors:
+            return Decision(allowed=False, errors=stored.errors, object=new)
+        old = stored.object
     facts = facts.in_namespace(namespace_of(request))
     if endpoint is Endpoint.MUTATE:
         return _mutate(new, old, facts)
@@ -148,38 +157,6 @@ def namespace_of(request: AdmissionRequest) -> str:
     metadata = (request.get("object") or {}).get("metadata")
     found = metadata.get("namespace") if isinstance(metadata, Mapping) else None
     return found if isinstance(found, str) else ""
-
-
-MAX_DEPTH = 32  # a Wukong's deepest field (spec.highAvailability.tolerations[0].key) is 5 levels down
-
-
-def too_deep(obj: Any) -> FieldError | None:
-    """A field error at the first value nested deeper than ``MAX_DEPTH``, found without recursion (a hostile
-    object may be nested thousands of levels deep, and every later step would recurse through it). The path is
-    only spelled out for an object that is too deep."""
-    stack: list[tuple[Any, int]] = [(obj, 0)]
-    while stack:
-        value, depth = stack.pop()
-        if depth > MAX_DEPTH:
-            return _deep_path(obj)
-        if isinstance(value, Mapping):
-            stack.extend((v, depth + 1) for v in value.values())
-        elif isinstance(value, list):
-            stack.extend((v, depth + 1) for v in value)
-    return None
-
-
-def _deep_path(obj: Any) -> FieldError:
-    stack: list[tuple[Any, Path, int]] = [(obj, Path(), 0)]
-    while stack:
-        value, path, depth = stack.pop()
-        if depth > MAX_DEPTH:
-            return invalid(path, type(value).__name__, f"nested deeper than {MAX_DEPTH} levels; no Wukong field is")
-        if isinstance(value, Mapping):
-            stack.extend((v, path.child(str(k)[:64]), depth + 1) for k, v in value.items())
-        elif isinstance(value, list):
-            stack.extend((v, path.index(i), depth + 1) for i, v in enumerate(value))
-    raise AssertionError("called for an object that is not too deep")
 
 
 def _mutate(new: dict[str, Any], old: dict[str, Any] | None, facts: ClusterFacts) -> Decision:
@@ -232,8 +209,8 @@ def response(request: AdmissionRequest, decision: Decision) -> AdmissionResponse
                 "causes": causes(decision.errors),
             },
         }
-        count = len(decision.errors)
-        framed["warnings"] = [*decision.warnings, f"{DENIED_BY}: {count} field error{'s' if count != 1 else ''}"]
+        found = count(decision.errors)
+        framed["warnings"] = [*decision.warnings, f"{DENIED_BY}: {found} field error{'s' if found != 1 else ''}"]
     if decision.patch:
         framed["patchType"] = "JSONPatch"
         framed["patch"] = base64.b64encode(json.dumps(decision.patch).encode()).decode()

@@ -12,11 +12,20 @@ from flask import Flask, Response, request
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
 from werkzeug.exceptions import HTTPException
 
-from webhook import admission
+from webhook import admission, bounds
 from webhook.admission import BadReview, Endpoint
 from webhook.facts import ClusterFacts, FactsUnavailable
 
-MAX_BODY_BYTES = 3 * 1024 * 1024  # the API server's own limit for admission requests is 3 MiB
+# The largest review a real Wukong can cause is an update (object and oldObject) of a Wukong at every bound of the
+# CRD: each with 256 KiB of annotations (Kubernetes' limit for all of them together), 64 labels, managedFields, a
+# spec of 115 kB and a status of 284 kB (eight conditions with 32 KiB messages): 1.43 MiB in all (tests/bodies.py
+# builds it; tests/unit/test_bounds.py holds it under half this limit). 3 MiB, the API server's own limit for a
+# request body, leaves twice that; and etcd keeps no object over 1.5 MiB, so no stored Wukong comes near.
+MAX_BODY_BYTES = 3 * 1024 * 1024
+# json.loads makes up to 45 bytes of Python objects of each byte of short lists nested in lists, and at most 13 of
+# each byte of anything else. The review above holds 2,370 JSON objects and arrays, counting the brackets in strings
+# (annotations) too, as the cheap count below does; a body with twenty times that many is not decoded.
+MAX_CONTAINERS = 50_000
 log = logging.getLogger("wukong.webhook")
 
 
@@ -125,10 +134,20 @@ def create_app(config: WebhookConfig | None = None) -> Flask:
 def _decode(data: bytes) -> object:
     if not data:
         raise BadReview("the request body is empty; expected an AdmissionReview")
+    if (containers := data.count(b"{") + data.count(b"[")) > MAX_CONTAINERS:
+        raise BadReview(
+            f"the request body holds {containers} JSON objects and arrays (counting brackets, in strings too); "
+            f"a Wukong's review holds a few thousand, and at most {MAX_CONTAINERS} are decoded"
+        )
     try:
         return json.loads(data)
-    except (ValueError, RecursionError) as error:
+    except ValueError as error:
         raise BadReview(f"the request body is not valid JSON: {error}") from None
+    except RecursionError:
+        # The decoder stops, cheaply, after about a thousand levels; Kubernetes' own decoder after 10,000.
+        raise BadReview(
+            f"the request body is nested too deeply to decode; no Wukong field is deeper than {bounds.MAX_DEPTH} levels"
+        ) from None
 
 
 def _json(body: object) -> Response:

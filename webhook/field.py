@@ -7,8 +7,10 @@ API error they know: ``spec.disks[1].size: Forbidden: disk "data" cannot shrink 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import Enum
+from itertools import islice
 from typing import Any
 
 
@@ -21,6 +23,13 @@ class Path:
 
     def index(self, i: int) -> Path:
         return Path(f"{self.text}[{i}]")
+
+    @classmethod
+    def of(cls, steps: Iterable[str | int]) -> Path:
+        path = cls()
+        for step in steps:
+            path = path.index(step) if isinstance(step, int) else path.child(step)
+        return path
 
     def __str__(self) -> str:
         return self.text
@@ -44,15 +53,19 @@ class ErrorType(Enum):
     INVALID = "Invalid value"
     DUPLICATE = "Duplicate value"
     NOT_SUPPORTED = "Unsupported value"
+    TOO_MANY = "Too many"
+    TOO_LONG = "Too long"
 
 
-_SHOWS_VALUE = {ErrorType.INVALID, ErrorType.DUPLICATE, ErrorType.NOT_SUPPORTED}
+_SHOWS_VALUE = {ErrorType.INVALID, ErrorType.DUPLICATE, ErrorType.NOT_SUPPORTED, ErrorType.TOO_MANY}
 _CAUSE_TYPES = {
     ErrorType.REQUIRED: "FieldValueRequired",
     ErrorType.FORBIDDEN: "FieldValueForbidden",
     ErrorType.INVALID: "FieldValueInvalid",
     ErrorType.DUPLICATE: "FieldValueDuplicate",
     ErrorType.NOT_SUPPORTED: "FieldValueNotSupported",
+    ErrorType.TOO_MANY: "FieldValueTooMany",
+    ErrorType.TOO_LONG: "FieldValueTooLong",
 }
 
 
@@ -69,8 +82,7 @@ class FieldError:
         of a password field is never shown: denials reach kubectl, logs and audit logs."""
         body = self.type.value
         if self.type in _SHOWS_VALUE:
-            shown = REDACTED if is_secret(self.path) else self.value
-            body += f": {json.dumps(shown) if not isinstance(shown, Path) else shown}"
+            body += f": {_shown(REDACTED if is_secret(self.path) else self.value)}"
         return f"{body}: {self.detail}" if self.detail else body
 
     @property
@@ -98,16 +110,61 @@ def duplicate(path: Path, value: Any, detail: str = "") -> FieldError:
     return FieldError(ErrorType.DUPLICATE, path, detail, value)
 
 
+def not_supported(path: Path, value: Any, allowed: Iterable[Any]) -> FieldError:
+    supported = ", ".join(quoted(v) for v in allowed)
+    return FieldError(ErrorType.NOT_SUPPORTED, path, f"supported values: {supported}", value)
+
+
+def too_many(path: Path, actual: int, limit: int) -> FieldError:
+    """Kubernetes' ``field.TooMany``: ``spec.disks: Too many: 300000: must have at most 16 items``."""
+    return FieldError(ErrorType.TOO_MANY, path, f"must have at most {limit} item{'s' if limit != 1 else ''}", actual)
+
+
+def too_long(path: Path, limit: int, unit: str = "characters") -> FieldError:
+    """Kubernetes' ``field.TooLong``, which never repeats the value: ``Too long: may not be more than 64 ...``."""
+    return FieldError(ErrorType.TOO_LONG, path, f"may not be more than {limit} {unit}")
+
+
 MAX_ERRORS_SHOWN = 20
+MAX_ERRORS_KEPT = MAX_ERRORS_SHOWN + 1  # the first one not shown names where the rest begin
 MAX_ERROR_LENGTH = 1024
+MAX_VALUE_SHOWN = 256  # characters of a string value an error quotes
+
+
+class FieldErrors(list[FieldError]):
+    """Field errors as they are gathered: the first ``MAX_ERRORS_KEPT`` are kept and the rest only counted
+    (``omitted``), so an object that breaks a rule a million times costs a counter, not a million messages. A
+    plain list of field errors reads as one with nothing omitted."""
+
+    def __init__(self, errors: Iterable[FieldError] = ()) -> None:
+        super().__init__()
+        self.omitted = 0
+        self.extend(errors)
+
+    def append(self, error: FieldError) -> None:
+        self.extend((error,))
+
+    def extend(self, errors: Iterable[FieldError]) -> None:
+        remaining = iter(errors)
+        super().extend(islice(remaining, max(0, MAX_ERRORS_KEPT - len(self))))
+        self.omitted += sum(1 for _ in remaining)
+
+    def __iadd__(self, errors: Iterable[FieldError]) -> FieldErrors:  # type: ignore[override, misc]
+        self.extend(errors)
+        return self
+
+
+def count(errors: list[FieldError]) -> int:
+    """How many errors were found, kept or not."""
+    return len(errors) + (errors.omitted if isinstance(errors, FieldErrors) else 0)
 
 
 def aggregate(errors: list[FieldError]) -> str:
     """One message for all errors, as Kubernetes' ToAggregate prints them; at most ``MAX_ERRORS_SHOWN`` of them,
     each at most ``MAX_ERROR_LENGTH`` characters, so a hostile object cannot make a huge answer or log line."""
     shown = [_bounded(str(e)) for e in errors[:MAX_ERRORS_SHOWN]]
-    if len(errors) > MAX_ERRORS_SHOWN:
-        shown.append(f"and {len(errors) - MAX_ERRORS_SHOWN} more errors")
+    if count(errors) > MAX_ERRORS_SHOWN:
+        shown.append(f"and {count(errors) - MAX_ERRORS_SHOWN} more errors")
     if len(shown) == 1:
         return shown[0]
     return "[" + ", ".join(shown) + "]"
@@ -120,12 +177,12 @@ def causes(errors: list[FieldError]) -> list[dict[str, str]]:
         {"reason": e.cause_type, "message": _bounded(e.message), "field": _bounded(str(e.path))}
         for e in errors[:MAX_ERRORS_SHOWN]
     ]
-    if len(errors) > MAX_ERRORS_SHOWN:
+    if count(errors) > MAX_ERRORS_SHOWN:
         rest = errors[MAX_ERRORS_SHOWN]
         shown.append(
             {
                 "reason": rest.cause_type,
-                "message": f"and {len(errors) - MAX_ERRORS_SHOWN} more errors",
+                "message": f"and {count(errors) - MAX_ERRORS_SHOWN} more errors",
                 "field": _bounded(str(rest.path)),
             }
         )
@@ -134,6 +191,16 @@ def causes(errors: list[FieldError]) -> list[dict[str, str]]:
 
 def _bounded(text: str) -> str:
     return text if len(text) <= MAX_ERROR_LENGTH else text[: MAX_ERROR_LENGTH - 15] + "... (truncated)"
+
+
+def _shown(value: Any) -> str:
+    """A value as an error quotes it; a long string only in part, saying how long it is (quoting megabytes to
+    keep a line is work and memory for nothing, and a line to read)."""
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, str) and len(value) > MAX_VALUE_SHOWN:
+        return f"{json.dumps(value[:MAX_VALUE_SHOWN])}... ({len(value)} characters)"
+    return json.dumps(value)
 
 
 def quoted(value: Any) -> str:

@@ -4,6 +4,9 @@ gunicorn's ``asgi`` worker accepts connections, completes TLS handshakes and rea
 so a client that stalls in the handshake, trickles its headers or its body, or never sends a byte costs a
 coroutine and a file descriptor -- never a request thread. ``WholeRequests`` reads each body completely, within a
 size limit (413) and a deadline (408), before a2wsgi hands the request to the Flask app on a thread of its pool.
+Deciding costs memory in proportion to the body, so large bodies are decided a few at a time (``BodyBudget``),
+whatever the number of request threads: a flood of them waits its turn (503 when it waits too long) instead of
+running the worker out of memory.
 
 The certificate is re-read when its files change (Secret volumes are updated by an atomic symlink swap): every
 TLS handshake switches to the current context in the SNI callback, so a rotated certificate is served from the
@@ -25,6 +28,8 @@ from typing import Any
 from a2wsgi import WSGIMiddleware
 from flask import Flask
 from gunicorn.app.base import BaseApplication
+
+from webhook.app import MAX_BODY_BYTES
 
 log = logging.getLogger("wukong.webhook.tls")
 
@@ -86,21 +91,81 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 
 
+class BodyBudget:
+    """The bytes of request bodies being read and decided at once: at most ``limit``; bodies up to ``small`` pass
+    without counting.
+
+    Reading a body holds it in memory and deciding holds it several times over: the bytes, the decoded text, and
+    what ``json.loads`` makes of it, up to 13 bytes of Python objects for each byte of a hostile body (short strings,
+    say). So the worker's memory follows the sum of the bodies in flight, not the number of threads.
+    Every real Wukong's review is small and passes at once. A larger one waits, before a byte of it is read, until
+    the bytes it declares are free, at most ``wait`` seconds (then 503). With ``limit`` the body limit, one body of
+    the largest size is in flight at a time, or several smaller ones; a flood of them waits its turn, in the
+    client's socket, instead of running the worker out of memory.
+    """
+
+    def __init__(self, limit: int, small: int, wait: float) -> None:
+        self.limit, self.small, self.wait = limit, small, wait
+        self.free = limit
+        self._changed = asyncio.Condition()
+
+    async def take(self, size: int) -> bool:
+        """Whether ``size`` bytes were granted within ``wait`` seconds (always, for a small body)."""
+        if size <= self.small:
+            return True
+        try:
+            await asyncio.wait_for(self._take(size), self.wait)  # cancelled while waiting, it took nothing
+        except TimeoutError:
+            return False
+        return True
+
+    async def _take(self, size: int) -> None:
+        async with self._changed:
+            await self._changed.wait_for(lambda: self.free >= size)
+            self.free -= size
+
+    async def give(self, size: int) -> None:
+        if size <= self.small:
+            return
+        async with self._changed:
+            self.free += size
+            self._changed.notify_all()
+
+
 class WholeRequests:
     """ASGI middleware: the body of every HTTP request is read completely -- at most ``max_body_bytes``, within
-    ``body_timeout`` seconds -- before the wrapped application sees the request."""
+    ``body_timeout`` seconds, within ``budget`` -- before the wrapped application sees the request."""
 
-    def __init__(self, app: Callable[..., Awaitable[None]], max_body_bytes: int, body_timeout: float) -> None:
+    def __init__(
+        self, app: Callable[..., Awaitable[None]], max_body_bytes: int, body_timeout: float, budget: BodyBudget
+    ) -> None:
         self.app, self.max_body_bytes, self.body_timeout = app, max_body_bytes, body_timeout
+        self.budget = budget
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        declared = dict(scope.get("headers") or []).get(b"content-length", b"")
-        if declared.isdigit() and int(declared) > self.max_body_bytes:
+        expected = self._expected(dict(scope.get("headers") or []))
+        if expected > self.max_body_bytes:
             await _answer(send, 413, f"request body is larger than {self.max_body_bytes} bytes")
             return
+        if not await self.budget.take(expected):
+            await _answer(send, 503, f"too many large requests at once; no room freed within {self.budget.wait:g}s")
+            return
+        try:
+            await self._whole(scope, receive, send)
+        finally:
+            await self.budget.give(expected)
+
+    def _expected(self, headers: dict[bytes, bytes]) -> int:
+        """The body's size as declared; a chunked body may be as large as the limit."""
+        if b"chunked" in headers.get(b"transfer-encoding", b"").lower():
+            return self.max_body_bytes
+        declared = headers.get(b"content-length", b"0").strip()
+        return int(declared) if declared.isdigit() else 0
+
+    async def _whole(self, scope: Scope, receive: Receive, send: Send) -> None:
         try:
             body = await asyncio.wait_for(self._read(receive), self.body_timeout)
         except _TooLarge:
@@ -109,6 +174,9 @@ class WholeRequests:
         except TimeoutError:
             await _answer(send, 408, f"request body not received within {self.body_timeout:g}s")
             return
+        await self._forward(scope, receive, send, body)
+
+    async def _forward(self, scope: Scope, receive: Receive, send: Send, body: bytes) -> None:
         delivered = False
 
         async def replay() -> Message:
@@ -159,7 +227,9 @@ class ServeOptions:
     keepalive_seconds: int = 5  # idle connections close by then, and a stopping server waits no longer for them
     graceful_timeout_seconds: int = 20
     body_timeout_seconds: float = 2.0  # well under the API server's webhook timeout (5 s here, 10 s by default)
-    max_body_bytes: int = 3 * 1024 * 1024
+    max_body_bytes: int = MAX_BODY_BYTES
+    small_body_bytes: int = 64 * 1024  # a real Wukong's review is a few kB; its largest possible, 1.4 MiB
+    budget_wait_seconds: float = 2.0  # with the body's 2 s, within the API server's 5 s
     max_connections: int = 10000
 
 
@@ -193,4 +263,7 @@ class WebhookServer(BaseApplication):
     def load(self) -> WholeRequests:
         flask_app: Any = self.app_factory()  # a WSGI callable; a2wsgi's stub spells the environ type differently
         wsgi = WSGIMiddleware(flask_app, workers=self.options.threads)
-        return WholeRequests(wsgi, self.options.max_body_bytes, self.options.body_timeout_seconds)
+        budget = BodyBudget(
+            self.options.max_body_bytes, self.options.small_body_bytes, self.options.budget_wait_seconds
+        )
+        return WholeRequests(wsgi, self.options.max_body_bytes, self.options.body_timeout_seconds, budget)

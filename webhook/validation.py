@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
 from functools import cache
+from itertools import islice
 from typing import Any, cast
 
 import fastjsonschema
@@ -32,7 +33,7 @@ def validate(new: Mapping[str, Any], old: Old, facts: ClusterFacts) -> Result:
     if old is not None and old.get("spec") == new.get("spec"):
         # Metadata- or finalizer-only updates pass even if an older object predates a rule.
         return [], []
-    errors = list(_schema_errors(new))
+    errors = field.FieldErrors(_schema_errors(new))
     for rule in _RULES:
         errors.extend(rule(new, old, facts))
     warnings = list(_warnings(new, facts))
@@ -60,13 +61,18 @@ def _fast_check() -> Callable[[Any], Any]:
 
 
 def _schema_errors(obj: Mapping[str, Any]) -> Iterator[field.FieldError]:
+    """The first errors jsonschema finds, in the order of their paths, then the rest, only to be counted. The
+    object is within the CRD's bounds (webhook.bounds), so there are not many; still no more are kept and
+    sorted than an answer shows."""
     try:
         _fast_check()(obj)
         return
     except fastjsonschema.JsonSchemaException:
         pass
-    for error in sorted(_validator().iter_errors(obj), key=lambda e: list(map(str, e.absolute_path))):
-        yield _field_error(error)
+    found = _validator().iter_errors(obj)
+    first = sorted(islice(found, field.MAX_ERRORS_KEPT), key=lambda e: list(map(str, e.absolute_path)))
+    yield from map(_field_error, first)
+    yield from map(_field_error, found)
 
 
 def _field_error(error: jsonschema.ValidationError) -> field.FieldError:
@@ -79,8 +85,7 @@ def _field_error(error: jsonschema.ValidationError) -> field.FieldError:
         missing = next((name for name in detail if name not in present), detail[0])
         return field.required(path.child(missing), f"{missing} is required")
     if kind == "enum":
-        allowed = ", ".join(f'"{v}"' for v in detail)
-        return field.FieldError(field.ErrorType.NOT_SUPPORTED, path, f"supported values: {allowed}", error.instance)
+        return field.not_supported(path, error.instance, detail)
     messages = {
         "type": f"must be of type {detail}",
         "minimum": f"should be greater than or equal to {detail}",

@@ -453,7 +453,9 @@ def _placement(judge: Scope, after: _View, before: _View | None) -> Iterator[Vio
             continue
         path = f"spec.highAvailability.tolerations[{index}]"
         key = toleration.get("key")
-        if not isinstance(key, str) or not key:
+        if key is not None and not isinstance(key, str):
+            continue  # the schema check names it
+        if not key:
             yield Violation(
                 "",
                 DENY,

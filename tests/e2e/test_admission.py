@@ -14,7 +14,9 @@ import yaml
 from devcluster import toolchain
 from devcluster.controlplane import ControlPlane
 from devcluster.webhooks import LocalWebhook, deregister
+from tests import bodies
 from tests.e2e.conftest import SAMPLES, wait_for_webhooks, wait_for_webhooks_gone
+from tests.e2e.test_namespace_policy import limits
 from tests.waiting import poll
 
 # The mutating webhook refuses first: the API server runs the CRD schema and CEL rules after mutating
@@ -247,3 +249,54 @@ def test_the_webhook_sees_a_storage_class_created_moved_to_default_and_deleted_w
         return f'StorageClass "{name}" does not exist' in result.stderr
 
     poll(warned, "the deleted class reported as missing", timeout=1, interval=0.05)
+
+
+def test_a_list_over_its_bound_is_refused_by_the_webhook_in_kubernetes_words(cluster, namespace):
+    probe = yaml.safe_load((SAMPLES / "single-disk.yaml").read_text())
+    probe["spec"]["disks"] = [{"name": f"d{i}", "size": "1Gi"} for i in range(1000)]
+    result = cluster.kubectl("create", "-n", namespace, "-f", "-", stdin=json.dumps(probe), check=False)
+    assert refusal(result) == [
+        f'The Wukong "{probe["metadata"]["name"]}" is invalid: spec.disks: Too many: 1000: must have at most 16 items'
+    ]
+
+
+def test_the_largest_wukong_the_bounds_allow_is_accepted_by_the_api_server_and_both_webhooks(cluster, namespace):
+    largest = bodies.largest_wukong()
+    metadata = {key: largest["metadata"][key] for key in ("name", "labels", "annotations")}
+    applied = "kubectl.kubernetes.io/last-applied-configuration"  # kubectl create would rewrite it: same size
+    metadata["annotations"][applied.replace("kubectl.kubernetes.io", "example.novasphere.io")] = metadata[
+        "annotations"
+    ].pop(applied)
+    manifest = {**largest, "metadata": {**metadata, "namespace": namespace}}
+    status = manifest.pop("status")
+    # Its networks attach to host interfaces: allowed only where a cluster admin's WukongPolicy names them.
+    named = [
+        {"type": n["type"], "interface": n["bridgeName"], "vlans": [str(n["vlanId"])]}
+        for n in largest["spec"]["networks"]
+    ]
+    allowing = limits(f"largest-{namespace}", namespace, networks={"hostNetworks": named})
+    cluster.kubectl("apply", "-f", "-", stdin=json.dumps(allowing))
+    try:
+        created = poll(
+            lambda: (
+                answer
+                if (
+                    answer := cluster.kubectl(
+                        "create", "-o", "json", "-f", "-", stdin=json.dumps(manifest), check=False
+                    )
+                ).returncode
+                == 0
+                or "host network" not in answer.stderr
+                else None
+            ),
+            "the webhook to apply the policy naming its host networks",
+        )
+    finally:
+        cluster.kubectl("delete", "wukongpolicy", allowing["metadata"]["name"])
+    assert created.returncode == 0, created.stderr
+    assert json.loads(created.stdout)["spec"] == manifest["spec"]
+    stored = {**json.loads(created.stdout), "status": status}
+    replaced = cluster.kubectl(
+        "replace", "--subresource=status", "--dry-run=server", "-f", "-", stdin=json.dumps(stored), check=False
+    )
+    assert replaced.returncode == 0, replaced.stderr

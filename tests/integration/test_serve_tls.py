@@ -16,7 +16,9 @@ from pathlib import Path
 import pytest
 from cryptography import x509
 
+from tests import bodies
 from tests.builders import disk, wukong
+from webhook.app import MAX_BODY_BYTES
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
@@ -226,3 +228,15 @@ def test_a_body_over_3_mib_gets_413_however_it_is_framed(server, chunked):
         chunks = [b"x" * 65536] * 62
     status, _ = raw_exchange(port, context, head, chunks)
     assert status.startswith(b"HTTP/1.1 413 ")
+
+
+def test_a_hostile_body_of_the_largest_size_is_denied_with_a_field_error_not_a_500(server):
+    port, _, context = server
+    body = next(s for s in bodies.SHAPES if s.name == "spec.disks: numbers").body(MAX_BODY_BYTES)
+    items = len(json.loads(body)["request"]["object"]["spec"]["disks"])
+    connection = http.client.HTTPSConnection("127.0.0.1", port, context=context, timeout=30)
+    connection.request("POST", "/mutate", body=body, headers={"Content-Type": "application/json"})
+    reply = connection.getresponse()
+    answer = json.loads(reply.read())["response"]
+    assert (reply.status, answer["uid"], answer["allowed"], answer["status"]["code"]) == (200, bodies.UID, False, 422)
+    assert answer["status"]["message"] == f"spec.disks: Too many: {items}: must have at most 16 items"

@@ -122,7 +122,8 @@ def test_delete_is_allowed(client):
         (json.dumps(review(wukong(), uid="")).encode(), "request.uid is missing"),
         (json.dumps(review(wukong(), operation="PATCH")).encode(), 'request.operation "PATCH" is not'),
         (json.dumps(review("a string")).encode(), "request.object is not an object"),
-        (b"[" * 100000 + b"]" * 100000, "not valid JSON"),
+        (b"[" * 5000 + b"]" * 5000, "the request body is nested too deeply to decode"),
+        (b"[" + b"[]," * 50000 + b"[]]", "the request body holds 50002 JSON objects and arrays"),
     ],
     ids=[
         "malformed-json",
@@ -134,6 +135,7 @@ def test_delete_is_allowed(client):
         "bad-operation",
         "object-not-a-dict",
         "deeply-nested",
+        "too-many-containers",
     ],
 )
 @pytest.mark.parametrize("path", ["/mutate", "/validate"])
