@@ -29,11 +29,19 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/python -c 'import webhook, certs, wukong, flask, gunicorn, kubernetes'
 	@touch $@
 
-PIP_COMPILE := CUSTOM_COMPILE_COMMAND="make lock" $(BIN)/pip-compile --quiet --generate-hashes --allow-unsafe \
+RELEASE := .venv-release
+$(RELEASE)/.installed: pyproject.toml
+	@echo ">> creating $(RELEASE) with the supply-chain tools (pip-tools, cyclonedx-bom)"
+	$(PYTHON) -m venv $(RELEASE)
+	$(RELEASE)/bin/pip install --quiet --upgrade pip
+	$(RELEASE)/bin/pip install --progress-bar off '.[release]' | grep -E '^(Successfully|ERROR)' || true
+	@touch $@
+
+PIP_COMPILE := CUSTOM_COMPILE_COMMAND="make lock" $(RELEASE)/bin/pip-compile --quiet --generate-hashes --allow-unsafe \
 	--strip-extras --no-emit-index-url --no-emit-find-links
 
 .PHONY: lock
-lock: install ## Regenerate the hashed lock files the image installs from (requirements.lock, requirements-build.lock)
+lock: $(RELEASE)/.installed ## Regenerate the hashed lock files the image installs from (requirements.lock, requirements-build.lock)
 	$(PIP_COMPILE) $(LOCK_ARGS) --output-file requirements.lock pyproject.toml
 	$(PIP_COMPILE) $(LOCK_ARGS) --output-file requirements-build.lock requirements-build.in
 
@@ -42,9 +50,9 @@ lock-upgrade: LOCK_ARGS := --upgrade
 lock-upgrade: lock ## The same, every package moved to its newest release that pyproject.toml allows
 
 .PHONY: sbom
-sbom: install ## CycloneDX SBOM of the image's Python packages, from requirements.lock (dist/sbom.cdx.json)
+sbom: $(RELEASE)/.installed ## CycloneDX SBOM of the image's Python packages, from requirements.lock (dist/sbom.cdx.json)
 	@mkdir -p dist
-	$(BIN)/cyclonedx-py requirements --pyproject pyproject.toml --of JSON --output-reproducible \
+	$(RELEASE)/bin/cyclonedx-py requirements --pyproject pyproject.toml --of JSON --output-reproducible \
 		-o dist/sbom.cdx.json requirements.lock
 
 .PHONY: lint
