@@ -18,6 +18,7 @@ unparsable Wukong value is not judged here (the schema check reports it).
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -198,34 +199,43 @@ def evaluate(
 
 
 # -- the Wukong, as the rules read it --------------------------------------------------------------------------
-@dataclass(frozen=True)
 class _View:
     """The fields policies judge, with each list entry's index in the raw list (entries that are not objects are
     skipped, but the paths of the others still point where the user wrote them). Read here rather than through
-    WukongSpec, which also reads fields no policy judges."""
+    WukongSpec, which also reads fields no policy judges; each field only when a rule asks for it (with no policy
+    on the namespace, only networks and placement are)."""
 
-    cpu: int | None
-    memory: Quantity | None
-    disks: tuple[tuple[int, Disk], ...]
-    os_image: str | None
-    networks: tuple[tuple[int, Network], ...]
-    tolerations: tuple[tuple[int, Mapping[str, Any]], ...]
-    node_selector: Mapping[str, Any]
+    def __init__(self, obj: Any) -> None:
+        self._spec = mapping(mapping(obj).get("spec"))
 
-    @classmethod
-    def of(cls, obj: Any) -> _View:
-        spec = mapping(mapping(obj).get("spec"))
-        image = spec.get("osImage")
-        placement = mapping(spec.get("highAvailability"))
-        return cls(
-            cpu=_integer(spec.get("cpu")),
-            memory=_quantity(spec.get("memory")),
-            disks=tuple((i, Disk.from_dict(raw)) for i, raw in _entries(spec.get("disks"))),
-            os_image=image if isinstance(image, str) and image else None,
-            networks=tuple((i, Network.from_dict(raw)) for i, raw in _entries(spec.get("networks"))),
-            tolerations=tuple(_entries(placement.get("tolerations"))),
-            node_selector=mapping(placement.get("nodeSelector")),
-        )
+    @functools.cached_property
+    def cpu(self) -> int | None:
+        return _integer(self._spec.get("cpu"))
+
+    @functools.cached_property
+    def memory(self) -> Quantity | None:
+        return _quantity(self._spec.get("memory"))
+
+    @functools.cached_property
+    def disks(self) -> tuple[tuple[int, Disk], ...]:
+        return tuple((i, Disk.from_dict(raw)) for i, raw in _entries(self._spec.get("disks")))
+
+    @functools.cached_property
+    def os_image(self) -> str | None:
+        image = self._spec.get("osImage")
+        return image if isinstance(image, str) and image else None
+
+    @functools.cached_property
+    def networks(self) -> tuple[tuple[int, Network], ...]:
+        return tuple((i, Network.from_dict(raw)) for i, raw in _entries(self._spec.get("networks")))
+
+    @functools.cached_property
+    def tolerations(self) -> tuple[tuple[int, Mapping[str, Any]], ...]:
+        return tuple(_entries(mapping(self._spec.get("highAvailability")).get("tolerations")))
+
+    @functools.cached_property
+    def node_selector(self) -> Mapping[str, Any]:
+        return mapping(mapping(self._spec.get("highAvailability")).get("nodeSelector"))
 
     def total_size(self) -> Quantity:
         sizes = [q for _, d in self.disks if (q := _quantity(d.size)) is not None]
@@ -521,8 +531,8 @@ class Scope:
 
     def evaluate(self, new: Mapping[str, Any], old: Mapping[str, Any] | None = None) -> list[Violation]:
         """See ``evaluate``."""
-        after = _View.of(new)
-        before = _View.of(old) if old is not None else None
+        after = _View(new)
+        before = _View(old) if old is not None else None
         rules = _RULES if self.policies else _REFUSING_BY_DEFAULT
         found = [violation for rule in rules for violation in rule(self, after, before)]
         denied = {(v.path, v.rule) for v in found if v.action == DENY}
