@@ -36,7 +36,7 @@ def validate(new: Mapping[str, Any], old: Old, facts: ClusterFacts) -> Result:
     errors = field.FieldErrors(_schema_errors(new))
     for rule in _RULES:
         errors.extend(rule(new, old, facts))
-    warnings = list(_warnings(new, facts))
+    warnings = [*_warnings(new, facts), *_removal_warnings(new, old)]
     for violation in facts.scope.evaluate(new, old):
         if violation.action == policy.DENY:
             errors.append(field.forbidden(field.Path(violation.path), violation.detail))
@@ -244,22 +244,68 @@ def _ever_bound(old: Old) -> set[str]:
 
 
 def no_removal(new: Mapping[str, Any], old: Old, facts: ClusterFacts) -> Iterator[field.FieldError]:
-    """V8: removing a disk needs the allow-disk-removal annotation; its volume is kept either way."""
-    if _allows_removal(new):
+    """V8: removing a disk needs the allow-disk-removal annotation set *by the same update*, naming the disk (or
+    ``"true"``, every disk that update removes); its volume is kept either way.
+
+    An annotation already stored before the update allows nothing: it would otherwise stay on the object (kubectl
+    apply keeps sending it) and allow every later removal unseen. So a permission is spent by the update that
+    carries it, and the next removal needs the annotation set again, to a new value (the disk's name), or dropped
+    and added back."""
+    removed = _removed(new, old)
+    if not removed:
         return
-    remaining = {name for _, _, name in _indexed(new)}
-    for _, _, name in _indexed(old):
-        if name not in remaining:
-            yield field.forbidden(
-                field.DISKS,
-                f"disk {quoted(name)} cannot be removed: its data would be detached; to remove it anyway, annotate "
-                f'the Wukong with {api.ALLOW_DISK_REMOVAL_ANNOTATION}: "true" (its volume is kept, not deleted)',
+    given = _removal_permission(new)
+    stale = given is not None and given == _removal_permission(old)
+    allowed = set() if given is None or stale else _named(given, removed)
+    for name in removed:
+        if name in allowed:
+            continue
+        if stale:
+            why = (
+                f"{api.ALLOW_DISK_REMOVAL_ANNOTATION}: {quoted(given)} was already set before this update, and "
+                "a permission holds only for the update that sets it"
             )
+        elif given is not None:
+            why = f"{api.ALLOW_DISK_REMOVAL_ANNOTATION}: {quoted(given)} does not name it"
+        else:
+            why = "its data would be detached"
+        yield field.forbidden(
+            field.DISKS,
+            f"disk {quoted(name)} cannot be removed: {why}; to remove it anyway, set the annotation "
+            f"{api.ALLOW_DISK_REMOVAL_ANNOTATION}: {quoted(name)} in the same update (its volume is kept, not "
+            "deleted)",
+        )
 
 
-def _allows_removal(obj: Mapping[str, Any]) -> bool:
-    annotations = mapping(mapping(obj.get("metadata")).get("annotations"))
-    return annotations.get(api.ALLOW_DISK_REMOVAL_ANNOTATION) == "true"
+def _removed(new: Mapping[str, Any], old: Old) -> list[str]:
+    remaining = {name for _, _, name in _indexed(new)}
+    return [name for _, _, name in _indexed(old) if name not in remaining]
+
+
+def _removal_permission(obj: Old) -> str | None:
+    value = mapping(mapping(mapping(obj).get("metadata")).get("annotations")).get(api.ALLOW_DISK_REMOVAL_ANNOTATION)
+    return value if isinstance(value, str) else None
+
+
+def _named(value: str, removed: list[str]) -> set[str]:
+    """The disks an annotation value allows to remove: ``"true"`` all of them, else the comma-separated names."""
+    if value == "true":
+        return set(removed)
+    return {name.strip() for name in value.split(",")}
+
+
+def _removal_warnings(new: Mapping[str, Any], old: Old) -> Iterator[str]:
+    """A permission set for a disk this update does not remove is spent unused: say so, rather than let it
+    look armed."""
+    given = _removal_permission(new)
+    if old is None or given is None or given == "true" or given == _removal_permission(old):
+        return
+    removed = set(_removed(new, old))
+    if unused := sorted(n for n in _named(given, []) - removed if n):
+        yield (
+            f"metadata.annotations[{api.ALLOW_DISK_REMOVAL_ANNOTATION}]: {', '.join(map(quoted, unused))} not "
+            "removed by this update; the permission holds only for the update that sets it"
+        )
 
 
 def supported_images(new: Mapping[str, Any], old: Old, facts: ClusterFacts) -> Iterator[field.FieldError]:
