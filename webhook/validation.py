@@ -360,10 +360,19 @@ def guest_user(new: Mapping[str, Any], old: Old, facts: ClusterFacts) -> Iterato
             hashed,
             "must be a crypt(3) hash such as $6$...; put a plaintext password in password",
         )
+    if user.get("sshPasswordAuth") is True and not user.get("password") and not user.get("passwordHash"):
+        yield field.forbidden(
+            path.child("sshPasswordAuth"),
+            "there is no password to log in with: set password or passwordHash, or drop sshPasswordAuth",
+        )
 
 
 def guest_networks(new: Mapping[str, Any], old: Old, facts: ClusterFacts) -> Iterator[field.FieldError]:
     raw = mapping(new.get("spec")).get("networks")
+    stored = mapping(mapping(old).get("spec")).get("networks")
+    before = (
+        {e.get("name"): e.get("ipConfig") for e in stored if isinstance(e, Mapping)} if isinstance(stored, list) else {}
+    )
     seen: set[str] = set()
     for index, entry in enumerate(raw if isinstance(raw, list) else []):
         if not isinstance(entry, Mapping):
@@ -378,8 +387,14 @@ def guest_networks(new: Mapping[str, Any], old: Old, facts: ClusterFacts) -> Ite
             if name in seen:
                 yield field.duplicate(path.child("name"), name, "network names must be unique")
             seen.add(name)
-        for where, problem in network_rules.problems(Network.from_dict(entry)):
+        network = Network.from_dict(entry)
+        for where, problem in network_rules.problems(network):
             yield field.invalid(path.child(where), _at(entry, where), problem)
+        ip = network.ip_config
+        # A gateway without routes stored before routes existed (when it was a default route) may stay as it is.
+        unchanged = before.get(name) == entry.get("ipConfig")
+        if ip and ip.mode == network_rules.STATIC and ip.gateway and not ip.routes and not unchanged:
+            yield field.invalid(path.child("ipConfig.gateway"), ip.gateway, network_rules.GATEWAY_WITHOUT_ROUTES)
 
 
 def _at(entry: Mapping[str, Any], where: str) -> Any:

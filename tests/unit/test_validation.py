@@ -210,6 +210,43 @@ def test_a_permission_for_a_disk_the_update_keeps_is_a_warning_not_a_silent_armi
     ]
 
 
+# Guest networks and SSH password login ---------------------------------------------------------------
+def networked(ip_config):
+    return wukong(
+        BOOT, networks=[{"name": "storage", "type": "bridge", "nadName": "storage-lan", "ipConfig": ip_config}]
+    )
+
+
+GATEWAY_ONLY = {"mode": "static", "address": "10.20.0.5/24", "gateway": "10.20.0.1"}
+
+
+def test_a_gateway_without_routes_is_refused_as_it_would_not_be_a_default_route():
+    assert messages(networked(GATEWAY_ONLY)) == [
+        'spec.networks[0].ipConfig.gateway: Invalid value: "10.20.0.1": the pod network holds the guest\'s only '
+        "default route, so a gateway carries only ipConfig.routes: list the networks reached through it, or drop "
+        "gateway"
+    ]
+    assert messages(networked({**GATEWAY_ONLY, "routes": ["10.30.0.0/16"]})) == []
+
+
+def test_a_gateway_stored_before_routes_existed_does_not_block_other_changes():
+    old = networked(GATEWAY_ONLY)
+    new = networked(GATEWAY_ONLY)
+    new["spec"]["cpu"] = 4
+    assert messages(new, old) == []
+    changed = networked({**GATEWAY_ONLY, "address": "10.20.0.6/24"})
+    assert [m.split(":")[0] for m in messages(changed, old)] == ["spec.networks[0].ipConfig.gateway"]
+
+
+def test_ssh_password_login_without_a_password_is_refused():
+    user = {"name": "fedora", "sshPasswordAuth": True}
+    assert messages(wukong(BOOT, cloudInitUser=user)) == [
+        "spec.cloudInitUser.sshPasswordAuth: Forbidden: there is no password to log in with: set "
+        "password or passwordHash, or drop sshPasswordAuth"
+    ]
+    assert messages(wukong(BOOT, cloudInitUser={**user, "passwordHash": "$6$salt$hash"})) == []
+
+
 # V9 ---------------------------------------------------------------------------------------------------
 def test_growing_on_a_class_without_expansion_is_refused_naming_the_class():
     old = wukong(BOOT, sc(storageClassName="local-path", boot=False))
