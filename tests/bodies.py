@@ -223,6 +223,7 @@ def largest_wukong() -> dict[str, Any]:
                 "address": f"fd00:1234:5678:9abc:def0:1234:5678:{i + 1:04x}/64",
                 "gateway": "fd00:1234:5678:9abc:def0:1234:5678:ffff",
                 "dnsServers": [f"fd00:1234:5678:9abc:def0:1234:5678:{j + 0xFF00:04x}" for j in range(8)],
+                "routes": [f"fd{j + 1:02x}:1234:5678:9abc:def0:1234:5678:0000/128" for j in range(32)],
             },
         }
         for i in range(16)
@@ -239,6 +240,7 @@ def largest_wukong() -> dict[str, Any]:
             "name": "u" + "x" * 31,
             "groups": [_name(32, i).replace("-", "_") for i in range(32)],
             "lockPasswd": False,
+            "sshPasswordAuth": True,
             "passwordHash": "$6$" + "h" * 509,  # no password: the webhook stores it as this hash (M6)
             "shell": "/" + "s" * 255,
             "sudo": "ALL=(ALL) NOPASSWD:ALL " + "#" * (1024 - 23),

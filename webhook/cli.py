@@ -15,10 +15,11 @@ from webhook.app import StaticFacts, WebhookConfig, create_app
 from webhook.check import check
 from webhook.facts import ClusterFacts
 from webhook.field import quoted
+from wukong.api import NAMESPACE_NAME_LABEL
 from wukong.manifests import ManifestError, load_objects
 from wukong.storageclass import StorageClass
 
-EXIT_ALLOWED, EXIT_DENIED, EXIT_UNUSABLE = 0, 1, 2
+EXIT_ALLOWED, EXIT_DENIED, EXIT_UNUSABLE, EXIT_UNDECIDED = 0, 1, 2, 3
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -54,7 +55,8 @@ def _parser() -> argparse.ArgumentParser:
         help="run Wukong manifests through mutation and validation offline, as the API server would",
         description="Files, directories (every .yaml, .yml and .json file in them) and - (stdin); multi-document "
         "YAML and Lists. Documents that are not Wukongs are skipped with one notice. Exit 0 when every Wukong is "
-        "allowed, 1 when any is denied, 2 when the input is unusable.",
+        "allowed, 1 when any is denied, 2 when the input is unusable, 3 when none is denied but some could not be "
+        "judged: a WukongPolicy selects namespaces by labels the check does not know.",
     )
     offline.add_argument("paths", nargs="+", metavar="PATH", help="manifest files, directories, or - for stdin")
     offline.add_argument(
@@ -72,6 +74,15 @@ def _parser() -> argparse.ArgumentParser:
         action="append",
         help="WukongPolicies (files or directories) to judge by, instead of the cluster's; repeatable. A Namespace "
         "among the checked documents gives its labels to the policies' namespaceSelectors",
+    )
+    offline.add_argument(
+        "--assume-namespace-labels",
+        metavar="[NAMESPACE:]KEY=VALUE,...",
+        action="append",
+        default=[],
+        help="the labels of a namespace that no Namespace document (nor the cluster) describes, for the policies' "
+        "namespaceSelectors; without NAMESPACE: of every such namespace; nothing after the colon: no labels. "
+        "Repeatable. Without it such a namespace, when a policy selects by label, makes the check exit 3",
     )
     offline.add_argument(
         "--kubeconfig",
@@ -108,7 +119,7 @@ def _static_facts(args: argparse.Namespace) -> ClusterFacts:
         if others := [o.get("kind") for o in objects if o.get("kind") != "StorageClass"]:
             raise ManifestError(f"{args.storage_classes}: expected StorageClasses, found kind {quoted(others[0])}")
         classes = [StorageClass.from_manifest(o) for o in objects]
-    return ClusterFacts.of(classes, args.default_storage_class)
+    return ClusterFacts.of(classes, args.default_storage_class, classes_origin=args.storage_classes)
 
 
 def _check(args: argparse.Namespace) -> int:
@@ -118,17 +129,23 @@ def _check(args: argparse.Namespace) -> int:
         source = gitops.Cluster.connect(args.kubeconfig) if args.kubeconfig or args.cluster else None
         documents = gitops.read(args.paths, sys.stdin)
         olds = gitops.read([args.old], sys.stdin) if args.old else []
-        facts = _check_facts(args, source, documents)
+        assumed = [_assumed_labels(text) for text in args.assume_namespace_labels]
+        facts = _check_facts(args, source, documents, assumed)
     except (ManifestError, gitops.ClusterError) as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_UNUSABLE
     wukongs, skipped = gitops.wukongs(documents, args.namespace)
+    if facts.policies:  # a Namespace's labels were read for the policies' selectors: it was not skipped
+        skipped = [d for d in skipped if not gitops.is_namespace(d)]
     if skipped:
         kinds = ", ".join(sorted({d.kind for d in skipped}))
-        print(f"notice: skipped {len(skipped)} documents that are not Wukongs ({kinds})", file=sys.stderr)
+        are = "document that is not a Wukong" if len(skipped) == 1 else "documents that are not Wukongs"
+        print(f"notice: skipped {len(skipped)} {are} ({kinds})", file=sys.stderr)
     if not wukongs:
         print("error: no Wukong found in the input", file=sys.stderr)
         return EXIT_UNUSABLE
+    facts = _assume_labels(facts, assumed, {d.key[0] for d in wukongs})
+    labels_from = "not in the cluster" if source is not None else "no cluster"
     previous, _ = gitops.wukongs(olds, args.namespace)
     old_by_key = {d.key: d.object for d in previous}
     results = []
@@ -140,14 +157,45 @@ def _check(args: argparse.Namespace) -> int:
             except gitops.ClusterError as error:
                 print(f"error: {error}", file=sys.stderr)
                 return EXIT_UNUSABLE
-        results.append((document, check(document.object, old, facts)))
+        results.append((document, check(document.object, old, facts, labels_from)))
     _print(results, args.output)
-    return EXIT_ALLOWED if all(result.allowed for _, result in results) else EXIT_DENIED
+    if not all(result.allowed for _, result in results):
+        return EXIT_DENIED
+    return EXIT_UNDECIDED if any(result.undecided for _, result in results) else EXIT_ALLOWED
 
 
-def _check_facts(args: argparse.Namespace, source: Any, documents: list[Any]) -> ClusterFacts:
+Assumed = tuple[str | None, dict[str, str]]  # (namespace, or None for every namespace otherwise unknown; labels)
+
+
+def _assumed_labels(text: str) -> Assumed:
+    """``[NAMESPACE:]KEY=VALUE,...`` as --assume-namespace-labels takes it."""
+    namespace, colon, pairs = text.partition(":") if ":" in text else ("", "", text)  # no label has a colon
+    found = {}
+    for pair in filter(None, (p.strip() for p in pairs.split(","))):
+        key, equals, value = pair.partition("=")
+        if not equals or not key:
+            raise ManifestError(f"--assume-namespace-labels {quoted(text)}: {quoted(pair)} is not KEY=VALUE")
+        found[key] = value
+    if colon and not namespace:
+        raise ManifestError(f"--assume-namespace-labels {quoted(text)}: no namespace before the colon")
+    return (namespace if colon else None), found
+
+
+def _assume_labels(facts: ClusterFacts, assumed: list[Assumed], namespaces: set[str]) -> ClusterFacts:
+    """The labels --assume-namespace-labels gives without a namespace, for each namespace still unknown."""
+    every = {k: v for namespace, given in assumed if namespace is None for k, v in given.items()}
+    if not any(namespace is None for namespace, _ in assumed):
+        return facts
+    known = dict(facts.namespace_labels)
+    for namespace in namespaces - known.keys():
+        known[namespace] = {**every, NAMESPACE_NAME_LABEL: namespace}
+    return dataclasses.replace(facts, namespace_labels=known)
+
+
+def _check_facts(args: argparse.Namespace, source: Any, documents: list[Any], assumed: list[Assumed]) -> ClusterFacts:
     """StorageClasses from --storage-classes, else the cluster; policies from --policies, else the cluster; the
-    namespaces' labels from the cluster, overridden by Namespace documents among the ones checked."""
+    namespaces' labels from the cluster, overridden by --assume-namespace-labels NAMESPACE:..., overridden by
+    Namespace documents among the ones checked (what the pipeline applies)."""
     from webhook import gitops
 
     if source is not None and not args.storage_classes:
@@ -159,6 +207,9 @@ def _check_facts(args: argparse.Namespace, source: Any, documents: list[Any]) ->
     else:
         policies = source.policies() if source is not None else []
     labels = source.namespace_labels() if source is not None and policies else {}
+    for namespace, given in assumed:
+        if namespace is not None:
+            labels[namespace] = {**given, NAMESPACE_NAME_LABEL: namespace}
     labels.update(gitops.namespace_labels(documents))
     return dataclasses.replace(facts, policies=tuple(policies), namespace_labels=labels)
 
@@ -172,7 +223,9 @@ def _print(results: list[tuple[Any, Any]], output: str) -> None:
         for warning in result.warnings:
             print(f"Warning: {document.source}: {warning}", file=sys.stderr)
         if not result.allowed:
-            print(f"denied: {document.source}: {result.message}", file=sys.stderr)
+            print(f"denied: {document.source}: {result.kubectl_message()}", file=sys.stderr)
+        for reason in result.undecided:
+            print(f"undecided: {document.source}: {reason}", file=sys.stderr)
     if allowed:
         print(yaml.safe_dump_all(allowed, sort_keys=False), end="")
 

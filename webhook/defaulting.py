@@ -107,11 +107,24 @@ def _default_storage_classes(disks: list[dict[str, Any]], facts: ClusterFacts) -
         errors.append(
             field.required(
                 field.DISKS.index(index).child(STORAGE_CLASS),
-                f"disk {quoted(disk.get('name'))} names no StorageClass and the cluster has no default one; "
-                f"set spec.disks[{index}].storageClassName, or mark a StorageClass as the default",
+                f"disk {quoted(disk.get('name'))} names no StorageClass and {_no_default(facts, index)}",
             )
         )
     return errors
+
+
+def _no_default(facts: ClusterFacts, index: int) -> str:
+    """Why no class was found, and what to do, in the terms of where the classes come from: a cluster, a file, or
+    nothing at all (an offline check given none)."""
+    remedy = f"set spec.disks[{index}].storageClassName"
+    if not facts.knows_storage_classes:
+        return (
+            f"no StorageClasses are known to this check; {remedy}, or give --storage-classes FILE, "
+            "--default-storage-class NAME or --kubeconfig"
+        )
+    if facts.classes_origin:
+        return f"no StorageClass in {facts.classes_origin} is the default; {remedy}, or mark one as the default"
+    return f"the cluster has no default one; {remedy}, or mark a StorageClass as the default"
 
 
 def _default_boot(disks: list[dict[str, Any]]) -> None:

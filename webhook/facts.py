@@ -32,6 +32,7 @@ class ClusterFacts:
     policies: tuple[Policy, ...] = ()
     namespace_labels: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
     namespace: str | None = None
+    classes_origin: str | None = None  # where the classes come from when not a cluster (a file), for messages
     policy_scope: policy.Scope | None = field(default=None, init=False, repr=False, compare=False)
     _default: str | None = field(default=None, init=False, repr=False, compare=False)
     _scoped: dict[str, ClusterFacts] = field(default_factory=dict, init=False, repr=False, compare=False)
@@ -55,6 +56,7 @@ class ClusterFacts:
         configured_default: str | None = None,
         policies: Iterable[Policy] = (),
         namespace_labels: Mapping[str, Mapping[str, str]] | None = None,
+        classes_origin: str | None = None,
     ) -> ClusterFacts:
         known = None if classes is None else {c.name: c for c in classes}
         return cls(
@@ -62,6 +64,7 @@ class ClusterFacts:
             configured_default=configured_default,
             policies=tuple(policies),
             namespace_labels=namespace_labels or {},
+            classes_origin=classes_origin,
         )
 
     def in_namespace(self, namespace: str) -> ClusterFacts:

@@ -189,6 +189,17 @@ def causes(errors: list[FieldError]) -> list[dict[str, str]]:
     return shown
 
 
+def kubectl_message(kind: str, name: str, errors: list[FieldError]) -> str:
+    """What ``kubectl apply`` prints for a 422 Invalid with these errors as causes (kubectl's
+    ``StandardErrorMessage`` and ``MultilineError``): one line for one error, else the prefix and a ``*`` line per
+    cause. So the offline checker's verdict reads as the one the pipeline's later ``kubectl apply`` meets."""
+    prefix = f"The {kind} {quoted(name)} is invalid: "
+    lines = [f"{c['field']}: {c['message']}" for c in causes(errors)]
+    if len(lines) == 1:
+        return prefix + lines[0]
+    return "\n".join([prefix, *(f"* {line}" for line in lines)])
+
+
 def _bounded(text: str) -> str:
     return text if len(text) <= MAX_ERROR_LENGTH else text[: MAX_ERROR_LENGTH - 15] + "... (truncated)"
 

@@ -91,11 +91,13 @@ def policies(documents: list[Document]) -> list[Policy]:
     return found
 
 
+def is_namespace(document: Document) -> bool:
+    return document.object.get("kind") == "Namespace" and document.object.get("apiVersion") == "v1"
+
+
 def namespace_labels(documents: list[Document]) -> dict[str, dict[str, str]]:
     """The labels of the Namespaces among the documents."""
-    return labels.of_namespaces(
-        d.object for d in documents if d.object.get("kind") == "Namespace" and d.object.get("apiVersion") == "v1"
-    )
+    return labels.of_namespaces(d.object for d in documents if is_namespace(d))
 
 
 class Cluster:

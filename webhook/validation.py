@@ -36,7 +36,7 @@ def validate(new: Mapping[str, Any], old: Old, facts: ClusterFacts) -> Result:
     errors = field.FieldErrors(_schema_errors(new))
     for rule in _RULES:
         errors.extend(rule(new, old, facts))
-    warnings = list(_warnings(new, facts))
+    warnings = [*_warnings(new, facts), *_removal_warnings(new, old)]
     for violation in facts.scope.evaluate(new, old):
         if violation.action == policy.DENY:
             errors.append(field.forbidden(field.Path(violation.path), violation.detail))
@@ -244,22 +244,68 @@ def _ever_bound(old: Old) -> set[str]:
 
 
 def no_removal(new: Mapping[str, Any], old: Old, facts: ClusterFacts) -> Iterator[field.FieldError]:
-    """V8: removing a disk needs the allow-disk-removal annotation; its volume is kept either way."""
-    if _allows_removal(new):
+    """V8: removing a disk needs the allow-disk-removal annotation set *by the same update*, naming the disk (or
+    ``"true"``, every disk that update removes); its volume is kept either way.
+
+    An annotation already stored before the update allows nothing: it would otherwise stay on the object (kubectl
+    apply keeps sending it) and allow every later removal unseen. So a permission is spent by the update that
+    carries it, and the next removal needs the annotation set again, to a new value (the disk's name), or dropped
+    and added back."""
+    removed = _removed(new, old)
+    if not removed:
         return
-    remaining = {name for _, _, name in _indexed(new)}
-    for _, _, name in _indexed(old):
-        if name not in remaining:
-            yield field.forbidden(
-                field.DISKS,
-                f"disk {quoted(name)} cannot be removed: its data would be detached; to remove it anyway, annotate "
-                f'the Wukong with {api.ALLOW_DISK_REMOVAL_ANNOTATION}: "true" (its volume is kept, not deleted)',
+    given = _removal_permission(new)
+    stale = given is not None and given == _removal_permission(old)
+    allowed = set() if given is None or stale else _named(given, removed)
+    for name in removed:
+        if name in allowed:
+            continue
+        if stale:
+            why = (
+                f"{api.ALLOW_DISK_REMOVAL_ANNOTATION}: {quoted(given)} was already set before this update, and "
+                "a permission holds only for the update that sets it"
             )
+        elif given is not None:
+            why = f"{api.ALLOW_DISK_REMOVAL_ANNOTATION}: {quoted(given)} does not name it"
+        else:
+            why = "its data would be detached"
+        yield field.forbidden(
+            field.DISKS,
+            f"disk {quoted(name)} cannot be removed: {why}; to remove it anyway, set the annotation "
+            f"{api.ALLOW_DISK_REMOVAL_ANNOTATION}: {quoted(name)} in the same update (its volume is kept, not "
+            "deleted)",
+        )
 
 
-def _allows_removal(obj: Mapping[str, Any]) -> bool:
-    annotations = mapping(mapping(obj.get("metadata")).get("annotations"))
-    return annotations.get(api.ALLOW_DISK_REMOVAL_ANNOTATION) == "true"
+def _removed(new: Mapping[str, Any], old: Old) -> list[str]:
+    remaining = {name for _, _, name in _indexed(new)}
+    return [name for _, _, name in _indexed(old) if name not in remaining]
+
+
+def _removal_permission(obj: Old) -> str | None:
+    value = mapping(mapping(mapping(obj).get("metadata")).get("annotations")).get(api.ALLOW_DISK_REMOVAL_ANNOTATION)
+    return value if isinstance(value, str) else None
+
+
+def _named(value: str, removed: list[str]) -> set[str]:
+    """The disks an annotation value allows to remove: ``"true"`` all of them, else the comma-separated names."""
+    if value == "true":
+        return set(removed)
+    return {name.strip() for name in value.split(",")}
+
+
+def _removal_warnings(new: Mapping[str, Any], old: Old) -> Iterator[str]:
+    """A permission set for a disk this update does not remove is spent unused: say so, rather than let it
+    look armed."""
+    given = _removal_permission(new)
+    if old is None or given is None or given == "true" or given == _removal_permission(old):
+        return
+    removed = set(_removed(new, old))
+    if unused := sorted(n for n in _named(given, []) - removed if n):
+        yield (
+            f"metadata.annotations[{api.ALLOW_DISK_REMOVAL_ANNOTATION}]: {', '.join(map(quoted, unused))} not "
+            "removed by this update; the permission holds only for the update that sets it"
+        )
 
 
 def supported_images(new: Mapping[str, Any], old: Old, facts: ClusterFacts) -> Iterator[field.FieldError]:
@@ -314,10 +360,19 @@ def guest_user(new: Mapping[str, Any], old: Old, facts: ClusterFacts) -> Iterato
             hashed,
             "must be a crypt(3) hash such as $6$...; put a plaintext password in password",
         )
+    if user.get("sshPasswordAuth") is True and not user.get("password") and not user.get("passwordHash"):
+        yield field.forbidden(
+            path.child("sshPasswordAuth"),
+            "there is no password to log in with: set password or passwordHash, or drop sshPasswordAuth",
+        )
 
 
 def guest_networks(new: Mapping[str, Any], old: Old, facts: ClusterFacts) -> Iterator[field.FieldError]:
     raw = mapping(new.get("spec")).get("networks")
+    stored = mapping(mapping(old).get("spec")).get("networks")
+    before = (
+        {e.get("name"): e.get("ipConfig") for e in stored if isinstance(e, Mapping)} if isinstance(stored, list) else {}
+    )
     seen: set[str] = set()
     for index, entry in enumerate(raw if isinstance(raw, list) else []):
         if not isinstance(entry, Mapping):
@@ -332,8 +387,14 @@ def guest_networks(new: Mapping[str, Any], old: Old, facts: ClusterFacts) -> Ite
             if name in seen:
                 yield field.duplicate(path.child("name"), name, "network names must be unique")
             seen.add(name)
-        for where, problem in network_rules.problems(Network.from_dict(entry)):
+        network = Network.from_dict(entry)
+        for where, problem in network_rules.problems(network):
             yield field.invalid(path.child(where), _at(entry, where), problem)
+        ip = network.ip_config
+        # A gateway without routes stored before routes existed (when it was a default route) may stay as it is.
+        unchanged = before.get(name) == entry.get("ipConfig")
+        if ip and ip.mode == network_rules.STATIC and ip.gateway and not ip.routes and not unchanged:
+            yield field.invalid(path.child("ipConfig.gateway"), ip.gateway, network_rules.GATEWAY_WITHOUT_ROUTES)
 
 
 def _at(entry: Mapping[str, Any], where: str) -> Any:

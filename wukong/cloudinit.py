@@ -46,14 +46,16 @@ def user_data(user: CloudInitUser | None, hostname: str, password_hash: str | No
     """cloud-init user-data: the hostname and, when given, the one user the Wukong asks for.
 
     ``password_hash`` is a crypt hash (``user.password_hash``, or ``hash_password(user.password)``): the plaintext
-    never reaches the guest's metadata disk. With a password, ``lock_passwd`` defaults to false and SSH password
-    login is enabled, because cloud-init would otherwise lock the password it has just set.
+    never reaches the guest's metadata disk. With a password, ``lock_passwd`` defaults to false (cloud-init would
+    otherwise lock the password it has just set), and ``ssh_pwauth`` says whether sshd accepts it: only with
+    ``sshPasswordAuth: true``, else false -- written, not left to the image, whose default varies -- so a password
+    is for the console unless SSH login with it was asked for.
     """
     config: dict[str, Any] = {"hostname": hostname}
     if user is not None:
         config["users"] = [_user_entry(user, password_hash)]
         if password_hash:
-            config["ssh_pwauth"] = True
+            config["ssh_pwauth"] = user.ssh_password_auth
     return USER_DATA_HEADER + yaml.safe_dump(config, sort_keys=False)
 
 
@@ -79,8 +81,11 @@ def network_config(networks: Sequence[Network], namespace: str, wukong: str) -> 
     Each entry is keyed by its network name and finds its NIC by ``mac_address``, which the VM's interface must
     be given: guest NIC names (eth1, enp2s0, ...) depend on the image and the PCI layout, a chosen MAC does not.
     Once a datasource provides network-config, cloud-init no longer DHCPs the first NIC by itself, so the pod
-    network is listed too. A network with a static ``ipConfig`` gets its address, default route and DNS servers;
-    one with DHCP gets ``dhcp4``; one without ``ipConfig`` is brought up with no address.
+    network is listed too, and its DHCP gives the guest its only default route. A network with a static
+    ``ipConfig`` gets its address, a route through its gateway to each of its ``routes`` (never a default route: a
+    second one beside the pod network's would send the guest's traffic either way) and its DNS servers; one with
+    DHCP gets ``dhcp4`` (and the routes its DHCP server gives); one with mode ``none`` or without ``ipConfig`` --
+    an existing NAD's (``nadName``) too -- is brought up with no address.
     """
     if not networks:
         return None
@@ -99,19 +104,13 @@ def _ethernet(network: Network, mac: str) -> dict[str, Any]:
     if ip.mode == "static":
         if ip.address:
             entry["addresses"] = [ip.address]
-        if ip.gateway:
-            entry["routes"] = [{"to": _default_route(ip.gateway), "via": ip.gateway}]
-    else:
+        if ip.gateway and ip.routes:
+            entry["routes"] = [{"to": route, "via": ip.gateway} for route in ip.routes]
+    elif ip.mode == "dhcp":
         entry["dhcp4"] = True
     if ip.dns_servers:
         entry["nameservers"] = {"addresses": list(ip.dns_servers)}
     return entry
-
-
-def _default_route(gateway: str) -> str:
-    """The destination of a default route (``routes`` replaces the deprecated ``gateway4``), spelled as a network:
-    cloud-init's sysconfig and NetworkManager renderers parse ``to: default`` only since 25.3, netplan 0.99 never."""
-    return "::/0" if ":" in gateway else "0.0.0.0/0"
 
 
 def mac_address(namespace: str, wukong: str, network: str) -> str:

@@ -83,6 +83,14 @@ class LabelSelector:
     def matches(self, labels: Mapping[str, str]) -> bool:
         return not self.malformed and all(r.matches(labels) for r in self.requirements)
 
+    def unsettled_keys(self, partial: Mapping[str, str]) -> tuple[str, ...]:
+        """The label keys whose values would change this selector's verdict on a namespace of which only
+        ``partial`` is known (the offline checker knows a namespace's name label and nothing else): none when
+        the known labels settle it either way."""
+        if self.malformed or any(r.key in partial and not r.matches(partial) for r in self.requirements):
+            return ()
+        return tuple(sorted({r.key for r in self.requirements if r.key not in partial}))
+
 
 _NOTHING = LabelSelector(malformed=True)
 

@@ -13,7 +13,13 @@ from typing import Final
 from wukong.spec import IPConfig, Network
 
 BRIDGE, MACVLAN, SRIOV, OVS = "bridge", "macvlan", "sriov", "ovs"
-STATIC, DHCP = "static", "dhcp"
+STATIC, DHCP, NONE = "static", "dhcp", "none"
+# Admission's rule for an ipConfig written or changed, not one of these problems: a gateway without routes was a
+# default route once, and the reconciler still builds such a stored network (its gateway then routes nothing).
+GATEWAY_WITHOUT_ROUTES: Final = (
+    "the pod network holds the guest's only default route, so a gateway carries only ipConfig.routes: list the "
+    "networks reached through it, or drop gateway"
+)
 
 IFNAME_MAX: Final = 15  # Linux interface names (IFNAMSIZ less the terminating NUL): bridges, OVS bridges, masters
 _NAD_NAME_ONLY = "these settings belong to the NetworkAttachmentDefinition you name; set them there or drop nadName"
@@ -90,9 +96,15 @@ def _interface_name_problem(name: str) -> str | None:
 
 
 def _ip_problems(ip: IPConfig) -> list[Problem]:
-    if ip.mode == DHCP:
-        set_here = [("address", ip.address), ("gateway", ip.gateway), ("dnsServers", ip.dns_servers or None)]
-        return [(f"ipConfig.{f}", "only with mode static: DHCP supplies it") for f, v in set_here if v is not None]
+    if ip.mode in (DHCP, NONE):
+        why = "DHCP supplies it" if ip.mode == DHCP else "mode none gives the interface no address"
+        set_here = [
+            ("address", ip.address),
+            ("gateway", ip.gateway),
+            ("dnsServers", ip.dns_servers or None),
+            ("routes", ip.routes or None),
+        ]
+        return [(f"ipConfig.{f}", f"only with mode static: {why}") for f, v in set_here if v is not None]
     if ip.mode != STATIC:
         return []  # the schema's enum reports it
     found: list[Problem] = []
@@ -112,6 +124,27 @@ def _ip_problems(ip: IPConfig) -> list[Problem]:
             found.append(("ipConfig.gateway", f"{ip.gateway!r} is not an IP address"))
         elif interface is not None and gateway not in interface.network:
             found.append(("ipConfig.gateway", f"must be in {interface.network}, the network of ipConfig.address"))
+    elif ip.routes:
+        found.append(("ipConfig.routes", "needs ipConfig.gateway, the next hop of these routes"))
+    found += _route_problems(ip)
+    return found
+
+
+def _route_problems(ip: IPConfig) -> list[Problem]:
+    gateway = _ip_address(ip.gateway) if ip.gateway else None
+    found: list[Problem] = []
+    for i, route in enumerate(ip.routes):
+        where = f"ipConfig.routes[{i}]"
+        try:
+            network = ipaddress.ip_network(route, strict=True) if "/" in route else None
+        except ValueError:
+            network = None
+        if network is None:
+            found.append((where, f"{route!r} is not a network with a prefix length, like 198.51.100.0/24"))
+        elif network.prefixlen == 0:
+            found.append((where, "the pod network holds the guest's only default route; name narrower networks"))
+        elif gateway is not None and network.version != gateway.version:
+            found.append((where, f"is IPv{network.version} but ipConfig.gateway is IPv{gateway.version}"))
     return found
 
 

@@ -44,6 +44,7 @@ class CloudInitUser:
     password_hash: str | None = None
     shell: str | None = None
     sudo: str | None = None
+    ssh_password_auth: bool = False  # password login over SSH, only when asked for
 
     @classmethod
     def from_dict(cls, raw: Mapping[str, Any]) -> CloudInitUser:
@@ -56,24 +57,27 @@ class CloudInitUser:
             password_hash=_str(raw.get("passwordHash")),
             shell=_str(raw.get("shell")),
             sudo=_str(raw.get("sudo")),
+            ssh_password_auth=raw.get("sshPasswordAuth") is True,
         )
 
 
 @dataclass(frozen=True)
 class IPConfig:
-    mode: str  # static | dhcp
+    mode: str  # static | dhcp | none
     address: str | None = None  # CIDR notation, static mode
-    gateway: str | None = None
+    gateway: str | None = None  # the next hop of ``routes``; never a default route (the pod network has it)
     dns_servers: tuple[str, ...] = ()
+    routes: tuple[str, ...] = ()  # destination networks (CIDR) reached through the gateway
 
     @classmethod
     def from_dict(cls, raw: Mapping[str, Any]) -> IPConfig:
-        dns = raw.get("dnsServers")
+        dns, routes = raw.get("dnsServers"), raw.get("routes")
         return cls(
             mode=_str(raw.get("mode")) or "",
             address=_str(raw.get("address")),
             gateway=_str(raw.get("gateway")),
             dns_servers=tuple(d for d in dns if isinstance(d, str)) if isinstance(dns, list) else (),
+            routes=tuple(r for r in routes if isinstance(r, str)) if isinstance(routes, list) else (),
         )
 
 

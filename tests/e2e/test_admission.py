@@ -97,13 +97,52 @@ def test_a_shrink_is_refused_in_kubernetes_one_line_form_and_the_object_is_uncha
     assert users_part(cluster, namespace, "system-and-data") == before
 
 
+def test_a_disk_removal_permission_is_spent_by_the_apply_that_carries_it(cluster, namespace, tmp_path):
+    """Client-side kubectl apply keeps sending an annotation the manifest keeps: the permission must not outlive
+    the update that set it, and dropping it from the manifest drops it from the object."""
+    removal = "vm.novasphere.dev/allow-disk-removal"
+    three = yaml.safe_load((SAMPLES / "system-and-data.yaml").read_text())
+    three["spec"]["disks"].append({"name": "logs", "size": "10Gi"})
+
+    def applied(manifest: dict, disks: list[str], annotation: str | None) -> subprocess.CompletedProcess[str]:
+        edited = json.loads(json.dumps(manifest))
+        edited["spec"]["disks"] = [d for d in edited["spec"]["disks"] if d["name"] in disks]
+        if annotation is not None:
+            edited["metadata"]["annotations"] = {removal: annotation}
+        path = tmp_path / f"{len(list(tmp_path.iterdir()))}.yaml"
+        path.write_text(yaml.safe_dump(edited))
+        return apply(cluster, namespace, path)
+
+    assert applied(three, ["system", "data", "logs"], None).returncode == 0
+    removed = applied(three, ["system", "logs"], "data")
+    assert removed.returncode == 0, removed.stderr
+    stored = get(cluster, namespace, "system-and-data")
+    assert [d["name"] for d in stored["spec"]["disks"]] == ["system", "logs"]
+
+    # The same manifest, now also without "logs": the annotation it still holds was spent.
+    assert refusal(applied(three, ["system"], "data")) == [
+        'The Wukong "system-and-data" is invalid: spec.disks: Forbidden: disk "logs" cannot be removed: '
+        'vm.novasphere.dev/allow-disk-removal: "data" was already set before this update, and a permission holds '
+        "only for the update that sets it; to remove it anyway, set the annotation "
+        'vm.novasphere.dev/allow-disk-removal: "logs" in the same update (its volume is kept, not deleted)'
+    ]
+    # Dropped from the manifest, it is dropped from the object (kubectl's last-applied names it).
+    assert applied(three, ["system", "logs"], None).returncode == 0
+    assert removal not in (get(cluster, namespace, "system-and-data")["metadata"].get("annotations") or {})
+    # Annotating first and removing later is two updates: the second carries no permission.
+    cluster.kubectl("annotate", "wukong", "system-and-data", "-n", namespace, f"{removal}=logs")
+    assert "was already set before this update" in refusal(applied(three, ["system"], "logs"))[0]
+    # A new value in the removing update is a new permission.
+    assert applied(three, ["system"], "true").returncode == 0
+
+
 def test_removing_a_disk_is_refused_in_one_line_and_two_refusals_as_kubectl_lists_them(cluster, namespace, tmp_path):
     assert apply(cluster, namespace, SAMPLES / "system-and-data.yaml").returncode == 0
     removed = write(tmp_path, "system-and-data.yaml", ("    - name: data\n      size: 500Gi\n", ""))
     assert refusal(apply(cluster, namespace, removed)) == [
         'The Wukong "system-and-data" is invalid: spec.disks: Forbidden: disk "data" cannot be removed: its data '
-        "would be detached; to remove it anyway, annotate the Wukong with vm.novasphere.dev/allow-disk-removal: "
-        '"true" (its volume is kept, not deleted)'
+        "would be detached; to remove it anyway, set the annotation vm.novasphere.dev/allow-disk-removal: "
+        '"data" in the same update (its volume is kept, not deleted)'
     ]
     both = write(tmp_path, "system-and-data.yaml", ("500Gi", "400Gi"), ("80Gi", "40Gi"))
     assert refusal(apply(cluster, namespace, both)) == [

@@ -46,7 +46,8 @@ spec:
     - name: storage
       type: macvlan
       bridgeName: eth1
-      ipConfig: {{mode: static, address: 10.20.0.5/24, gateway: 10.20.0.1, dnsServers: [10.20.0.2]}}
+      ipConfig:
+        {{mode: static, address: 10.20.0.5/24, gateway: 10.20.0.1, routes: [10.30.0.0/16], dnsServers: [10.20.0.2]}}
   disks:
     - name: system
       size: 20Gi
@@ -138,8 +139,11 @@ def test_the_go_operators_sample_gets_its_users_keys_networks_and_placement(clus
     )
     storage = json.loads(admin.get(NETWORK_ATTACHMENT_DEFINITIONS, namespace, f"{NAME}-storage")["spec"]["config"])
     assert storage["type"] == "macvlan"
-    network_data = base64.b64decode(secret["data"]["networkdata"]).decode()
-    assert "10.20.0.5/24" in network_data
+    ethernets = yaml.safe_load(base64.b64decode(secret["data"]["networkdata"]))["ethernets"]
+    assert ethernets["storage"]["addresses"] == ["10.20.0.5/24"]
+    assert ethernets["storage"]["routes"] == [{"to": "10.30.0.0/16", "via": "10.20.0.1"}]  # no second default route
+    assert ethernets["default"]["dhcp4"] is True
+    assert user_data(admin, namespace)["ssh_pwauth"] is False  # the password is for the console: not asked for SSH
 
 
 def test_a_rotated_ssh_key_reaches_the_vm_the_kubevirt_way_without_re_creating_it(cluster, admin, namespace):

@@ -51,8 +51,8 @@ def test_a_shrink_exits_1_with_the_message(capsys, tmp_path):
     assert code == 1
     assert out == ""
     assert err == (
-        f'denied: {new}#1: spec.disks[1].size: Forbidden: disk "data" cannot shrink from 500Gi to 400Gi; '
-        "disks can only grow\n"
+        f'denied: {new}#1: The Wukong "system-and-data" is invalid: spec.disks[1].size: Forbidden: disk "data" '
+        "cannot shrink from 500Gi to 400Gi; disks can only grow\n"
     )
 
 
@@ -79,7 +79,8 @@ def test_json_output_has_the_verdict_object_patch_and_warnings(capsys):
     )
     [result] = json.loads(out)
     assert code == 0
-    assert set(result) == {"source", "allowed", "object", "patch", "message", "warnings"}
+    assert set(result) == {"source", "allowed", "object", "patch", "message", "warnings", "undecided"}
+    assert result["undecided"] == []
     assert result["allowed"] is True
     assert {"op": "add", "path": "/spec/disks/0/storageClassName", "value": "fast"} in result["patch"]
     assert result["warnings"] == [
@@ -91,6 +92,15 @@ def test_without_storage_classes_a_disk_without_one_needs_a_default(capsys):
     code, _, err = run(capsys, SAMPLES / "single-disk.yaml")
     assert code == 1
     assert "spec.disks[0].storageClassName: Required value" in err
+    assert "no StorageClasses are known to this check" in err and "cluster" not in err
+
+
+def test_a_classes_file_without_a_default_is_named_as_the_file_not_a_cluster(capsys, tmp_path):
+    classes = tmp_path / "classes.yaml"
+    classes.write_text("apiVersion: storage.k8s.io/v1\nkind: StorageClass\nmetadata: {name: slow}\nprovisioner: x\n")
+    code, _, err = run(capsys, "--storage-classes", classes, SAMPLES / "single-disk.yaml")
+    assert code == 1
+    assert f"no StorageClass in {classes} is the default" in err and "cluster" not in err
 
 
 @pytest.mark.parametrize(
@@ -138,7 +148,7 @@ def test_a_gitops_directory_with_other_kinds_is_checked_document_by_document(cap
         "system-and-data",
         "tiered-storage",
     ]
-    assert err.count("notice:") == 1 and "skipped 1 documents that are not Wukongs (ConfigMap)" in err
+    assert err.count("notice:") == 1 and "notice: skipped 1 document that is not a Wukong (ConfigMap)\n" in err
 
 
 def test_stdin_is_read_and_one_denied_document_fails_the_run_naming_it(capsys, tmp_path, monkeypatch):
@@ -147,7 +157,7 @@ def test_stdin_is_read_and_one_denied_document_fails_the_run_naming_it(capsys, t
     code, out, err = run(capsys, "--storage-classes", CLASSES, "-")
     assert code == 1
     assert [d["metadata"]["name"] for d in yaml.safe_load_all(out)] == ["single-disk"]
-    assert err.startswith("denied: -#2: spec.disks[0].size: Invalid value:")
+    assert err.startswith('denied: -#2: The Wukong "bad" is invalid: spec.disks[0].size: Invalid value:')
 
 
 def test_only_other_kinds_is_unusable_input(capsys, tmp_path):
@@ -184,7 +194,8 @@ def test_policies_judge_the_namespaces_their_selector_picks_and_lend_their_defau
     ) in err
 
     vm["metadata"]["namespace"] = "team-b"  # not labelled: the policy does not apply
-    manifests.write_text(yaml.safe_dump_all([team, vm]))
+    unlabelled = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "team-b"}}
+    manifests.write_text(yaml.safe_dump_all([team, unlabelled, vm]))
     code, _, err = run(capsys, "--storage-classes", CLASSES, "--policies", policies, manifests)
     assert code == 0, err
 
@@ -208,3 +219,113 @@ def test_a_policies_file_holding_something_else_is_unusable(capsys, tmp_path):
     code, _, err = run(capsys, "--storage-classes", CLASSES, "--policies", wrong, SAMPLES / "single-disk.yaml")
     assert code == 2
     assert f"{wrong}#1: expected a WukongPolicy, found kind Wukong" in err
+
+
+def wukong_in(namespace, **spec):
+    obj = yaml.safe_load((SAMPLES / "system-and-data.yaml").read_text())  # a 500Gi data disk on longhorn
+    obj["metadata"]["namespace"] = namespace
+    obj["spec"].update(spec)
+    return obj
+
+
+def namespace(name, **labels):
+    return {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name, "labels": labels}}
+
+
+SMALL_TENANT = ROOT / "deploy" / "policies" / "small-tenant.yaml"
+
+
+def test_a_namespace_of_unknown_labels_under_a_label_selecting_policy_is_undecided_not_allowed(capsys, tmp_path):
+    manifests = tmp_path / "vm.yaml"
+    manifests.write_text(yaml.safe_dump(wukong_in("team-b")))
+    code, out, err = run(capsys, "--storage-classes", CLASSES, "--policies", SMALL_TENANT, manifests)
+    assert code == 3
+    assert yaml.safe_load(out)["metadata"]["name"] == "system-and-data"  # judged as it could be, and shown
+    assert err == (
+        f'undecided: {manifests}#1: WukongPolicy "small-tenant" selects namespaces by label '
+        'wukong.novasphere.dev/tier and the labels of namespace "team-b" are unknown (no Namespace document among '
+        "the manifests, no cluster); add the Namespace to the input, or state them with --assume-namespace-labels "
+        "team-b:KEY=VALUE,... (nothing after the colon: it has none)\n"
+    )
+
+
+def test_json_output_lists_why_a_verdict_is_undecided(capsys, tmp_path):
+    manifests = tmp_path / "vm.yaml"
+    manifests.write_text(yaml.safe_dump(wukong_in("team-b")))
+    code, out, _ = run(capsys, "-o", "json", "--storage-classes", CLASSES, "--policies", SMALL_TENANT, manifests)
+    [result] = json.loads(out)
+    assert code == 3 and result["allowed"] is True
+    assert len(result["undecided"]) == 1 and '"team-b" are unknown' in result["undecided"][0]
+
+
+@pytest.mark.parametrize(
+    ("assumed", "code"),
+    [
+        ("team-b:wukong.novasphere.dev/tier=small", 1),
+        ("team-b:", 0),
+        ("wukong.novasphere.dev/tier=small,environment=dev", 1),
+        ("", 0),
+        ("other:wukong.novasphere.dev/tier=small", 3),
+    ],
+    ids=["named-small", "named-none", "every-small", "every-none", "another-namespace"],
+)
+def test_assumed_namespace_labels_settle_the_verdict(capsys, tmp_path, assumed, code):
+    manifests = tmp_path / "vm.yaml"
+    manifests.write_text(yaml.safe_dump(wukong_in("team-b")))
+    args = ("--storage-classes", CLASSES, "--policies", SMALL_TENANT, "--assume-namespace-labels", assumed)
+    found, _, err = run(capsys, *args, manifests)
+    assert found == code, err
+    if code == 1:
+        assert "500Gi exceeds 200Gi" in err
+
+
+def test_a_namespace_document_beats_an_assumption_and_is_not_reported_as_skipped(capsys, tmp_path):
+    manifests = tmp_path / "vm.yaml"
+    manifests.write_text(
+        yaml.safe_dump_all([namespace("team-b", **{"wukong.novasphere.dev/tier": "small"}), wukong_in("team-b")])
+    )
+    args = ("--storage-classes", CLASSES, "--policies", SMALL_TENANT, "--assume-namespace-labels", "team-b:")
+    code, _, err = run(capsys, *args, manifests)
+    assert code == 1 and "notice" not in err and "undecided" not in err
+
+
+def test_a_selector_that_the_name_label_settles_needs_no_labels(capsys, tmp_path):
+    by_name = {
+        "apiVersion": "vm.novasphere.dev/v1alpha1",
+        "kind": "WukongPolicy",
+        "metadata": {"name": "by-name"},
+        "spec": {
+            "namespaceSelector": {
+                "matchLabels": {"kubernetes.io/metadata.name": "team-a"},
+                "matchExpressions": [{"key": "tier", "operator": "Exists"}],
+            },
+            "compute": {"maxCpu": 1},
+        },
+    }
+    policies = tmp_path / "policy.yaml"
+    policies.write_text(yaml.safe_dump(by_name))
+    manifests = tmp_path / "vm.yaml"
+    manifests.write_text(yaml.safe_dump(wukong_in("team-b")))  # the name label alone says: not selected
+    code, _, err = run(capsys, "--storage-classes", CLASSES, "--policies", policies, manifests)
+    assert (code, err) == (0, "")
+    manifests.write_text(yaml.safe_dump(wukong_in("team-a")))  # selected unless "tier" is missing: unknown
+    code, _, err = run(capsys, "--storage-classes", CLASSES, "--policies", policies, manifests)
+    assert code == 3
+    assert 'selects namespaces by label tier and the labels of namespace "team-a" are unknown' in err
+
+
+def test_several_errors_are_printed_as_kubectl_prints_them(capsys, tmp_path):
+    manifests = tmp_path / "vm.yaml"
+    manifests.write_text(yaml.safe_dump(wukong_in("default", cpu=0, memory="lots")))
+    code, _, err = run(capsys, "--storage-classes", CLASSES, manifests)
+    assert code == 1
+    first, *causes = err.splitlines()
+    assert first == f'denied: {manifests}#1: The Wukong "system-and-data" is invalid: '
+    assert len(causes) >= 2 and all(line.startswith("* spec.") for line in causes)
+    assert "[" not in err
+
+
+@pytest.mark.parametrize("bad", ["team-b:tier", ":tier=small", "team-b:=x"])
+def test_malformed_assumed_labels_are_unusable_input(capsys, bad):
+    code, _, err = run(capsys, "--assume-namespace-labels", bad, SAMPLES / "single-disk.yaml")
+    assert code == 2 and "--assume-namespace-labels" in err

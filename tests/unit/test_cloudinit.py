@@ -1,5 +1,8 @@
+import json
 import re
+from pathlib import Path
 
+import jsonschema
 import pytest
 import yaml
 from hypothesis import given
@@ -48,7 +51,7 @@ def test_any_hostname_and_hash_come_back_unchanged(hostname, password_hash):
     assert config == {
         "hostname": hostname,
         "users": [{"name": "fedora", "lock_passwd": False, "passwd": password_hash}],
-        "ssh_pwauth": True,
+        "ssh_pwauth": False,
     }
 
 
@@ -76,7 +79,13 @@ def test_a_user_without_a_password_is_left_locked_by_cloud_init_and_gets_no_pass
 def test_with_a_password_lock_passwd_defaults_to_false_so_the_password_works(given_lock, written):
     config = load(user_data(CloudInitUser(name="fedora", lock_passwd=given_lock), "web", HASH))
     assert config["users"][0]["lock_passwd"] is written
-    assert config["ssh_pwauth"] is True
+    assert config["ssh_pwauth"] is False
+
+
+@pytest.mark.parametrize("asked", [False, True], ids=["not-asked", "asked"])
+def test_password_login_over_ssh_is_enabled_only_when_asked_for(asked):
+    config = load(user_data(CloudInitUser(name="fedora", ssh_password_auth=asked), "web", HASH))
+    assert config["ssh_pwauth"] is asked
 
 
 def test_an_explicit_lock_without_a_password_is_kept():
@@ -149,10 +158,15 @@ def test_what_crypt_cannot_take_is_a_value_error(password, salt):
 # --- network-config ------------------------------------------------------------------------------------------------
 
 
+ROOT = Path(__file__).resolve().parents[2]
+NETWORK_CONFIG_V2 = json.loads((ROOT / "schemas" / "upstream" / "cloud-init_network-config_v2.json").read_text())
+
+
 def ethernets(networks, namespace="ns", wukong="web"):
     document = network_config(networks, namespace, wukong)
     assert document is not None
     config = yaml.safe_load(document)
+    jsonschema.validate(config, NETWORK_CONFIG_V2)  # what cloud-init checks a network-config against
     assert config["version"] == 2
     assert set(config) == {"version", "ethernets"}
     return config["ethernets"]
@@ -162,19 +176,45 @@ def test_no_networks_means_no_network_config():
     assert network_config([], "ns", "web") is None
 
 
-def test_a_static_network_gets_its_address_default_route_and_dns():
-    ip = IPConfig(mode="static", address="192.0.2.10/24", gateway="192.0.2.1", dns_servers=("192.0.2.53", "9.9.9.9"))
+def test_a_static_network_gets_its_address_its_routes_through_the_gateway_and_dns():
+    ip = IPConfig(
+        mode="static",
+        address="192.0.2.10/24",
+        gateway="192.0.2.1",
+        dns_servers=("192.0.2.53", "9.9.9.9"),
+        routes=("198.51.100.0/24", "10.0.0.0/8"),
+    )
     assert ethernets([Network("storage", "bridge", ip_config=ip)])["storage"] == {
         "match": {"macaddress": mac_address("ns", "web", "storage")},
         "addresses": ["192.0.2.10/24"],
-        "routes": [{"to": "0.0.0.0/0", "via": "192.0.2.1"}],
+        "routes": [{"to": "198.51.100.0/24", "via": "192.0.2.1"}, {"to": "10.0.0.0/8", "via": "192.0.2.1"}],
         "nameservers": {"addresses": ["192.0.2.53", "9.9.9.9"]},
     }
 
 
-def test_an_ipv6_gateway_is_an_ipv6_default_route():
-    ip = IPConfig(mode="static", address="2001:db8::10/64", gateway="2001:db8::1")
-    assert ethernets([Network("v6", "bridge", ip_config=ip)])["v6"]["routes"] == [{"to": "::/0", "via": "2001:db8::1"}]
+def default_routes(config):
+    return [
+        (name, route)
+        for name, entry in config.items()
+        for route in entry.get("routes", [])
+        if route["to"] in ("0.0.0.0/0", "::/0", "default")
+    ]
+
+
+@pytest.mark.parametrize(
+    "ip",
+    [
+        IPConfig(mode="static", address="192.0.2.10/24", gateway="192.0.2.1", routes=("198.51.100.0/24",)),
+        IPConfig(mode="static", address="2001:db8::10/64", gateway="2001:db8::1", routes=("2001:db8:1::/48",)),
+        IPConfig(mode="static", address="192.0.2.10/24", gateway="192.0.2.1"),  # stored before routes existed
+    ],
+    ids=["ipv4", "ipv6", "gateway-alone"],
+)
+def test_the_pod_networks_dhcp_is_the_guests_only_default_route(ip):
+    config = ethernets([Network("storage", "bridge", ip_config=ip)])
+    assert default_routes(config) == []
+    assert config[POD_NETWORK]["dhcp4"] is True
+    assert all("gateway4" not in e and "gateway6" not in e for e in config.values())
 
 
 def test_a_static_network_without_gateway_or_dns_gets_only_its_address():
@@ -192,8 +232,31 @@ def test_a_dhcp_network_asks_for_dhcp4():
     }
 
 
-def test_a_network_without_ip_config_is_brought_up_without_an_address():
-    assert ethernets([Network("raw", "sriov")])["raw"] == {"match": {"macaddress": mac_address("ns", "web", "raw")}}
+@pytest.mark.parametrize(
+    "network",
+    [
+        Network("raw", "sriov"),
+        Network("raw", "sriov", ip_config=IPConfig(mode="none")),
+        Network("raw", "bridge", nad_name="corporate-lan"),
+        Network("raw", "bridge", nad_name="corporate-lan", ip_config=IPConfig(mode="none")),
+    ],
+    ids=["no-ip-config", "mode-none", "nad-name", "nad-name-mode-none"],
+)
+def test_a_network_without_ip_config_or_with_mode_none_is_brought_up_without_an_address(network):
+    assert ethernets([network])["raw"] == {"match": {"macaddress": mac_address("ns", "web", "raw")}}
+
+
+@pytest.mark.parametrize(
+    ("ip", "expected"),
+    [
+        (IPConfig(mode="dhcp"), {"dhcp4": True}),
+        (IPConfig(mode="static", address="10.1.0.5/16"), {"addresses": ["10.1.0.5/16"]}),
+    ],
+    ids=["dhcp", "static"],
+)
+def test_a_nad_name_network_is_addressed_as_its_ip_config_says(ip, expected):
+    entry = ethernets([Network("corp", "bridge", nad_name="corporate-lan", ip_config=ip)])["corp"]
+    assert entry == {"match": {"macaddress": mac_address("ns", "web", "corp")}, **expected}
 
 
 def test_the_pod_network_keeps_dhcp_once_network_config_replaces_cloud_inits_fallback():
@@ -202,12 +265,12 @@ def test_the_pod_network_keeps_dhcp_once_network_config_replaces_cloud_inits_fal
     assert config[POD_NETWORK] == {"match": {"macaddress": mac_address("ns", "web", POD_NETWORK)}, "dhcp4": True}
 
 
-@given(address=text, gateway=text, dns=st.lists(text, max_size=3))
-def test_any_ip_values_come_back_unchanged(address, gateway, dns):
-    ip = IPConfig(mode="static", address=address, gateway=gateway, dns_servers=tuple(dns))
+@given(address=text, gateway=text, dns=st.lists(text, max_size=3), route=text)
+def test_any_ip_values_come_back_unchanged(address, gateway, dns, route):
+    ip = IPConfig(mode="static", address=address, gateway=gateway, dns_servers=tuple(dns), routes=(route,))
     entry = ethernets([Network("lan", "bridge", ip_config=ip)])["lan"]
     assert entry["addresses"] == [address]
-    assert entry["routes"][0]["via"] == gateway
+    assert entry["routes"] == [{"to": route, "via": gateway}]
     assert entry.get("nameservers", {}).get("addresses", []) == dns
 
 

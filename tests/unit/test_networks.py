@@ -206,6 +206,8 @@ def test_a_nad_for_a_long_wukong_name_has_a_valid_name():
         Network("data", "bridge", ip_config=IPConfig("static", "192.0.2.0/31")),  # point-to-point: both usable
         Network("data", "bridge", nad_name="corporate-lan"),
         Network("data", "sriov", nad_name="other-namespace/sriov-lan"),
+        Network("data", "bridge", ip_config=IPConfig("static", "192.0.2.10/24", "192.0.2.1", routes=("10.0.0.0/8",))),
+        Network("data", "bridge", nad_name="corporate-lan", ip_config=IPConfig("none")),
     ],
     ids=[
         *GOOD_NETWORKS.keys(),
@@ -214,6 +216,8 @@ def test_a_nad_for_a_long_wukong_name_has_a_valid_name():
         "static-slash-31",
         "nad-name-alone",
         "nad-name-in-another-namespace",
+        "static-with-routes",
+        "nad-name-mode-none",
     ],
 )
 def test_networks_that_can_work_have_no_problems(network):
@@ -243,6 +247,23 @@ def test_networks_that_can_work_have_no_problems(network):
             Network("data", "bridge", ip_config=IPConfig("dhcp", "192.0.2.10/24", "192.0.2.1", ("192.0.2.53",))),
             ["ipConfig.address", "ipConfig.gateway", "ipConfig.dnsServers"],
         ),
+        (
+            Network("data", "bridge", ip_config=IPConfig("none", "192.0.2.10/24", routes=("10.0.0.0/8",))),
+            ["ipConfig.address", "ipConfig.routes"],
+        ),
+        (
+            Network("data", "bridge", ip_config=IPConfig("static", "192.0.2.10/24", routes=("10.0.0.0/8",))),
+            ["ipConfig.routes"],
+        ),
+        *(
+            (Network("data", "bridge", ip_config=IPConfig("static", "192.0.2.10/24", "192.0.2.1", routes=(r,))), [f])
+            for r, f in [
+                ("0.0.0.0/0", "ipConfig.routes[0]"),  # the pod network's
+                ("10.0.0.1/8", "ipConfig.routes[0]"),  # host bits set: not a network
+                ("10.0.0.0", "ipConfig.routes[0]"),
+                ("2001:db8::/32", "ipConfig.routes[0]"),  # another family than the gateway's
+            ]
+        ),
         (Network("data", "macvlan", vlan_id=100), ["vlanId"]),
         (Network("data", "sriov"), ["bridgeName"]),
         (Network("data", "sriov", bridge_name="sriov_netdevice"), ["bridgeName"]),
@@ -266,6 +287,12 @@ def test_networks_that_can_work_have_no_problems(network):
         "gateway-of-the-other-family",
         "dns-server-not-an-ip",
         "static-settings-with-dhcp",
+        "static-settings-with-none",
+        "routes-without-gateway",
+        "route-to-default",
+        "route-with-host-bits",
+        "route-without-prefix",
+        "route-of-the-other-family",
         "vlan-on-macvlan",
         "sriov-without-resource-name",
         "sriov-resource-name-without-domain",

@@ -164,16 +164,87 @@ def test_the_image_of_a_disk_whose_volume_bound_is_immutable(before, after):
 
 
 # V8 ---------------------------------------------------------------------------------------------------
+REMOVAL = "vm.novasphere.dev/allow-disk-removal"
+WITH_DATA = wukong(BOOT, sc(boot=False))
+
+
+def allowing(value, *disks):
+    return wukong(*disks, annotations={REMOVAL: value})
+
+
 def test_removing_a_disk_is_refused_and_says_how_to_allow_it():
-    assert messages(wukong(BOOT), wukong(BOOT, sc(boot=False))) == [
+    assert messages(wukong(BOOT), WITH_DATA) == [
         'spec.disks: Forbidden: disk "data" cannot be removed: its data would be detached; to remove it anyway, '
-        'annotate the Wukong with vm.novasphere.dev/allow-disk-removal: "true" (its volume is kept, not deleted)'
+        'set the annotation vm.novasphere.dev/allow-disk-removal: "data" in the same update (its volume is kept, '
+        "not deleted)"
     ]
 
 
-def test_removing_a_disk_with_the_annotation_is_allowed():
-    new = wukong(BOOT, annotations={"vm.novasphere.dev/allow-disk-removal": "true"})
-    assert messages(new, wukong(BOOT, sc(boot=False))) == []
+@pytest.mark.parametrize("value", ["data", "true", "logs, data"])
+def test_removing_a_disk_with_the_annotation_set_by_the_same_update_is_allowed(value):
+    assert messages(allowing(value, BOOT), WITH_DATA) == []
+
+
+def test_an_annotation_left_from_an_earlier_update_allows_no_later_removal():
+    before = allowing("true", BOOT, sc(boot=False))  # set when another disk went; kubectl apply keeps sending it
+    assert messages(allowing("true", BOOT), before) == [
+        'spec.disks: Forbidden: disk "data" cannot be removed: vm.novasphere.dev/allow-disk-removal: "true" was '
+        "already set before this update, and a permission holds only for the update that sets it; to remove it "
+        'anyway, set the annotation vm.novasphere.dev/allow-disk-removal: "data" in the same update (its volume is '
+        "kept, not deleted)"
+    ]
+    assert messages(allowing("data", BOOT), before) == []  # a new value is a new permission
+
+
+def test_an_annotation_naming_another_disk_does_not_allow_the_removal():
+    [message] = messages(allowing("logs", BOOT), WITH_DATA)
+    assert 'disk "data" cannot be removed: vm.novasphere.dev/allow-disk-removal: "logs" does not name it' in message
+
+
+def test_a_permission_for_a_disk_the_update_keeps_is_a_warning_not_a_silent_arming():
+    new = allowing("data", BOOT, sc(size="600Gi", boot=False))
+    assert messages(new, WITH_DATA) == []
+    assert warnings(new, WITH_DATA) == [
+        'metadata.annotations[vm.novasphere.dev/allow-disk-removal]: "data" not removed by this update; the '
+        "permission holds only for the update that sets it"
+    ]
+
+
+# Guest networks and SSH password login ---------------------------------------------------------------
+def networked(ip_config):
+    return wukong(
+        BOOT, networks=[{"name": "storage", "type": "bridge", "nadName": "storage-lan", "ipConfig": ip_config}]
+    )
+
+
+GATEWAY_ONLY = {"mode": "static", "address": "10.20.0.5/24", "gateway": "10.20.0.1"}
+
+
+def test_a_gateway_without_routes_is_refused_as_it_would_not_be_a_default_route():
+    assert messages(networked(GATEWAY_ONLY)) == [
+        'spec.networks[0].ipConfig.gateway: Invalid value: "10.20.0.1": the pod network holds the guest\'s only '
+        "default route, so a gateway carries only ipConfig.routes: list the networks reached through it, or drop "
+        "gateway"
+    ]
+    assert messages(networked({**GATEWAY_ONLY, "routes": ["10.30.0.0/16"]})) == []
+
+
+def test_a_gateway_stored_before_routes_existed_does_not_block_other_changes():
+    old = networked(GATEWAY_ONLY)
+    new = networked(GATEWAY_ONLY)
+    new["spec"]["cpu"] = 4
+    assert messages(new, old) == []
+    changed = networked({**GATEWAY_ONLY, "address": "10.20.0.6/24"})
+    assert [m.split(":")[0] for m in messages(changed, old)] == ["spec.networks[0].ipConfig.gateway"]
+
+
+def test_ssh_password_login_without_a_password_is_refused():
+    user = {"name": "fedora", "sshPasswordAuth": True}
+    assert messages(wukong(BOOT, cloudInitUser=user)) == [
+        "spec.cloudInitUser.sshPasswordAuth: Forbidden: there is no password to log in with: set "
+        "password or passwordHash, or drop sshPasswordAuth"
+    ]
+    assert messages(wukong(BOOT, cloudInitUser={**user, "passwordHash": "$6$salt$hash"})) == []
 
 
 # V9 ---------------------------------------------------------------------------------------------------
