@@ -79,6 +79,19 @@ class Observed:
     def with_conflict(self, object_name: str, why: str) -> Observed:
         return dataclasses.replace(self, conflicts={**self.conflicts, object_name: why})
 
+    def recorded(self, disk: str) -> Mapping[str, Any]:
+        """The disk's entry in the status last written: the record of a volume that survives the volume itself."""
+        entries = lookup(self.wukong, "status", "volumes")
+        found = [e for e in entries or [] if isinstance(e, Mapping) and e.get("name") == disk]
+        return found[0] if found else {}
+
+    @functools.cached_property
+    def recreate_lost(self) -> frozenset[str]:
+        """The disks whose lost volume the user said may be created anew (``recreate-lost-volumes``)."""
+        annotations = lookup(self.wukong, "metadata", "annotations") or {}
+        text = annotations.get(api.RECREATE_LOST_VOLUMES_ANNOTATION) or ""
+        return frozenset(name.strip() for name in str(text).split(",") if name.strip())
+
 
 @dataclass(frozen=True)
 class Volume:
@@ -91,6 +104,8 @@ class Volume:
     data_volume: Obj | None
     conflict: str | None = None
     retained: bool = False  # released by an earlier Wukong of this name, fit to be taken back
+    lost: bool = False  # its claim bound once (the status says so) and is gone: never silently re-created
+    recreate: bool = False  # lost, and the user asked for a new volume (once per loss; see status.py)
 
     @property
     def own(self) -> Obj | None:
@@ -136,7 +151,10 @@ class Volume:
 
     @property
     def ever_bound(self) -> bool:
-        """Whether the claim ever bound to a PersistentVolume: then it may hold data and is never replaced."""
+        """Whether the claim ever bound to a PersistentVolume: then it may hold data and is never replaced.
+        A lost volume had bound: the record stays until a new volume is made on the user's say."""
+        if self.lost:
+            return True
         pvc = self.pvc
         if pvc is not None and (
             lookup(pvc, "spec", "volumeName")
@@ -175,8 +193,8 @@ class Volume:
 
     def bound(self, classes: Mapping[str, StorageClass]) -> bool:
         """Ready to attach: Bound, or Pending on a WaitForFirstConsumer class (the VM is the first consumer)."""
-        if self.conflict or self.retained or self.deleting or (self.mismatch and not self.ever_bound):
-            return False  # not ours, not yet taken back, or about to be replaced
+        if self.conflict or self.retained or self.lost or self.deleting or (self.mismatch and not self.ever_bound):
+            return False  # not ours, not yet taken back, lost, or about to be replaced
         if self.data_volume is not None:
             return lookup(self.data_volume, "status", "phase") in ("Succeeded", "WaitForFirstConsumer")
         if self.pvc is None:
@@ -210,9 +228,18 @@ def volumes(observed: Observed) -> list[Volume]:
         found = observed.conflicts.get(name) or _conflict(observed, volume)
         if found == _RETAINED:
             result.append(dataclasses.replace(volume, retained=True))
+        elif pvc is None and not found and _had_bound(observed, volume):
+            asked = disk.name in observed.recreate_lost and not observed.recorded(disk.name).get("recreated")
+            result.append(dataclasses.replace(volume, lost=True, recreate=asked))
         else:
             result.append(dataclasses.replace(volume, conflict=found))
     return result
+
+
+def _had_bound(observed: Observed, volume: Volume) -> bool:
+    """The status last written says this disk's claim had bound (the claim itself cannot: it is gone)."""
+    entry = observed.recorded(volume.disk.name)
+    return entry.get("everBound") is True and entry.get("pvcName") in (None, volume.name)
 
 
 _RETAINED = "retained"

@@ -13,6 +13,7 @@ from typing import Any
 
 from reconciler import planning, restarts
 from reconciler.observation import Observed, Volume, expandable, lookup, vm_conflict, volumes
+from wukong import api
 from wukong.manifests import Obj
 from wukong.naming import vm_name
 from wukong.quantity import Quantity
@@ -37,6 +38,8 @@ def problems(observed: Observed, current: list[Volume]) -> list[Problem]:
     for volume in current:
         if volume.conflict:
             found.append(Problem("NameConflict", volume.conflict))
+        if volume.lost:
+            found.append(Problem("VolumeLost", lost_message(observed, volume)))
         if volume.failure:
             found.append(Problem("VolumeFailed", volume.failure))
         if missing := _missing_class(observed, volume):
@@ -78,6 +81,24 @@ def problems(observed: Observed, current: list[Volume]) -> list[Problem]:
         found.append(Problem("NameConflict", conflict))
     found.extend(Problem(reason, message) for reason, message in planning.guest_blockers(observed))
     return found
+
+
+def lost_message(observed: Observed, volume: Volume) -> str:
+    """What a user reads when a bound volume is gone: what happened, what was not done, and the two ways on."""
+    disk, annotation = volume.disk.name, api.RECREATE_LOST_VOLUMES_ANNOTATION
+    anew = f"re-imported from {volume.disk.image}" if volume.disk.image else "empty"
+    message = (
+        f"disk {disk} lost its volume: PersistentVolumeClaim {volume.name} had bound and is gone, and its data "
+        f"with it unless its PersistentVolume was retained; nothing is created in its place and the VM is left "
+        f"as it is. Restore the claim {volume.name} (its labels and {api.WUKONG_UID_ANNOTATION} annotation make "
+        f"it this Wukong's), or accept a new {anew} volume: kubectl annotate wukong {observed.name} "
+        f"{annotation}={disk}"
+    )
+    if volume.disk.name in observed.recreate_lost and not volume.recreate:
+        message += (
+            f" (the annotation {annotation} already served an earlier loss of this disk: remove it and set it again)"
+        )
+    return message
 
 
 def _missing_class(observed: Observed, volume: Volume) -> str | None:
@@ -141,7 +162,7 @@ def compute(observed: Observed, now: str) -> Obj:
         "observedGeneration": generation,
         "diskCount": len(current),
         "totalSize": _total([v.requested for v in current]),
-        "volumes": [_volume_status(v, classes) for v in current],
+        "volumes": [_volume_status(observed, v, classes) for v in current],
         "conditions": conditions,
     }
     if observed.vm is not None and not vm_conflict(observed):
@@ -154,7 +175,7 @@ def compute(observed: Observed, now: str) -> Obj:
 
 
 def _phase(observed: Observed, current: list[Volume], found: list[Problem], all_bound: bool) -> str:
-    if any(p.reason == "VolumeFailed" for p in found):
+    if any(p.reason in ("VolumeFailed", "VolumeLost") for p in found):
         return PHASE_ERROR
     if not all_bound or observed.vm is None or vm_conflict(observed):
         return PHASE_PENDING if not all_bound or vm_conflict(observed) else PHASE_CREATING
@@ -172,7 +193,7 @@ def _ready_message(phase: str, found: list[Problem]) -> str:
         PHASE_STOPPED: "the virtual machine is stopped",
         PHASE_CREATING: "the virtual machine is starting",
         PHASE_PENDING: "waiting for volumes",
-        PHASE_ERROR: "a volume failed",
+        PHASE_ERROR: "a volume failed or was lost",
     }
     return messages[phase] + (f" ({found[0].message})" if found and phase != PHASE_RUNNING else "")
 
@@ -185,6 +206,8 @@ def _total(sizes: list[Quantity | None]) -> str:
 def _volume_state(volume: Volume) -> str:
     if volume.conflict:
         return "name conflict"
+    if volume.lost:
+        return "lost"
     if volume.deleting:
         return "being replaced"
     if volume.mismatch and not volume.ever_bound:
@@ -196,7 +219,7 @@ def _volume_state(volume: Volume) -> str:
     return "not created yet"
 
 
-def _volume_status(volume: Volume, classes: Mapping[str, Any]) -> Obj:
+def _volume_status(observed: Observed, volume: Volume, classes: Mapping[str, Any]) -> Obj:
     entry: Obj = {
         "name": volume.disk.name,
         "pvcName": volume.name,
@@ -204,11 +227,27 @@ def _volume_status(volume: Volume, classes: Mapping[str, Any]) -> Obj:
         "source": volume.source,
         "everBound": volume.ever_bound,
     }
+    if volume.lost:
+        entry["lost"] = True
+    if _recreated(observed, volume):
+        entry["recreated"] = True
     if volume.requested is not None:
         entry["size"] = str(volume.requested)
     if volume.capacity is not None:
         entry["capacity"] = str(volume.capacity)
     return entry
+
+
+def _recreated(observed: Observed, volume: Volume) -> bool:
+    """Whether the disk's volume was made anew for a loss while the annotation still names the disk. The mark
+    makes one acknowledgement cover one loss: the annotation left in place does not re-create the next one."""
+    if volume.disk.name not in observed.recreate_lost:
+        return False
+    before = observed.recorded(volume.disk.name)
+    if before.get("recreated"):
+        return True
+    replaced = before.get("lost") is True or (before.get("everBound") is True and not volume.ever_bound)
+    return replaced and volume.exists and not volume.lost
 
 
 def urgent(before: Obj, after: Obj) -> bool:

@@ -19,6 +19,9 @@ DISK_LABEL: Final = f"{GROUP}/disk"
 RELEASED_FROM_LABEL: Final = f"{GROUP}/released-from"
 WUKONG_UID_ANNOTATION: Final = f"{GROUP}/wukong-uid"  # which Wukong a volume without an ownerReference serves
 START_STRATEGY_ANNOTATION: Final = f"{GROUP}/start-strategy"  # the Wukong's startStrategy last applied to its VM
+# On a Wukong: comma-separated disk names whose lost volume (bound once, now gone) may be created anew, empty or
+# re-imported -- the user's explicit say that the data is not coming back.
+RECREATE_LOST_VOLUMES_ANNOTATION: Final = f"{GROUP}/recreate-lost-volumes"
 MANAGED_BY_LABEL: Final = "app.kubernetes.io/managed-by"
 MANAGED_BY: Final = "wukong-reconciler"
 NAMESPACE_NAME_LABEL: Final = "kubernetes.io/metadata.name"  # set by the API server on every namespace

@@ -13,6 +13,7 @@ from reconciler.observation import Observed
 from reconciler.planning import Adopt, Create, Expand, Release, SetRetention, UpdateVM
 from tests import upstream
 from tests.builders import CLASSES, disk, wukong
+from wukong import api
 from wukong.policy import Policy, Scope
 from wukong.spec import Disk
 
@@ -546,7 +547,7 @@ def test_a_volume_that_never_bound_is_replaced_when_its_class_is_corrected():
         "data",
         "uid-vm1-data",
         "4",
-        "its StorageClass is longhron and the disk asks for longhorn",
+        "it never bound and its StorageClass is longhron and the disk asks for longhorn",
     )
     deleting = copy.deepcopy(pvc)
     deleting["metadata"]["deletionTimestamp"] = NOW
@@ -760,3 +761,102 @@ def _written(phase: str, generation: int = 1, **conditions: str) -> dict:
 )
 def test_status_writes_at_once_only_what_a_user_watches_for(before, after, at_once):
     assert status.urgent(before, after) is at_once
+
+
+# -- lost volumes ----------------------------------------------------------------------------------------
+def written(observed: Observed, annotation: str | None = None, **gone: str) -> Observed:
+    """The observation after the status was written and the named volumes (kind per name) were deleted."""
+    obj = copy.deepcopy(observed.wukong)
+    obj["status"] = status.compute(observed, NOW)
+    if annotation is not None:
+        obj["metadata"]["annotations"] = {api.RECREATE_LOST_VOLUMES_ANNOTATION: annotation}
+    pvcs = {n: o for n, o in observed.pvcs.items() if n not in gone}
+    dvs = {n: o for n, o in observed.data_volumes.items() if gone.get(n) != "DataVolume"}
+    return dataclasses.replace(observed, **{"wukong": obj, "pvcs": pvcs, "data_volumes": dvs})
+
+
+def test_a_bound_volume_that_disappears_is_reported_lost_and_nothing_is_created_or_changed():
+    lost = written(converged(live(SYSTEM, DATA)), **{"vm1-data": "PersistentVolumeClaim"})
+    assert planning.plan(lost) == []  # no new claim, and the VM keeps its disks as they are
+    computed = status.compute(lost, NOW)
+    degraded = _condition(computed, "Degraded")
+    assert degraded["reason"] == "VolumeLost"
+    assert degraded["message"].startswith(
+        "disk data lost its volume: PersistentVolumeClaim vm1-data had bound and is gone"
+    )
+    assert "kubectl annotate wukong vm1 vm.novasphere.dev/recreate-lost-volumes=data" in degraded["message"]
+    assert computed["phase"] == "Error"
+    [entry] = [v for v in computed["volumes"] if v["name"] == "data"]
+    assert entry == {
+        "name": "data",
+        "pvcName": "vm1-data",
+        "bound": False,
+        "source": "pvc",
+        "everBound": True,
+        "lost": True,
+    }
+
+
+def test_the_loss_is_remembered_across_passes_from_the_status_alone():
+    lost = written(converged(live(SYSTEM, DATA)), **{"vm1-data": "PersistentVolumeClaim"})
+    again = written(lost)  # the status that said lost is now the only record
+    assert planning.plan(again) == []
+    assert _condition(status.compute(again, NOW), "Degraded")["reason"] == "VolumeLost"
+
+
+def test_a_claim_that_never_bound_and_disappears_is_simply_created_again():
+    observed = converged(live(SYSTEM, DATA))
+    pending = dataclasses.replace(
+        observed, **{"pvcs": {**observed.pvcs, "vm1-data": never_bound(observed.pvcs["vm1-data"])}, "vm": None}
+    )
+    gone = written(pending, **{"vm1-data": "PersistentVolumeClaim"})
+    assert [(type(a), a.kind) for a in planning.plan(gone)] == [(Create, "PersistentVolumeClaim")]
+
+
+def test_the_acknowledgement_creates_one_new_empty_claim_and_covers_one_loss():
+    lost = written(converged(live(SYSTEM, DATA)), **{"vm1-data": "PersistentVolumeClaim"})
+    asked = written(lost, annotation="data")
+    [create] = planning.plan(asked)
+    assert (type(create), create.kind, create.object["metadata"]["name"]) == (
+        Create,
+        "PersistentVolumeClaim",
+        "vm1-data",
+    )
+    made = asked.with_child("PersistentVolumeClaim", never_bound(create.object))
+    computed = status.compute(made, NOW)
+    [entry] = [v for v in computed["volumes"] if v["name"] == "data"]
+    assert (entry["everBound"], entry.get("lost"), entry.get("recreated")) == (False, None, True)
+    assert _condition(computed, "Degraded")["status"] == "False"
+    # the new claim binds, and is lost in turn while the annotation is still there: reported, not re-created
+    made = written(made, annotation="data")
+    rebound = dataclasses.replace(made, **{"pvcs": {**made.pvcs, "vm1-data": bound(create.object)}})
+    rebound = written(written(rebound, annotation="data"), annotation="data", **{"vm1-data": "PersistentVolumeClaim"})
+    assert planning.plan(rebound) == []
+    degraded = _condition(status.compute(rebound, NOW), "Degraded")
+    assert degraded["reason"] == "VolumeLost" and "already served an earlier loss" in degraded["message"]
+
+
+def test_removing_the_annotation_clears_the_mark_so_a_later_acknowledgement_counts():
+    lost = written(converged(live(SYSTEM, DATA)), **{"vm1-data": "PersistentVolumeClaim"})
+    asked = written(lost, annotation="data")
+    [create] = planning.plan(asked)
+    made = asked.with_child("PersistentVolumeClaim", bound(create.object))
+    cleared = written(made, annotation="")
+    assert "recreated" not in next(v for v in status.compute(cleared, NOW)["volumes"] if v["name"] == "data")
+    lost_again = written(written(cleared, annotation=""), annotation="data", **{"vm1-data": "PersistentVolumeClaim"})
+    assert [type(a) for a in planning.plan(lost_again)] == [Create]
+
+
+def test_an_image_disk_whose_claim_is_lost_is_re_imported_only_when_asked():
+    observed = converged(live(SYSTEM, DATA))
+    lost = written(observed, **{"vm1-system": "PersistentVolumeClaim"})  # the DataVolume is still there
+    assert planning.plan(lost) == []
+    assert _condition(status.compute(lost, NOW), "Degraded")["reason"] == "VolumeLost"
+    [replace] = planning.plan(written(lost, annotation="system"))
+    assert (type(replace), replace.kind, replace.uid) == (planning.Replace, "DataVolume", "uid-vm1-system")
+    gone = written(written(lost, annotation="system"), annotation="system", **{"vm1-system": "DataVolume"})
+    [create] = planning.plan(gone)
+    assert (create.kind, create.object["spec"]["source"]) == (
+        "DataVolume",
+        {"registry": {"url": "docker://quay.io/containerdisks/fedora:40"}},
+    )
