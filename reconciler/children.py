@@ -137,16 +137,19 @@ def persistent_volume_claim(wukong: Mapping[str, Any], disk: Disk) -> Obj:
 
 
 def data_volume(wukong: Mapping[str, Any], disk: Disk) -> Obj:
-    """``spec.storage`` lets CDI pick access and volume modes from the StorageProfile."""
+    """``spec.storage`` lets CDI pick access and volume modes from the StorageProfile. Annotated so that CDI's
+    garbage collection leaves it: the DataVolume is what says the disk was imported, and from what."""
     assert disk.image is not None
     source = parse_image(disk.image)
     storage: Obj = {"resources": {"requests": {"storage": disk.size}}}
     if disk.storage_class:
         storage["storageClassName"] = disk.storage_class
+    metadata = _volume_metadata(wukong, disk)
+    metadata["annotations"][api.CDI_DELETE_AFTER_COMPLETION] = "false"  # CDI keeps it: the disk's record
     return {
         "apiVersion": "cdi.kubevirt.io/v1beta1",
         "kind": "DataVolume",
-        "metadata": _volume_metadata(wukong, disk),
+        "metadata": metadata,
         "spec": {"source": {source.kind: {"url": source.url}}, "storage": storage},
     }
 

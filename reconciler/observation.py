@@ -109,8 +109,21 @@ class Volume:
 
     @property
     def own(self) -> Obj | None:
-        """The object this Wukong holds for the disk: the DataVolume, else the PVC."""
-        return self.data_volume if self.source == "dataVolume" else self.pvc
+        """The object this Wukong holds for the disk: the DataVolume, else the PVC (also the one a collected
+        DataVolume left)."""
+        return self.data_volume if self.source == "dataVolume" and not self.collected else self.pvc
+
+    @property
+    def collected(self) -> bool:
+        """CDI garbage-collected the disk's DataVolume after its import succeeded: the PVC it left (no longer
+        the DataVolume's, the importer's success recorded on it) holds the imported data and is the volume."""
+        pvc = self.pvc
+        if self.source != "dataVolume" or self.data_volume is not None or pvc is None or children.made_by_cdi(pvc):
+            return False
+        metadata = pvc.get("metadata") or {}
+        return (metadata.get("annotations") or {}).get(api.CDI_POD_PHASE) == "Succeeded" and (
+            metadata.get("labels") or {}
+        ).get(api.DISK_LABEL) == self.disk.name
 
     @property
     def exists(self) -> bool:
@@ -183,7 +196,7 @@ class Volume:
             return None
         if self.source == "pvc" and self.data_volume is not None:
             return "it was imported from an image and the disk is now blank"
-        if self.source == "dataVolume" and self.data_volume is None:
+        if self.source == "dataVolume" and self.data_volume is None and not self.collected:
             return f"it is a blank PersistentVolumeClaim and the disk now asks for image {disk.image}"
         if disk.storage_class and self.held_class != disk.storage_class:
             return f"its StorageClass is {self.held_class or '(none)'} and the disk asks for {disk.storage_class}"

@@ -229,6 +229,8 @@ def _volume_status(observed: Observed, volume: Volume, classes: Mapping[str, Any
     }
     if volume.lost:
         entry["lost"] = True
+    if volume.collected:
+        entry["dataVolumeCollected"] = True
     if _recreated(observed, volume):
         entry["recreated"] = True
     if volume.requested is not None:

@@ -26,6 +26,13 @@ MANAGED_BY_LABEL: Final = "app.kubernetes.io/managed-by"
 MANAGED_BY: Final = "wukong-reconciler"
 NAMESPACE_NAME_LABEL: Final = "kubernetes.io/metadata.name"  # set by the API server on every namespace
 
+# CDI's annotations: on a DataVolume, whether CDI deletes it once its import succeeded (collected only when "true";
+# CDI's webhook writes "true" at creation when garbage collection is on, unless it says "false"); on its PVC, the
+# importer pod's phase ("Succeeded": the data is in), and the DataVolume it was populated for.
+CDI_DELETE_AFTER_COMPLETION: Final = "cdi.kubevirt.io/storage.deleteAfterCompletion"
+CDI_POD_PHASE: Final = "cdi.kubevirt.io/storage.pod.phase"
+CDI_POPULATED_FOR: Final = "cdi.kubevirt.io/storage.populatedFor"
+
 # Kubernetes' own StorageClass annotations (GA and beta spelling, as DefaultStorageClass admission reads them).
 DEFAULT_CLASS_ANNOTATIONS: Final = (
     "storageclass.kubernetes.io/is-default-class",

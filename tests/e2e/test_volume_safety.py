@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from kubeclient.resources import PVCS, VIRTUAL_MACHINES, WUKONGS
+from kubeclient.resources import DATA_VOLUMES, PVCS, VIRTUAL_MACHINES, WUKONGS
 from tests.e2e.test_lifecycle import NAME, sample
 from tests.e2e.test_reconciler import apply, resyncs_passed, wait_for_wukong, wait_running
 from tests.waiting import wait_for_object, watch_quietly
@@ -46,3 +46,33 @@ def test_a_deleted_bound_claim_is_reported_lost_and_only_the_acknowledgement_bri
     wait_running(admin, namespace, NAME)
     entry = next(v for v in admin.get(WUKONGS, namespace, NAME)["status"]["volumes"] if v["name"] == "data")
     assert entry.get("recreated") is True and "lost" not in entry
+
+
+def test_a_data_volume_cdi_collected_leaves_its_pvc_as_the_volume_and_nothing_is_imported_again(
+    cluster, admin, namespace, reconciler
+):
+    apply(cluster, namespace, sample())
+    wait_running(admin, namespace, NAME)
+    system = f"{NAME}-system"
+    made = admin.get(DATA_VOLUMES, namespace, system)
+    assert made["metadata"]["annotations"][api.CDI_DELETE_AFTER_COMPLETION] == "false"
+    assert admin.get(DATA_VOLUMES, namespace, system)["status"]["phase"] == "Succeeded"  # CDI kept it
+    claim = admin.get(PVCS, namespace, system)["metadata"]["uid"]
+    # As a DataVolume made before the reconciler asked CDI to keep it: CDI's webhook had written "true".
+    cluster.kubectl("annotate", "dv", system, "-n", namespace, f"{api.CDI_DELETE_AFTER_COMPLETION}=true", "--overwrite")
+    wait_for_object(admin, DATA_VOLUMES, namespace, system, lambda dv: dv is None, "CDI's garbage collection")
+    entry = wait_for_wukong(
+        admin,
+        namespace,
+        NAME,
+        lambda s: next(
+            (v for v in s.get("volumes") or [] if v["name"] == "system" and v.get("dataVolumeCollected")), None
+        ),
+        "status.volumes[system].dataVolumeCollected",
+    )
+    assert (entry["source"], entry["bound"], entry["everBound"]) == ("dataVolume", True, True)
+    seen = watch_quietly(admin, DATA_VOLUMES, namespace, system, resyncs_passed(reconciler, 2), "two resyncs")
+    assert seen == [], f"a DataVolume {system} was made again: {seen}"
+    current = admin.get(WUKONGS, namespace, NAME)["status"]
+    assert degraded(current) is None and current["phase"] == "Running"
+    assert admin.get(PVCS, namespace, system)["metadata"]["uid"] == claim, "the imported claim was replaced"

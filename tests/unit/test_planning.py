@@ -32,6 +32,7 @@ SYSTEM = disk(
     "system", "80Gi", storageClassName="longhorn", boot=True, image="docker://quay.io/containerdisks/fedora:40"
 )
 DATA = disk("data", "500Gi", storageClassName="longhorn", boot=False)
+SYSTEM_DISK = Disk.from_dict(SYSTEM)
 
 
 def bound(pvc: dict, capacity: str | None = None) -> dict:
@@ -315,13 +316,47 @@ def test_a_failed_import_is_an_error():
     assert _condition(computed, "Degraded")["message"] == "DataVolume vm1-system failed: unable to pull"
 
 
-def test_a_garbage_collected_data_volume_keeps_its_pvc_as_the_volume():
-    """Newer CDI deletes completed DataVolumes after handing the PVC to their owner: nothing is recreated."""
-    observed = converged(live(SYSTEM))
-    pvc = copy.deepcopy(observed.pvcs["vm1-system"])
-    pvc["metadata"]["ownerReferences"] = [children.owner_reference(observed.wukong)]
-    observed = dataclasses.replace(observed, **{"data_volumes": {}, "pvcs": {"vm1-system": pvc}})
-    assert planning.plan(observed) == []
+def collected(observed: Observed, name: str, finished: bool = True) -> Observed:
+    """CDI's garbage collection of a DataVolume: its PVC (labels and annotations copied from it, the importer's
+    phase recorded) loses the DataVolume's ownerReference and takes the DataVolume's own ones; the DataVolume goes."""
+    dv = observed.data_volumes[name]
+    pvc = copy.deepcopy(observed.pvcs[name])
+    pvc["metadata"]["labels"] = dict(dv["metadata"]["labels"])
+    pvc["metadata"]["annotations"] = {**dv["metadata"]["annotations"], api.CDI_POD_PHASE: "Succeeded"}
+    if not finished:
+        pvc["metadata"]["annotations"][api.CDI_POD_PHASE] = "Running"
+    pvc["metadata"]["ownerReferences"] = dv["metadata"].get("ownerReferences") or []
+    dvs = {n: o for n, o in observed.data_volumes.items() if n != name}
+    return dataclasses.replace(observed, **{"data_volumes": dvs, "pvcs": {**observed.pvcs, name: pvc}})
+
+
+def test_data_volumes_ask_cdi_to_keep_them_after_the_import():
+    dv = children.data_volume(live(SYSTEM), SYSTEM_DISK)
+    assert dv["metadata"]["annotations"]["cdi.kubevirt.io/storage.deleteAfterCompletion"] == "false"
+
+
+@pytest.mark.parametrize("when_deleted", ["Retain", "Delete"])
+def test_the_pvc_a_collected_data_volume_left_is_adopted_as_the_volume(when_deleted):
+    observed = collected(converged(live(SYSTEM, volumeRetentionPolicy={"whenDeleted": when_deleted})), "vm1-system")
+    assert planning.plan(observed) == []  # nothing re-imported, nothing moved, the VM untouched
+    computed = status.compute(observed, NOW)
+    assert _condition(computed, "Degraded")["message"] == "no problems found"
+    assert computed["phase"] == "Running"
+    [entry] = computed["volumes"]
+    assert (entry["source"], entry["bound"], entry["everBound"], entry["dataVolumeCollected"]) == (
+        "dataVolume",
+        True,
+        True,
+        True,
+    )
+
+
+def test_a_pvc_whose_import_did_not_finish_is_not_taken_for_the_imported_volume():
+    observed = collected(converged(live(SYSTEM)), "vm1-system", finished=False)
+    assert planning.plan(observed) == []  # it bound, so it is never replaced either
+    computed = status.compute(observed, NOW)
+    assert _condition(computed, "Degraded")["reason"] == "VolumeImmutable"
+    assert "dataVolumeCollected" not in computed["volumes"][0]
 
 
 @pytest.mark.parametrize(
