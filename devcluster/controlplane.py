@@ -37,6 +37,7 @@ from kubeclient.rest import Kube
 from wukong import api, schema
 
 START_TIMEOUT_SECONDS = 60.0
+CONTROLLER_MANAGER_USER = "system:kube-controller-manager"  # exempt from the guard on volume deletion, as in deploy/
 CONTROLLERS = (
     "clusterrole-aggregation-controller",
     "garbage-collector-controller",
@@ -146,12 +147,18 @@ class ControlPlane:
         )
         client_ca = pki.new_ca("devcluster-client-ca", day)
         admin = pki.issue(client_ca, "admin", day, usages=[pki.Usage.CLIENT], organizations=["system:masters"])
+        # kube-controller-manager's own user, the name it has on kubeadm clusters: with
+        # --use-service-account-credentials=false its garbage collector and namespace controller act as it.
+        controllers = pki.issue(
+            client_ca, CONTROLLER_MANAGER_USER, day, usages=[pki.Usage.CLIENT], organizations=["system:masters"]
+        )
         signer = pki.new_ca("devcluster-service-accounts", day)  # only its key is used, to sign tokens
         d = self.pki_dir
         files.write_pair(serving_ca, d / "serving-ca.crt", d / "serving-ca.key")
         files.write_pair(serving, d / "apiserver.crt", d / "apiserver.key")
         files.write_pair(client_ca, d / "client-ca.crt", d / "client-ca.key")
         files.write_pair(admin, d / "admin.crt", d / "admin.key")
+        files.write_pair(controllers, d / "controller-manager.crt", d / "controller-manager.key")
         files.write_pair(signer, d / "sa.crt", d / "sa.key")
 
     def _spawn(self, name: str, args: list[str]) -> subprocess.Popen[bytes]:
@@ -232,7 +239,7 @@ class ControlPlane:
         self._spawn(
             "kube-controller-manager",
             [
-                f"--kubeconfig={self.kubeconfig}",
+                f"--kubeconfig={self.workdir / 'controller-manager.kubeconfig'}",
                 "--controllers=" + ",".join(CONTROLLERS),
                 "--leader-elect=false",
                 "--use-service-account-credentials=false",
@@ -243,6 +250,10 @@ class ControlPlane:
         )
 
     def _write_kubeconfig(self) -> None:
+        self._write_user_kubeconfig(self.kubeconfig, "admin")
+        self._write_user_kubeconfig(self.workdir / "controller-manager.kubeconfig", "controller-manager")
+
+    def _write_user_kubeconfig(self, path: Path, user: str) -> None:
         d = self.pki_dir
         config = {
             "apiVersion": "v1",
@@ -256,13 +267,13 @@ class ControlPlane:
             ],
             "users": [
                 {
-                    "name": "admin",
-                    "user": {"client-certificate": str(d / "admin.crt"), "client-key": str(d / "admin.key")},
+                    "name": user,
+                    "user": {"client-certificate": str(d / f"{user}.crt"), "client-key": str(d / f"{user}.key")},
                 }
             ],
-            "contexts": [{"name": "devcluster", "context": {"cluster": "devcluster", "user": "admin"}}],
+            "contexts": [{"name": "devcluster", "context": {"cluster": "devcluster", "user": user}}],
         }
-        files.write_file(self.kubeconfig, yaml.safe_dump(config).encode(), 0o600)
+        files.write_file(path, yaml.safe_dump(config).encode(), 0o600)
 
     def _wait_ready(self) -> None:
         self._wait("kube-apiserver", lambda: self.get("/readyz") is not None)

@@ -2,20 +2,49 @@
 
 from __future__ import annotations
 
-import pytest
+import contextlib
+from collections.abc import Iterator
 
+import pytest
+import yaml
+
+from devcluster import checkout
 from kubeclient.resources import DATA_VOLUMES, PVCS, VIRTUAL_MACHINES, WUKONGS
 from tests.e2e.test_lifecycle import NAME, sample
 from tests.e2e.test_reconciler import apply, resyncs_passed, wait_for_wukong, wait_running
-from tests.waiting import wait_for_object, watch_quietly
+from tests.waiting import poll, wait_for_object, watch_quietly
 from wukong import api
 
 pytestmark = pytest.mark.usefixtures("reconciler")
 DATA = f"{NAME}-data"
+GUARD = "wukong-volumes-deletion-guard"
+OPERATOR = ("--as", "ops@example.com", "--as-group", "system:masters")  # a cluster admin, not a controller
 
 
 def degraded(status: dict) -> dict | None:
     return next((c for c in status.get("conditions") or [] if c["type"] == "Degraded" and c["status"] == "True"), None)
+
+
+def refused(cluster, namespace: str, kind: str, name: str, *who: str) -> str | None:
+    """The API server's refusal of a (server-side dry-run) deletion, or None when it would go through."""
+    result = cluster.kubectl("delete", kind, name, "-n", namespace, "--dry-run=server", *who, check=False)
+    return result.stderr if result.returncode else None
+
+
+@contextlib.contextmanager
+def unguarded(cluster, namespace: str, kind: str, name: str) -> Iterator[None]:
+    """The guard's binding taken away for a while: a cluster without it, or a deletion it did not stop. The API
+    server applies a binding change a moment later, so each way waits for the fact: a dry-run deletion of a guarded
+    object that stays (``kind``/``name``) going through, then refused again."""
+    documents = yaml.safe_load_all(checkout.deploy("rbac", "volume-guard.yaml").read_text())
+    binding = next(d for d in documents if d and d["kind"] == "ValidatingAdmissionPolicyBinding")
+    cluster.kubectl("delete", "validatingadmissionpolicybinding", GUARD)
+    try:
+        poll(lambda: refused(cluster, namespace, kind, name, *OPERATOR) is None, "the guard lifted", interval=0.2)
+        yield
+    finally:
+        cluster.apply([binding])
+        poll(lambda: refused(cluster, namespace, kind, name, *OPERATOR), "the guard back", interval=0.2)
 
 
 def test_a_deleted_bound_claim_is_reported_lost_and_only_the_acknowledgement_brings_a_new_one(
@@ -25,7 +54,8 @@ def test_a_deleted_bound_claim_is_reported_lost_and_only_the_acknowledgement_bri
     wait_running(admin, namespace, NAME)
     old = admin.get(PVCS, namespace, DATA)
     vm_before = admin.get(VIRTUAL_MACHINES, namespace, f"{NAME}-vm")["spec"]
-    cluster.kubectl("delete", "pvc", DATA, "-n", namespace, "--wait=true", "--timeout=60s")
+    with unguarded(cluster, namespace, "dv", f"{NAME}-system"):
+        cluster.kubectl("delete", "pvc", DATA, "-n", namespace, "--wait=true", "--timeout=60s")
     lost = wait_for_wukong(
         admin, namespace, NAME, lambda s: (c := degraded(s)) and c["reason"] == "VolumeLost" and c, "VolumeLost"
     )
@@ -59,8 +89,13 @@ def test_a_data_volume_cdi_collected_leaves_its_pvc_as_the_volume_and_nothing_is
     assert admin.get(DATA_VOLUMES, namespace, system)["status"]["phase"] == "Succeeded"  # CDI kept it
     claim = admin.get(PVCS, namespace, system)["metadata"]["uid"]
     # As a DataVolume made before the reconciler asked CDI to keep it: CDI's webhook had written "true".
-    cluster.kubectl("annotate", "dv", system, "-n", namespace, f"{api.CDI_DELETE_AFTER_COMPLETION}=true", "--overwrite")
-    wait_for_object(admin, DATA_VOLUMES, namespace, system, lambda dv: dv is None, "CDI's garbage collection")
+    # The guard refuses CDI's deletion of a DataVolume a Wukong lists (CDI keeps it and retries): this is a cluster
+    # without the guard, or a DataVolume collected before it was installed.
+    with unguarded(cluster, namespace, "pvc", DATA):
+        cluster.kubectl(
+            "annotate", "dv", system, "-n", namespace, f"{api.CDI_DELETE_AFTER_COMPLETION}=true", "--overwrite"
+        )
+        wait_for_object(admin, DATA_VOLUMES, namespace, system, lambda dv: dv is None, "CDI's garbage collection")
     entry = wait_for_wukong(
         admin,
         namespace,
@@ -76,3 +111,63 @@ def test_a_data_volume_cdi_collected_leaves_its_pvc_as_the_volume_and_nothing_is
     current = admin.get(WUKONGS, namespace, NAME)["status"]
     assert degraded(current) is None and current["phase"] == "Running"
     assert admin.get(PVCS, namespace, system)["metadata"]["uid"] == claim, "the imported claim was replaced"
+
+
+def test_deleting_a_volume_a_live_wukong_lists_is_refused_for_users_and_admins_with_the_way_to_do_it(
+    cluster, admin, namespace
+):
+    apply(cluster, namespace, sample())
+    wait_running(admin, namespace, NAME)
+    cluster.kubectl("create", "rolebinding", "jane-edits", "--clusterrole=edit", "--user=jane", "-n", namespace)
+    editor = ("--as", "jane")
+    poll(
+        lambda: (
+            cluster.kubectl("auth", "can-i", "delete", "pvc", "-n", namespace, *editor, check=False).returncode == 0
+        ),
+        "jane may delete claims (RBAC)",
+    )
+    claims = [
+        ("pvc", DATA, "PersistentVolumeClaim", "data"),
+        ("pvc", f"{NAME}-system", "PersistentVolumeClaim", "system"),
+    ]
+    data_volume = ("dv", f"{NAME}-system", "DataVolume", "system")  # editors get DataVolumes from CDI's roles: not here
+    for who, volumes in ((editor, claims), (OPERATOR, [*claims, data_volume])):
+        for kind, name, what, disk in volumes:
+            result = cluster.kubectl("delete", kind, name, "-n", namespace, "--wait=false", *who, check=False)
+            assert result.returncode != 0, f"{' '.join(who)} deleted {kind} {name}"
+            assert (
+                f"{what} {namespace}/{name} holds disk {disk} of Wukong {NAME} and is not deleted by hand. To remove "
+                f"the disk on purpose, delete it from the Wukong (kubectl edit wukong {NAME} -n {namespace}; "
+                'annotation vm.novasphere.dev/allow-disk-removal: "true"): its volume is then released'
+            ) in result.stderr, result.stderr
+    assert admin.get(PVCS, namespace, DATA)["metadata"].get("deletionTimestamp") is None
+
+
+def test_a_released_volume_may_be_deleted(cluster, admin, namespace):
+    apply(cluster, namespace, sample())
+    wait_running(admin, namespace, NAME)
+    without = sample()
+    without["metadata"]["annotations"] = {api.ALLOW_DISK_REMOVAL_ANNOTATION: "true"}
+    without["spec"]["disks"] = without["spec"]["disks"][:1]
+    apply(cluster, namespace, without)
+    wait_for_object(
+        admin,
+        PVCS,
+        namespace,
+        DATA,
+        lambda p: p and (p["metadata"].get("labels") or {}).get(api.RELEASED_FROM_LABEL) == NAME,
+        "the data volume released",
+    )
+    cluster.kubectl("delete", "pvc", DATA, "-n", namespace, "--wait=false", *OPERATOR)
+    wait_for_object(admin, PVCS, namespace, DATA, lambda p: p is None, "the released claim deleted")
+
+
+def test_the_garbage_collector_still_deletes_the_volumes_of_a_wukong_deleted_under_delete(cluster, admin, namespace):
+    doomed = sample()
+    doomed["spec"]["volumeRetentionPolicy"] = {"whenDeleted": "Delete"}
+    apply(cluster, namespace, doomed)
+    wait_running(admin, namespace, NAME)
+    assert refused(cluster, namespace, "pvc", DATA, *OPERATOR)  # the guard stands for people
+    cluster.kubectl("delete", "wukong", NAME, "-n", namespace, "--wait=false")
+    for resource, name in ((DATA_VOLUMES, f"{NAME}-system"), (PVCS, f"{NAME}-system"), (PVCS, DATA)):
+        wait_for_object(admin, resource, namespace, name, lambda o: o is None, f"{name} deleted by the collector")
