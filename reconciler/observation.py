@@ -23,6 +23,7 @@ from wukong.storageclass import StorageClass
 
 Kind = Literal["PersistentVolumeClaim", "DataVolume", "VirtualMachine", "NetworkAttachmentDefinition"]
 VolumeKind = Literal["PersistentVolumeClaim", "DataVolume"]
+SPENT = "acknowledgementSpent"  # status.volumes[]: the annotation naming the disk no longer authorises a new volume
 _FIELD_OF_KIND: dict[str, str] = {"PersistentVolumeClaim": "pvcs", "DataVolume": "data_volumes"}
 BIND_COMPLETED = "pv.kubernetes.io/bind-completed"  # set by Kubernetes' binder once a claim bound
 
@@ -105,7 +106,7 @@ class Volume:
     conflict: str | None = None
     retained: bool = False  # released by an earlier Wukong of this name, fit to be taken back
     lost: bool = False  # its claim bound once (the status says so) and is gone: never silently re-created
-    recreate: bool = False  # lost, and the user asked for a new volume (once per loss; see status.py)
+    recreate: bool = False  # lost, and the user asked for a new volume after the loss (see status.py)
 
     @property
     def own(self) -> Obj | None:
@@ -242,7 +243,7 @@ def volumes(observed: Observed) -> list[Volume]:
         if found == _RETAINED:
             result.append(dataclasses.replace(volume, retained=True))
         elif pvc is None and not found and _had_bound(observed, volume):
-            asked = disk.name in observed.recreate_lost and not observed.recorded(disk.name).get("recreated")
+            asked = disk.name in observed.recreate_lost and not observed.recorded(disk.name).get(SPENT)
             result.append(dataclasses.replace(volume, lost=True, recreate=asked))
         else:
             result.append(dataclasses.replace(volume, conflict=found))

@@ -12,7 +12,7 @@ from fractions import Fraction
 from typing import Any
 
 from reconciler import planning, restarts
-from reconciler.observation import Observed, Volume, expandable, lookup, vm_conflict, volumes
+from reconciler.observation import SPENT, Observed, Volume, expandable, lookup, vm_conflict, volumes
 from wukong import api
 from wukong.manifests import Obj
 from wukong.naming import vm_name
@@ -96,7 +96,8 @@ def lost_message(observed: Observed, volume: Volume) -> str:
     )
     if volume.disk.name in observed.recreate_lost and not volume.recreate:
         message += (
-            f" (the annotation {annotation} already served an earlier loss of this disk: remove it and set it again)"
+            f" (the annotation {annotation} named this disk before this loss was reported, and counts only when "
+            f"set after it: remove it and set it again)"
         )
     return message
 
@@ -231,8 +232,8 @@ def _volume_status(observed: Observed, volume: Volume, classes: Mapping[str, Any
         entry["lost"] = True
     if volume.collected:
         entry["dataVolumeCollected"] = True
-    if _recreated(observed, volume):
-        entry["recreated"] = True
+    if _acknowledgement_spent(observed, volume):
+        entry[SPENT] = True
     if volume.requested is not None:
         entry["size"] = str(volume.requested)
     if volume.capacity is not None:
@@ -240,16 +241,14 @@ def _volume_status(observed: Observed, volume: Volume, classes: Mapping[str, Any
     return entry
 
 
-def _recreated(observed: Observed, volume: Volume) -> bool:
-    """Whether the disk's volume was made anew for a loss while the annotation still names the disk. The mark
-    makes one acknowledgement cover one loss: the annotation left in place does not re-create the next one."""
+def _acknowledgement_spent(observed: Observed, volume: Volume) -> bool:
+    """Whether the recreate-lost-volumes annotation naming this disk no longer authorises a new volume: it has
+    been seen while the disk had a volume -- the one it brought, or a healthy one when it was set in advance. So it
+    counts only when set while a loss is reported, and once: left in place, it does not re-create the next loss.
+    The mark stays while the annotation names the disk; removing the annotation clears it."""
     if volume.disk.name not in observed.recreate_lost:
         return False
-    before = observed.recorded(volume.disk.name)
-    if before.get("recreated"):
-        return True
-    replaced = before.get("lost") is True or (before.get("everBound") is True and not volume.ever_bound)
-    return replaced and volume.exists and not volume.lost
+    return bool(observed.recorded(volume.disk.name).get(SPENT)) or not volume.lost
 
 
 def urgent(before: Obj, after: Obj) -> bool:
@@ -270,4 +269,15 @@ def urgent(before: Obj, after: Obj) -> bool:
     changed = {kind for kind in was.keys() | became.keys() if was.get(kind) != became.get(kind)}
     if changed - {"VolumesBound"}:
         return True
+    if _safety_marks(before) != _safety_marks(after):
+        return True  # the record of a loss and of a spent acknowledgement must not wait: they decide what is made
     return "VolumesBound" in changed and became.get("VolumesBound") != "True"
+
+
+def _safety_marks(status: Obj) -> set[tuple[str, str]]:
+    return {
+        (str(v.get("name")), mark)
+        for v in status.get("volumes") or []
+        for mark in ("lost", SPENT)
+        if isinstance(v, Mapping) and v.get(mark)
+    }

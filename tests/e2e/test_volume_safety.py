@@ -75,7 +75,7 @@ def test_a_deleted_bound_claim_is_reported_lost_and_only_the_acknowledgement_bri
     assert new["metadata"]["uid"] != old["metadata"]["uid"]
     wait_running(admin, namespace, NAME)
     entry = next(v for v in admin.get(WUKONGS, namespace, NAME)["status"]["volumes"] if v["name"] == "data")
-    assert entry.get("recreated") is True and "lost" not in entry
+    assert entry.get("acknowledgementSpent") is True and "lost" not in entry
 
 
 def test_a_data_volume_cdi_collected_leaves_its_pvc_as_the_volume_and_nothing_is_imported_again(

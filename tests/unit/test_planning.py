@@ -860,7 +860,7 @@ def test_the_acknowledgement_creates_one_new_empty_claim_and_covers_one_loss():
     made = asked.with_child("PersistentVolumeClaim", never_bound(create.object))
     computed = status.compute(made, NOW)
     [entry] = [v for v in computed["volumes"] if v["name"] == "data"]
-    assert (entry["everBound"], entry.get("lost"), entry.get("recreated")) == (False, None, True)
+    assert (entry["everBound"], entry.get("lost"), entry.get("acknowledgementSpent")) == (False, None, True)
     assert _condition(computed, "Degraded")["status"] == "False"
     # the new claim binds, and is lost in turn while the annotation is still there: reported, not re-created
     made = written(made, annotation="data")
@@ -868,7 +868,8 @@ def test_the_acknowledgement_creates_one_new_empty_claim_and_covers_one_loss():
     rebound = written(written(rebound, annotation="data"), annotation="data", **{"vm1-data": "PersistentVolumeClaim"})
     assert planning.plan(rebound) == []
     degraded = _condition(status.compute(rebound, NOW), "Degraded")
-    assert degraded["reason"] == "VolumeLost" and "already served an earlier loss" in degraded["message"]
+    assert degraded["reason"] == "VolumeLost"
+    assert "named this disk before this loss was reported" in degraded["message"]
 
 
 def test_removing_the_annotation_clears_the_mark_so_a_later_acknowledgement_counts():
@@ -877,7 +878,7 @@ def test_removing_the_annotation_clears_the_mark_so_a_later_acknowledgement_coun
     [create] = planning.plan(asked)
     made = asked.with_child("PersistentVolumeClaim", bound(create.object))
     cleared = written(made, annotation="")
-    assert "recreated" not in next(v for v in status.compute(cleared, NOW)["volumes"] if v["name"] == "data")
+    assert "acknowledgementSpent" not in next(v for v in status.compute(cleared, NOW)["volumes"] if v["name"] == "data")
     lost_again = written(written(cleared, annotation=""), annotation="data", **{"vm1-data": "PersistentVolumeClaim"})
     assert [type(a) for a in planning.plan(lost_again)] == [Create]
 
@@ -895,3 +896,30 @@ def test_an_image_disk_whose_claim_is_lost_is_re_imported_only_when_asked():
         "DataVolume",
         {"registry": {"url": "docker://quay.io/containerdisks/fedora:40"}},
     )
+
+
+def test_an_acknowledgement_set_before_the_loss_authorises_nothing():
+    healthy = written(written(converged(live(SYSTEM, DATA)), annotation="data"), annotation="data")  # "just in case"
+    assert next(v for v in healthy.wukong["status"]["volumes"] if v["name"] == "data")["acknowledgementSpent"]
+    lost = written(healthy, annotation="data", **{"vm1-data": "PersistentVolumeClaim"})
+    assert planning.plan(lost) == []
+    assert _condition(status.compute(lost, NOW), "Degraded")["reason"] == "VolumeLost"
+
+
+@pytest.mark.parametrize("mark", ["lost", "acknowledgementSpent"])
+def test_the_record_of_a_loss_or_a_spent_acknowledgement_is_written_at_once(mark):
+    before = {**_written("Running"), "volumes": [{"name": "data", "everBound": True}]}
+    after = {**_written("Running"), "volumes": [{"name": "data", "everBound": True, mark: True}]}
+    assert status.urgent(before, after) is True
+    assert status.urgent(after, after) is False
+
+
+@pytest.mark.parametrize(
+    ("value", "disks"),
+    [("data", {"data"}), ("data, logs", {"data", "logs"}), (" ,data,,", {"data"}), ("", set())],
+    ids=["one", "two-with-space", "stray-commas", "empty"],
+)
+def test_the_acknowledgement_annotation_is_a_comma_separated_list_of_disk_names(value, disks):
+    obj = live(DATA)
+    obj["metadata"]["annotations"] = {api.RECREATE_LOST_VOLUMES_ANNOTATION: value}
+    assert Observed(obj).recreate_lost == disks
