@@ -2,7 +2,9 @@
 
 Started the way controller-runtime's envtest starts one: etcd on free loopback ports with fsync off,
 kube-apiserver with RBAC, its own serving CA, a client CA whose ``admin`` certificate (group
-system:masters) goes into a kubeconfig, and a service-account signing key. Ready once /readyz answers
+system:masters) goes into a kubeconfig, and a service-account signing key; kube-controller-manager gets a
+certificate of its own, ``system:kube-controller-manager``, the user it acts as without service-account
+credentials (deploy/rbac/volume-guard.yaml exempts it, never the admin). Ready once /readyz answers
 and the ``default`` namespace exists; then the Wukong CRD, the upstream KubeVirt/CDI CRDs and the
 StorageClasses are installed. ``stop()`` ends both processes and removes every file it made; the
 processes also die with the process that started them, so a killed test run leaves nothing behind.

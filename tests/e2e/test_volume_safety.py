@@ -11,7 +11,7 @@ import yaml
 from devcluster import checkout
 from kubeclient.resources import DATA_VOLUMES, PVCS, VIRTUAL_MACHINES, WUKONGS
 from tests.e2e.test_lifecycle import NAME, sample
-from tests.e2e.test_reconciler import apply, resyncs_passed, wait_for_wukong, wait_running
+from tests.e2e.test_reconciler import apply, resyncs_passed, wait_event, wait_for_wukong, wait_running
 from tests.waiting import poll, wait_for_object, watch_quietly
 from wukong import api
 
@@ -61,6 +61,7 @@ def test_a_deleted_bound_claim_is_reported_lost_and_only_the_acknowledgement_bri
     )
     assert lost["message"].startswith(f"disk data lost its volume: PersistentVolumeClaim {DATA} had bound and is gone")
     assert f"kubectl annotate wukong {NAME} {api.RECREATE_LOST_VOLUMES_ANNOTATION}=data" in lost["message"]
+    wait_event(admin, namespace, "VolumeLost", "Warning", f"PersistentVolumeClaim {DATA} had bound and is gone")
     # The watched window: every change to a claim of that name from now through two full resyncs of the reconciler
     # (each a pass over this Wukong): none may appear.
     seen = watch_quietly(admin, PVCS, namespace, DATA, resyncs_passed(reconciler, 2), "two resyncs")
