@@ -31,6 +31,7 @@ from reconciler.planning import (
     ApplySecret,
     Create,
     Expand,
+    KeepDataVolume,
     Release,
     Replace,
     SetRetention,
@@ -93,6 +94,8 @@ class Executor:
                     self.kube.delete(RESOURCE_OF_KIND[kind], namespace, name, uid, version, propagation="Foreground")
                 self.events.normal(wukong, "Replacing", f"Replacing {kind} {name} of disk {disk}: {why}")
                 return observed.without_child(kind, name)
+            case KeepDataVolume(name=name, patch=patch):
+                return observed.with_child("DataVolume", self.kube.patch(DATA_VOLUMES, namespace, name, patch))
             case UpdateVM(patch=patch):
                 vm = self.kube.patch(VIRTUAL_MACHINES, namespace, vm_name(observed.name), patch)
                 self.events.normal(wukong, "Updated", f"Updated VirtualMachine {vm_name(observed.name)}")

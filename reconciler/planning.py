@@ -78,6 +78,15 @@ class Replace:
 
 
 @dataclass(frozen=True)
+class KeepDataVolume:
+    """Ask CDI to keep a DataVolume made before the reconciler asked at creation (deleteAfterCompletion)."""
+
+    name: str
+    disk: str
+    patch: Obj
+
+
+@dataclass(frozen=True)
 class UpdateVM:
     patch: Obj
 
@@ -97,7 +106,9 @@ class UpdateNetwork:
     patch: Obj
 
 
-Action = Create | Expand | Release | Adopt | SetRetention | Replace | UpdateVM | ApplySecret | UpdateNetwork
+Action = (
+    Create | Expand | Release | Adopt | SetRetention | Replace | KeepDataVolume | UpdateVM | ApplySecret | UpdateNetwork
+)
 
 
 # -- the plan --------------------------------------------------------------------------------------------
@@ -224,6 +235,8 @@ def _volume_actions(observed: Observed, volume: Volume) -> list[Action]:
     owned = None if volume.own is None else children.ownership_patch(volume.own, observed.wukong, delete_with_owner)
     if owned is not None:
         actions.append(SetRetention(kind, volume.name, volume.disk.name, delete_with_owner, owned))
+    if (kept := children.keep_patch(volume.data_volume)) is not None:
+        actions.append(KeepDataVolume(volume.name, volume.disk.name, kept))
     return actions + _storage_actions(observed, volume)
 
 

@@ -90,13 +90,27 @@ def test_a_data_volume_cdi_collected_leaves_its_pvc_as_the_volume_and_nothing_is
     assert admin.get(DATA_VOLUMES, namespace, system)["status"]["phase"] == "Succeeded"  # CDI kept it
     claim = admin.get(PVCS, namespace, system)["metadata"]["uid"]
     # As a DataVolume made before the reconciler asked CDI to keep it: CDI's webhook had written "true".
-    # The guard refuses CDI's deletion of a DataVolume a Wukong lists (CDI keeps it and retries): this is a cluster
-    # without the guard, or a DataVolume collected before it was installed.
-    with unguarded(cluster, namespace, "pvc", DATA):
-        cluster.kubectl(
-            "annotate", "dv", system, "-n", namespace, f"{api.CDI_DELETE_AFTER_COMPLETION}=true", "--overwrite"
-        )
-        wait_for_object(admin, DATA_VOLUMES, namespace, system, lambda dv: dv is None, "CDI's garbage collection")
+    # A DataVolume made before the reconciler asked CDI to keep it is asked now.
+    cluster.kubectl("annotate", "dv", system, "-n", namespace, f"{api.CDI_DELETE_AFTER_COMPLETION}-")
+    wait_for_object(
+        admin,
+        DATA_VOLUMES,
+        namespace,
+        system,
+        lambda dv: (dv["metadata"].get("annotations") or {}).get(api.CDI_DELETE_AFTER_COMPLETION) == "false",
+        "the DataVolume marked for keeping again",
+    )
+    # One CDI collected anyway: while the reconciler was down (it would have asked CDI to keep it), on a cluster
+    # without the guard (which refuses CDI's deletion of a DataVolume a Wukong lists; CDI keeps it and retries).
+    reconciler.kill()
+    try:
+        with unguarded(cluster, namespace, "pvc", DATA):
+            cluster.kubectl(
+                "annotate", "dv", system, "-n", namespace, f"{api.CDI_DELETE_AFTER_COMPLETION}=true", "--overwrite"
+            )
+            wait_for_object(admin, DATA_VOLUMES, namespace, system, lambda dv: dv is None, "CDI's garbage collection")
+    finally:
+        reconciler.start()
     entry = wait_for_wukong(
         admin,
         namespace,

@@ -923,3 +923,19 @@ def test_the_acknowledgement_annotation_is_a_comma_separated_list_of_disk_names(
     obj = live(DATA)
     obj["metadata"]["annotations"] = {api.RECREATE_LOST_VOLUMES_ANNOTATION: value}
     assert Observed(obj).recreate_lost == disks
+
+
+@pytest.mark.parametrize("said", [None, "true"], ids=["made-before-the-annotation", "set-to-collect"])
+def test_a_data_volume_not_marked_for_keeping_is_asked_to_be_kept(said):
+    observed = converged(live(SYSTEM, DATA))
+    dv = copy.deepcopy(observed.data_volumes["vm1-system"])
+    if said is None:
+        del dv["metadata"]["annotations"][api.CDI_DELETE_AFTER_COMPLETION]
+    else:
+        dv["metadata"]["annotations"][api.CDI_DELETE_AFTER_COMPLETION] = said
+    [keep] = planning.plan(dataclasses.replace(observed, **{"data_volumes": {"vm1-system": dv}}))
+    assert keep == planning.KeepDataVolume(
+        "vm1-system",
+        "system",
+        {"metadata": {"resourceVersion": "6", "annotations": {api.CDI_DELETE_AFTER_COMPLETION: "false"}}},
+    )
