@@ -242,12 +242,18 @@ def volumes(observed: Observed) -> list[Volume]:
         found = observed.conflicts.get(name) or _conflict(observed, volume)
         if found == _RETAINED:
             result.append(dataclasses.replace(volume, retained=True))
-        elif pvc is None and not found and _had_bound(observed, volume):
+        elif pvc is None and not found and _had_bound(observed, volume) and _imported_or_none(dv):
             asked = disk.name in observed.recreate_lost and not observed.recorded(disk.name).get(SPENT)
             result.append(dataclasses.replace(volume, lost=True, recreate=asked))
         else:
             result.append(dataclasses.replace(volume, conflict=found))
     return result
+
+
+def _imported_or_none(data_volume: Obj | None) -> bool:
+    """A claim is missing from a disk that has no DataVolume, or one whose import finished -- not from a new
+    DataVolume whose import is under way (the new volume asked for: CDI makes its claim)."""
+    return data_volume is None or lookup(data_volume, "status", "phase") == "Succeeded"
 
 
 def _had_bound(observed: Observed, volume: Volume) -> bool:

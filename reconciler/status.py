@@ -86,12 +86,12 @@ def problems(observed: Observed, current: list[Volume]) -> list[Problem]:
 def lost_message(observed: Observed, volume: Volume) -> str:
     """What a user reads when a bound volume is gone: what happened, what was not done, and the two ways on."""
     disk, annotation = volume.disk.name, api.RECREATE_LOST_VOLUMES_ANNOTATION
-    anew = f"re-imported from {volume.disk.image}" if volume.disk.image else "empty"
+    anew = f"volume imported again from {volume.disk.image}" if volume.disk.image else "empty volume"
     message = (
         f"disk {disk} lost its volume: PersistentVolumeClaim {volume.name} had bound and is gone, and its data "
         f"with it unless its PersistentVolume was retained; nothing is created in its place and the VM is left "
         f"as it is. Restore the claim {volume.name} (its labels and {api.WUKONG_UID_ANNOTATION} annotation make "
-        f"it this Wukong's), or accept a new {anew} volume: kubectl annotate wukong {observed.name} "
+        f"it this Wukong's), or accept a new {anew}: kubectl annotate wukong {observed.name} "
         f"{annotation}={disk}"
     )
     if volume.disk.name in observed.recreate_lost and not volume.recreate:

@@ -186,3 +186,28 @@ def test_the_garbage_collector_still_deletes_the_volumes_of_a_wukong_deleted_und
     cluster.kubectl("delete", "wukong", NAME, "-n", namespace, "--wait=false")
     for resource, name in ((DATA_VOLUMES, f"{NAME}-system"), (PVCS, f"{NAME}-system"), (PVCS, DATA)):
         wait_for_object(admin, resource, namespace, name, lambda o: o is None, f"{name} deleted by the collector")
+
+
+def test_an_image_disk_whose_claim_is_lost_is_imported_again_once_when_asked(cluster, admin, namespace, reconciler):
+    apply(cluster, namespace, sample())
+    wait_running(admin, namespace, NAME)
+    system = f"{NAME}-system"
+    old = admin.get(DATA_VOLUMES, namespace, system)["metadata"]["uid"]
+    with unguarded(cluster, namespace, "pvc", DATA):
+        cluster.kubectl("delete", "pvc", system, "-n", namespace, "--wait=true", "--timeout=60s")
+    lost = wait_for_wukong(
+        admin, namespace, NAME, lambda s: (c := degraded(s)) and c["reason"] == "VolumeLost" and c, "VolumeLost"
+    )
+    assert (
+        "accept a new volume imported again from docker://quay.io/containerdisks/fedora:40: kubectl annotate"
+        in lost["message"]
+    )
+    assert admin.get(DATA_VOLUMES, namespace, system)["metadata"]["uid"] == old, "the DataVolume was touched"
+    cluster.kubectl("annotate", "wukong", NAME, "-n", namespace, f"{api.RECREATE_LOST_VOLUMES_ANNOTATION}=system")
+    wait_running(admin, namespace, NAME)
+    new = admin.get(DATA_VOLUMES, namespace, system)
+    assert new["metadata"]["uid"] != old and new["status"]["phase"] == "Succeeded"
+    # Re-imported once: the new DataVolume stays through two resyncs.
+    seen = watch_quietly(admin, DATA_VOLUMES, namespace, system, resyncs_passed(reconciler, 2), "two resyncs")
+    assert not [s for s in seen if s.startswith("DELETED")], seen
+    assert admin.get(DATA_VOLUMES, namespace, system)["metadata"]["uid"] == new["metadata"]["uid"]

@@ -887,7 +887,12 @@ def test_an_image_disk_whose_claim_is_lost_is_re_imported_only_when_asked():
     observed = converged(live(SYSTEM, DATA))
     lost = written(observed, **{"vm1-system": "PersistentVolumeClaim"})  # the DataVolume is still there
     assert planning.plan(lost) == []
-    assert _condition(status.compute(lost, NOW), "Degraded")["reason"] == "VolumeLost"
+    degraded = _condition(status.compute(lost, NOW), "Degraded")
+    assert degraded["reason"] == "VolumeLost"
+    assert (
+        "accept a new volume imported again from docker://quay.io/containerdisks/fedora:40: kubectl annotate"
+        in (degraded["message"])
+    )
     [replace] = planning.plan(written(lost, annotation="system"))
     assert (type(replace), replace.kind, replace.uid) == (planning.Replace, "DataVolume", "uid-vm1-system")
     gone = written(written(lost, annotation="system"), annotation="system", **{"vm1-system": "DataVolume"})
@@ -896,6 +901,18 @@ def test_an_image_disk_whose_claim_is_lost_is_re_imported_only_when_asked():
         "DataVolume",
         {"registry": {"url": "docker://quay.io/containerdisks/fedora:40"}},
     )
+    # The new DataVolume, before CDI made its claim: an import under way, not a loss to act on again.
+    importing = copy.deepcopy(create.object)
+    importing["metadata"].update(uid="uid-new", resourceVersion="20")
+    importing["status"] = {"phase": "ImportScheduled"}
+    made = gone.with_child("DataVolume", importing)
+    after = written(made, annotation="system")
+    assert planning.plan(after) == []
+    [entry] = [v for v in after.wukong["status"]["volumes"] if v["name"] == "system"]
+    assert (entry.get("lost"), entry.get("acknowledgementSpent")) == (None, True)
+    # Even a cache that shows the import done before its claim only reports the loss: the acknowledgement is spent.
+    raced = dataclasses.replace(after, **{"data_volumes": {"vm1-system": succeeded(importing)}})
+    assert planning.plan(raced) == []
 
 
 def test_an_acknowledgement_set_before_the_loss_authorises_nothing():
