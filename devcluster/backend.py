@@ -6,7 +6,8 @@ the same API, what those systems would do, so the reconciler can be exercised en
     (WaitForFirstConsumer classes: once a VirtualMachine uses the claim); grows capacity after an
     expansion on classes with allowVolumeExpansion;
   - CDI: gives a DataVolume its PVC (same name, owned by the DataVolume) and moves it to Succeeded once the
-    PVC is bound, or to Failed when the source URL contains "simulate-import-failure";
+    PVC is bound, or to Failed when the source URL contains "simulate-import-failure"; optionally collects a
+    Succeeded DataVolume annotated for it, leaving its PVC (CDI's garbage collection);
   - KubeVirt: marks a VirtualMachine Running once all its volumes are bound, with a running
     VirtualMachineInstance on a simulated node (Stopped, and no instance, when Halted); an instance deleted by
     someone (``virtctl restart``) starts again from the current template; a template change reaches the running
@@ -37,6 +38,7 @@ from kubeclient.resources import (
 )
 from kubeclient.rest import AlreadyExists, ApiError, Conflict, Kube, NotFound
 from kubeclient.workqueue import ShutDown, WorkQueue
+from wukong import api
 from wukong.storageclass import StorageClass
 
 log = logging.getLogger("wukong.devcluster.simulation")
@@ -55,10 +57,13 @@ class SimulatedBackend:
         expand_delay: float | None = None,
         workers: int = 2,
         namespace: str | None = None,
+        collect_data_volumes: bool = False,
     ) -> None:
         """``delay``: seconds before each step (provision, import, start); ``expand_delay``: before capacity
-        grows; ``namespace``: simulate only there (default: everywhere)."""
+        grows; ``namespace``: simulate only there (default: everywhere); ``collect_data_volumes``: play CDI's
+        garbage collection with ``dataVolumeTTLSeconds: 0`` (off by default)."""
         self.kube, self.delay, self.workers = kube, delay, workers
+        self.collect_data_volumes = collect_data_volumes
         self.expand_delay = delay if expand_delay is None else expand_delay
         self._expanding: set[tuple[str, str]] = set()
         self.pvcs = Informer(kube, PVCS, namespace)
@@ -205,6 +210,8 @@ class SimulatedBackend:
         if dv is None:
             return
         status = dv.get("status") or {}
+        if status.get("phase") == "Succeeded" and self.collect_data_volumes:
+            self._garbage_collect(dv)
         if status.get("phase") in ("Succeeded", "Failed"):
             return
         source = dv["spec"].get("source") or {}
@@ -237,6 +244,9 @@ class SimulatedBackend:
             )
             return
         if (pvc.get("status") or {}).get("phase") == "Bound":
+            # CDI's import controller records the importer pod's end on the claim before the DataVolume succeeds.
+            if (pvc["metadata"].get("annotations") or {}).get(api.CDI_POD_PHASE) != "Succeeded":
+                self.kube.patch(PVCS, namespace, name, {"metadata": {"annotations": {api.CDI_POD_PHASE: "Succeeded"}}})
             self._status(DATA_VOLUMES, namespace, name, {"phase": "Succeeded", "progress": "100.0%", "claimName": name})
         elif (storage_class := self._class(pvc["spec"].get("storageClassName"))) and (
             storage_class.waits_for_first_consumer
@@ -244,6 +254,31 @@ class SimulatedBackend:
             self._status(
                 DATA_VOLUMES, namespace, name, {"phase": "WaitForFirstConsumer", "progress": "N/A", "claimName": name}
             )
+
+    def _garbage_collect(self, dv: dict[str, Any]) -> None:
+        """CDI's garbage collection of a finished DataVolume (``garbageCollect``/``detachPvcDeleteDv`` in CDI's
+        datavolume controller, with ``dataVolumeTTLSeconds: 0``): only a DataVolume annotated
+        ``deleteAfterCompletion: "true"`` (CDI's webhook writes "true" at creation unless it says "false"); its PVC
+        loses the DataVolume's ownerReference, takes the DataVolume's own ones, and drops ``populatedFor``; then
+        the DataVolume is deleted and the PVC, with the data, stays."""
+        metadata = dv["metadata"]
+        if (metadata.get("annotations") or {}).get(api.CDI_DELETE_AFTER_COMPLETION) != "true":
+            return
+        pvc = self.pvcs.get(metadata["namespace"], metadata["name"])
+        if pvc is None:
+            return
+        references = [r for r in pvc["metadata"].get("ownerReferences") or [] if r.get("uid") != metadata["uid"]]
+        uids = {r.get("uid") for r in references}
+        references += [r for r in metadata.get("ownerReferences") or [] if r.get("uid") not in uids]
+        patch = {
+            "metadata": {
+                "resourceVersion": pvc["metadata"]["resourceVersion"],
+                "ownerReferences": references or None,
+                "annotations": {api.CDI_POPULATED_FOR: None},
+            }
+        }
+        self.kube.patch(PVCS, metadata["namespace"], metadata["name"], patch)
+        self.kube.delete(DATA_VOLUMES, metadata["namespace"], metadata["name"], metadata["uid"])
 
     def _create_claim(self, dv: dict[str, Any]) -> None:
         """CDI's PVC for a DataVolume, from either form CDI accepts: ``spec.storage`` (CDI fills access and volume

@@ -2,7 +2,9 @@
 
 Started the way controller-runtime's envtest starts one: etcd on free loopback ports with fsync off,
 kube-apiserver with RBAC, its own serving CA, a client CA whose ``admin`` certificate (group
-system:masters) goes into a kubeconfig, and a service-account signing key. Ready once /readyz answers
+system:masters) goes into a kubeconfig, and a service-account signing key; kube-controller-manager gets a
+certificate of its own, ``system:kube-controller-manager``, the user it acts as without service-account
+credentials (deploy/rbac/volume-guard.yaml exempts it, never the admin). Ready once /readyz answers
 and the ``default`` namespace exists; then the Wukong CRD, the upstream KubeVirt/CDI CRDs and the
 StorageClasses are installed. ``stop()`` ends both processes and removes every file it made; the
 processes also die with the process that started them, so a killed test run leaves nothing behind.
@@ -37,6 +39,7 @@ from kubeclient.rest import Kube
 from wukong import api, schema
 
 START_TIMEOUT_SECONDS = 60.0
+CONTROLLER_MANAGER_USER = "system:kube-controller-manager"  # exempt from the guard on volume deletion, as in deploy/
 CONTROLLERS = (
     "clusterrole-aggregation-controller",
     "garbage-collector-controller",
@@ -146,12 +149,18 @@ class ControlPlane:
         )
         client_ca = pki.new_ca("devcluster-client-ca", day)
         admin = pki.issue(client_ca, "admin", day, usages=[pki.Usage.CLIENT], organizations=["system:masters"])
+        # kube-controller-manager's own user, the name it has on kubeadm clusters: with
+        # --use-service-account-credentials=false its garbage collector and namespace controller act as it.
+        controllers = pki.issue(
+            client_ca, CONTROLLER_MANAGER_USER, day, usages=[pki.Usage.CLIENT], organizations=["system:masters"]
+        )
         signer = pki.new_ca("devcluster-service-accounts", day)  # only its key is used, to sign tokens
         d = self.pki_dir
         files.write_pair(serving_ca, d / "serving-ca.crt", d / "serving-ca.key")
         files.write_pair(serving, d / "apiserver.crt", d / "apiserver.key")
         files.write_pair(client_ca, d / "client-ca.crt", d / "client-ca.key")
         files.write_pair(admin, d / "admin.crt", d / "admin.key")
+        files.write_pair(controllers, d / "controller-manager.crt", d / "controller-manager.key")
         files.write_pair(signer, d / "sa.crt", d / "sa.key")
 
     def _spawn(self, name: str, args: list[str]) -> subprocess.Popen[bytes]:
@@ -232,7 +241,7 @@ class ControlPlane:
         self._spawn(
             "kube-controller-manager",
             [
-                f"--kubeconfig={self.kubeconfig}",
+                f"--kubeconfig={self.workdir / 'controller-manager.kubeconfig'}",
                 "--controllers=" + ",".join(CONTROLLERS),
                 "--leader-elect=false",
                 "--use-service-account-credentials=false",
@@ -243,6 +252,10 @@ class ControlPlane:
         )
 
     def _write_kubeconfig(self) -> None:
+        self._write_user_kubeconfig(self.kubeconfig, "admin")
+        self._write_user_kubeconfig(self.workdir / "controller-manager.kubeconfig", "controller-manager")
+
+    def _write_user_kubeconfig(self, path: Path, user: str) -> None:
         d = self.pki_dir
         config = {
             "apiVersion": "v1",
@@ -256,13 +269,13 @@ class ControlPlane:
             ],
             "users": [
                 {
-                    "name": "admin",
-                    "user": {"client-certificate": str(d / "admin.crt"), "client-key": str(d / "admin.key")},
+                    "name": user,
+                    "user": {"client-certificate": str(d / f"{user}.crt"), "client-key": str(d / f"{user}.key")},
                 }
             ],
-            "contexts": [{"name": "devcluster", "context": {"cluster": "devcluster", "user": "admin"}}],
+            "contexts": [{"name": "devcluster", "context": {"cluster": "devcluster", "user": user}}],
         }
-        files.write_file(self.kubeconfig, yaml.safe_dump(config).encode(), 0o600)
+        files.write_file(path, yaml.safe_dump(config).encode(), 0o600)
 
     def _wait_ready(self) -> None:
         self._wait("kube-apiserver", lambda: self.get("/readyz") is not None)

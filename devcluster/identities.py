@@ -1,4 +1,5 @@
-"""The product's three ServiceAccounts on devcluster, with exactly their RBAC and admission policies from deploy/.
+"""The product's three ServiceAccounts on devcluster, with exactly their RBAC and admission policies from deploy/
+(the reconciler's with the guard on its volumes' deletion, which exempts its account).
 
 Only the identities are installed (ServiceAccounts, Roles, bindings, ValidatingAdmissionPolicies), never the
 Deployments: on devcluster the processes run from the checkout with a token of their account (``token_kubeconfig``),
@@ -33,7 +34,7 @@ IDENTITY_KINDS = {
     "ValidatingAdmissionPolicyBinding",
 }
 SOURCES = {
-    RECONCILER: [("rbac", "reconciler.yaml"), ("rbac", "reconciler-policy.yaml")],
+    RECONCILER: [("rbac", "reconciler.yaml"), ("rbac", "reconciler-policy.yaml"), ("rbac", "volume-guard.yaml")],
     WEBHOOK: [("rbac", "webhook.yaml")],
     CERTS: [("certs", "certs.yaml"), ("certs", "certs-policy.yaml")],
 }

@@ -16,6 +16,8 @@ from wukong.manifests import Obj
 from wukong.naming import vm_name, volume_name
 from wukong.spec import DELETE, Disk, WukongSpec
 
+KEEP = "false"  # deleteAfterCompletion: CDI collects a DataVolume only when it says "true"
+
 
 def owner_reference(wukong: Mapping[str, Any]) -> Obj:
     """Controller reference with blockOwnerDeletion: foreground deletion of the Wukong waits for its children."""
@@ -72,6 +74,22 @@ def adoption_patch(obj: Mapping[str, Any], wukong: Mapping[str, Any], delete_wit
             "labels": {api.WUKONG_LABEL: owner["name"], api.RELEASED_FROM_LABEL: None},
             "annotations": {api.WUKONG_UID_ANNOTATION: owner["uid"]},
             "ownerReferences": [owner_reference(wukong)] if delete_with_owner else None,
+        }
+    }
+
+
+def keep_patch(data_volume: Mapping[str, Any] | None) -> Obj | None:
+    """The patch that asks CDI to keep a DataVolume of ours (one made before the reconciler asked at creation);
+    None when it already says so."""
+    if data_volume is None:
+        return None
+    metadata = data_volume.get("metadata") or {}
+    if (metadata.get("annotations") or {}).get(api.CDI_DELETE_AFTER_COMPLETION) == KEEP:
+        return None
+    return {
+        "metadata": {
+            "resourceVersion": metadata.get("resourceVersion"),
+            "annotations": {api.CDI_DELETE_AFTER_COMPLETION: KEEP},
         }
     }
 
@@ -137,16 +155,19 @@ def persistent_volume_claim(wukong: Mapping[str, Any], disk: Disk) -> Obj:
 
 
 def data_volume(wukong: Mapping[str, Any], disk: Disk) -> Obj:
-    """``spec.storage`` lets CDI pick access and volume modes from the StorageProfile."""
+    """``spec.storage`` lets CDI pick access and volume modes from the StorageProfile. Annotated so that CDI's
+    garbage collection leaves it: the DataVolume is what says the disk was imported, and from what."""
     assert disk.image is not None
     source = parse_image(disk.image)
     storage: Obj = {"resources": {"requests": {"storage": disk.size}}}
     if disk.storage_class:
         storage["storageClassName"] = disk.storage_class
+    metadata = _volume_metadata(wukong, disk)
+    metadata["annotations"][api.CDI_DELETE_AFTER_COMPLETION] = KEEP
     return {
         "apiVersion": "cdi.kubevirt.io/v1beta1",
         "kind": "DataVolume",
-        "metadata": _volume_metadata(wukong, disk),
+        "metadata": metadata,
         "spec": {"source": {source.kind: {"url": source.url}}, "storage": storage},
     }
 

@@ -31,6 +31,7 @@ from reconciler.planning import (
     ApplySecret,
     Create,
     Expand,
+    KeepDataVolume,
     Release,
     Replace,
     SetRetention,
@@ -91,10 +92,10 @@ class Executor:
                 # Foreground: a DataVolume stays (deleting) until CDI's PVC is gone, so nothing new is made early.
                 with contextlib.suppress(NotFound):  # already gone: the next pass creates the right one
                     self.kube.delete(RESOURCE_OF_KIND[kind], namespace, name, uid, version, propagation="Foreground")
-                self.events.normal(
-                    wukong, "Replacing", f"Replacing {kind} {name} of disk {disk}, which never bound: {why}"
-                )
+                self.events.normal(wukong, "Replacing", f"Replacing {kind} {name} of disk {disk}: {why}")
                 return observed.without_child(kind, name)
+            case KeepDataVolume(name=name, patch=patch):
+                return observed.with_child("DataVolume", self.kube.patch(DATA_VOLUMES, namespace, name, patch))
             case UpdateVM(patch=patch):
                 vm = self.kube.patch(VIRTUAL_MACHINES, namespace, vm_name(observed.name), patch)
                 self.events.normal(wukong, "Updated", f"Updated VirtualMachine {vm_name(observed.name)}")

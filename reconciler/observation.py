@@ -23,6 +23,7 @@ from wukong.storageclass import StorageClass
 
 Kind = Literal["PersistentVolumeClaim", "DataVolume", "VirtualMachine", "NetworkAttachmentDefinition"]
 VolumeKind = Literal["PersistentVolumeClaim", "DataVolume"]
+SPENT = "acknowledgementSpent"  # status.volumes[]: the annotation naming the disk no longer authorises a new volume
 _FIELD_OF_KIND: dict[str, str] = {"PersistentVolumeClaim": "pvcs", "DataVolume": "data_volumes"}
 BIND_COMPLETED = "pv.kubernetes.io/bind-completed"  # set by Kubernetes' binder once a claim bound
 
@@ -79,6 +80,19 @@ class Observed:
     def with_conflict(self, object_name: str, why: str) -> Observed:
         return dataclasses.replace(self, conflicts={**self.conflicts, object_name: why})
 
+    def recorded(self, disk: str) -> Mapping[str, Any]:
+        """The disk's entry in the status last written: the record of a volume that survives the volume itself."""
+        entries = lookup(self.wukong, "status", "volumes")
+        found = [e for e in entries or [] if isinstance(e, Mapping) and e.get("name") == disk]
+        return found[0] if found else {}
+
+    @functools.cached_property
+    def recreate_lost(self) -> frozenset[str]:
+        """The disks whose lost volume the user said may be created anew (``recreate-lost-volumes``)."""
+        annotations = lookup(self.wukong, "metadata", "annotations") or {}
+        text = annotations.get(api.RECREATE_LOST_VOLUMES_ANNOTATION) or ""
+        return frozenset(name.strip() for name in str(text).split(",") if name.strip())
+
 
 @dataclass(frozen=True)
 class Volume:
@@ -91,11 +105,26 @@ class Volume:
     data_volume: Obj | None
     conflict: str | None = None
     retained: bool = False  # released by an earlier Wukong of this name, fit to be taken back
+    lost: bool = False  # its claim bound once (the status says so) and is gone: never silently re-created
+    recreate: bool = False  # lost, and the user asked for a new volume after the loss (see status.py)
 
     @property
     def own(self) -> Obj | None:
-        """The object this Wukong holds for the disk: the DataVolume, else the PVC."""
-        return self.data_volume if self.source == "dataVolume" else self.pvc
+        """The object this Wukong holds for the disk: the DataVolume, else the PVC (also the one a collected
+        DataVolume left)."""
+        return self.data_volume if self.source == "dataVolume" and not self.collected else self.pvc
+
+    @property
+    def collected(self) -> bool:
+        """CDI garbage-collected the disk's DataVolume after its import succeeded: the PVC it left (no longer
+        the DataVolume's, the importer's success recorded on it) holds the imported data and is the volume."""
+        pvc = self.pvc
+        if self.source != "dataVolume" or self.data_volume is not None or pvc is None or children.made_by_cdi(pvc):
+            return False
+        metadata = pvc.get("metadata") or {}
+        return (metadata.get("annotations") or {}).get(api.CDI_POD_PHASE) == "Succeeded" and (
+            metadata.get("labels") or {}
+        ).get(api.DISK_LABEL) == self.disk.name
 
     @property
     def exists(self) -> bool:
@@ -136,7 +165,10 @@ class Volume:
 
     @property
     def ever_bound(self) -> bool:
-        """Whether the claim ever bound to a PersistentVolume: then it may hold data and is never replaced."""
+        """Whether the claim ever bound to a PersistentVolume: then it may hold data and is never replaced.
+        A lost volume had bound: the record stays until a new volume is made on the user's say."""
+        if self.lost:
+            return True
         pvc = self.pvc
         if pvc is not None and (
             lookup(pvc, "spec", "volumeName")
@@ -165,7 +197,7 @@ class Volume:
             return None
         if self.source == "pvc" and self.data_volume is not None:
             return "it was imported from an image and the disk is now blank"
-        if self.source == "dataVolume" and self.data_volume is None:
+        if self.source == "dataVolume" and self.data_volume is None and not self.collected:
             return f"it is a blank PersistentVolumeClaim and the disk now asks for image {disk.image}"
         if disk.storage_class and self.held_class != disk.storage_class:
             return f"its StorageClass is {self.held_class or '(none)'} and the disk asks for {disk.storage_class}"
@@ -175,8 +207,8 @@ class Volume:
 
     def bound(self, classes: Mapping[str, StorageClass]) -> bool:
         """Ready to attach: Bound, or Pending on a WaitForFirstConsumer class (the VM is the first consumer)."""
-        if self.conflict or self.retained or self.deleting or (self.mismatch and not self.ever_bound):
-            return False  # not ours, not yet taken back, or about to be replaced
+        if self.conflict or self.retained or self.lost or self.deleting or (self.mismatch and not self.ever_bound):
+            return False  # not ours, not yet taken back, lost, or about to be replaced
         if self.data_volume is not None:
             return lookup(self.data_volume, "status", "phase") in ("Succeeded", "WaitForFirstConsumer")
         if self.pvc is None:
@@ -210,9 +242,24 @@ def volumes(observed: Observed) -> list[Volume]:
         found = observed.conflicts.get(name) or _conflict(observed, volume)
         if found == _RETAINED:
             result.append(dataclasses.replace(volume, retained=True))
+        elif pvc is None and not found and _had_bound(observed, volume) and _imported_or_none(dv):
+            asked = disk.name in observed.recreate_lost and not observed.recorded(disk.name).get(SPENT)
+            result.append(dataclasses.replace(volume, lost=True, recreate=asked))
         else:
             result.append(dataclasses.replace(volume, conflict=found))
     return result
+
+
+def _imported_or_none(data_volume: Obj | None) -> bool:
+    """A claim is missing from a disk that has no DataVolume, or one whose import finished -- not from a new
+    DataVolume whose import is under way (the new volume asked for: CDI makes its claim)."""
+    return data_volume is None or lookup(data_volume, "status", "phase") == "Succeeded"
+
+
+def _had_bound(observed: Observed, volume: Volume) -> bool:
+    """The status last written says this disk's claim had bound (the claim itself cannot: it is gone)."""
+    entry = observed.recorded(volume.disk.name)
+    return entry.get("everBound") is True and entry.get("pvcName") in (None, volume.name)
 
 
 _RETAINED = "retained"

@@ -78,6 +78,15 @@ class Replace:
 
 
 @dataclass(frozen=True)
+class KeepDataVolume:
+    """Ask CDI to keep a DataVolume made before the reconciler asked at creation (deleteAfterCompletion)."""
+
+    name: str
+    disk: str
+    patch: Obj
+
+
+@dataclass(frozen=True)
 class UpdateVM:
     patch: Obj
 
@@ -97,7 +106,9 @@ class UpdateNetwork:
     patch: Obj
 
 
-Action = Create | Expand | Release | Adopt | SetRetention | Replace | UpdateVM | ApplySecret | UpdateNetwork
+Action = (
+    Create | Expand | Release | Adopt | SetRetention | Replace | KeepDataVolume | UpdateVM | ApplySecret | UpdateNetwork
+)
 
 
 # -- the plan --------------------------------------------------------------------------------------------
@@ -205,6 +216,8 @@ def guest_blockers(observed: Observed) -> list[tuple[str, str]]:
 def _volume_actions(observed: Observed, volume: Volume) -> list[Action]:
     if volume.conflict or volume.deleting:
         return []  # not ours; or being replaced, and created again once it is gone
+    if volume.lost:
+        return _lost_actions(observed, volume)
     delete_with_owner = observed.spec.when_deleted == DELETE
     kind: VolumeKind = "DataVolume" if volume.source == "dataVolume" else "PersistentVolumeClaim"
     if volume.retained and volume.own is not None:
@@ -216,13 +229,28 @@ def _volume_actions(observed: Observed, volume: Volume) -> list[Action]:
         held = volume.holder
         held_kind: VolumeKind = "DataVolume" if held is volume.data_volume else "PersistentVolumeClaim"
         metadata = held["metadata"]
-        why = volume.mismatch
+        why = f"it never bound and {volume.mismatch}"
         return [Replace(held_kind, volume.name, volume.disk.name, metadata["uid"], metadata["resourceVersion"], why)]
     actions: list[Action] = []
     owned = None if volume.own is None else children.ownership_patch(volume.own, observed.wukong, delete_with_owner)
     if owned is not None:
         actions.append(SetRetention(kind, volume.name, volume.disk.name, delete_with_owner, owned))
+    if (kept := children.keep_patch(volume.data_volume)) is not None:
+        actions.append(KeepDataVolume(volume.name, volume.disk.name, kept))
     return actions + _storage_actions(observed, volume)
+
+
+def _lost_actions(observed: Observed, volume: Volume) -> list[Action]:
+    """A volume that bound and is gone: nothing until the user says so (status.py reports VolumeLost); then a
+    new one -- a DataVolume left without its claim is deleted first, so that CDI imports afresh."""
+    if not volume.recreate:
+        return []
+    dv = volume.data_volume
+    if dv is not None:
+        metadata = dv["metadata"]
+        why = "its PersistentVolumeClaim was lost and a new volume was asked for"
+        return [Replace("DataVolume", volume.name, volume.disk.name, metadata["uid"], metadata["resourceVersion"], why)]
+    return _storage_actions(observed, volume)
 
 
 def _storage_actions(observed: Observed, volume: Volume) -> list[Action]:

@@ -12,7 +12,8 @@ from fractions import Fraction
 from typing import Any
 
 from reconciler import planning, restarts
-from reconciler.observation import Observed, Volume, expandable, lookup, vm_conflict, volumes
+from reconciler.observation import SPENT, Observed, Volume, expandable, lookup, vm_conflict, volumes
+from wukong import api
 from wukong.manifests import Obj
 from wukong.naming import vm_name
 from wukong.quantity import Quantity
@@ -37,6 +38,8 @@ def problems(observed: Observed, current: list[Volume]) -> list[Problem]:
     for volume in current:
         if volume.conflict:
             found.append(Problem("NameConflict", volume.conflict))
+        if volume.lost:
+            found.append(Problem("VolumeLost", lost_message(observed, volume)))
         if volume.failure:
             found.append(Problem("VolumeFailed", volume.failure))
         if missing := _missing_class(observed, volume):
@@ -78,6 +81,25 @@ def problems(observed: Observed, current: list[Volume]) -> list[Problem]:
         found.append(Problem("NameConflict", conflict))
     found.extend(Problem(reason, message) for reason, message in planning.guest_blockers(observed))
     return found
+
+
+def lost_message(observed: Observed, volume: Volume) -> str:
+    """What a user reads when a bound volume is gone: what happened, what was not done, and the two ways on."""
+    disk, annotation = volume.disk.name, api.RECREATE_LOST_VOLUMES_ANNOTATION
+    anew = f"volume imported again from {volume.disk.image}" if volume.disk.image else "empty volume"
+    message = (
+        f"disk {disk} lost its volume: PersistentVolumeClaim {volume.name} had bound and is gone, and its data "
+        f"with it unless its PersistentVolume was retained; nothing is created in its place and the VM is left "
+        f"as it is. Restore the claim {volume.name} (its labels and {api.WUKONG_UID_ANNOTATION} annotation make "
+        f"it this Wukong's), or accept a new {anew}: kubectl annotate wukong {observed.name} "
+        f"{annotation}={disk}"
+    )
+    if volume.disk.name in observed.recreate_lost and not volume.recreate:
+        message += (
+            f" (the annotation {annotation} named this disk before this loss was reported, and counts only when "
+            f"set after it: remove it and set it again)"
+        )
+    return message
 
 
 def _missing_class(observed: Observed, volume: Volume) -> str | None:
@@ -141,7 +163,7 @@ def compute(observed: Observed, now: str) -> Obj:
         "observedGeneration": generation,
         "diskCount": len(current),
         "totalSize": _total([v.requested for v in current]),
-        "volumes": [_volume_status(v, classes) for v in current],
+        "volumes": [_volume_status(observed, v, classes) for v in current],
         "conditions": conditions,
     }
     if observed.vm is not None and not vm_conflict(observed):
@@ -154,7 +176,7 @@ def compute(observed: Observed, now: str) -> Obj:
 
 
 def _phase(observed: Observed, current: list[Volume], found: list[Problem], all_bound: bool) -> str:
-    if any(p.reason == "VolumeFailed" for p in found):
+    if any(p.reason in ("VolumeFailed", "VolumeLost") for p in found):
         return PHASE_ERROR
     if not all_bound or observed.vm is None or vm_conflict(observed):
         return PHASE_PENDING if not all_bound or vm_conflict(observed) else PHASE_CREATING
@@ -172,7 +194,7 @@ def _ready_message(phase: str, found: list[Problem]) -> str:
         PHASE_STOPPED: "the virtual machine is stopped",
         PHASE_CREATING: "the virtual machine is starting",
         PHASE_PENDING: "waiting for volumes",
-        PHASE_ERROR: "a volume failed",
+        PHASE_ERROR: "a volume failed or was lost",
     }
     return messages[phase] + (f" ({found[0].message})" if found and phase != PHASE_RUNNING else "")
 
@@ -185,6 +207,8 @@ def _total(sizes: list[Quantity | None]) -> str:
 def _volume_state(volume: Volume) -> str:
     if volume.conflict:
         return "name conflict"
+    if volume.lost:
+        return "lost"
     if volume.deleting:
         return "being replaced"
     if volume.mismatch and not volume.ever_bound:
@@ -196,7 +220,7 @@ def _volume_state(volume: Volume) -> str:
     return "not created yet"
 
 
-def _volume_status(volume: Volume, classes: Mapping[str, Any]) -> Obj:
+def _volume_status(observed: Observed, volume: Volume, classes: Mapping[str, Any]) -> Obj:
     entry: Obj = {
         "name": volume.disk.name,
         "pvcName": volume.name,
@@ -204,11 +228,27 @@ def _volume_status(volume: Volume, classes: Mapping[str, Any]) -> Obj:
         "source": volume.source,
         "everBound": volume.ever_bound,
     }
+    if volume.lost:
+        entry["lost"] = True
+    if volume.collected:
+        entry["dataVolumeCollected"] = True
+    if _acknowledgement_spent(observed, volume):
+        entry[SPENT] = True
     if volume.requested is not None:
         entry["size"] = str(volume.requested)
     if volume.capacity is not None:
         entry["capacity"] = str(volume.capacity)
     return entry
+
+
+def _acknowledgement_spent(observed: Observed, volume: Volume) -> bool:
+    """Whether the recreate-lost-volumes annotation naming this disk no longer authorises a new volume: it has
+    been seen while the disk had a volume -- the one it brought, or a healthy one when it was set in advance. So it
+    counts only when set while a loss is reported, and once: left in place, it does not re-create the next loss.
+    The mark stays while the annotation names the disk; removing the annotation clears it."""
+    if volume.disk.name not in observed.recreate_lost:
+        return False
+    return bool(observed.recorded(volume.disk.name).get(SPENT)) or not volume.lost
 
 
 def urgent(before: Obj, after: Obj) -> bool:
@@ -229,4 +269,15 @@ def urgent(before: Obj, after: Obj) -> bool:
     changed = {kind for kind in was.keys() | became.keys() if was.get(kind) != became.get(kind)}
     if changed - {"VolumesBound"}:
         return True
+    if _safety_marks(before) != _safety_marks(after):
+        return True  # the record of a loss and of a spent acknowledgement must not wait: they decide what is made
     return "VolumesBound" in changed and became.get("VolumesBound") != "True"
+
+
+def _safety_marks(status: Obj) -> set[tuple[str, str]]:
+    return {
+        (str(v.get("name")), mark)
+        for v in status.get("volumes") or []
+        for mark in ("lost", SPENT)
+        if isinstance(v, Mapping) and v.get(mark)
+    }

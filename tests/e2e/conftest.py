@@ -53,8 +53,9 @@ def admin(cluster: ControlPlane) -> Kube:
 
 @pytest.fixture(scope="session")
 def backend(cluster: ControlPlane) -> Iterator[SimulatedBackend]:
-    """The simulated Longhorn/CDI/KubeVirt; expansion takes a second so Resizing can be seen."""
-    simulation = SimulatedBackend(cluster.client(SIMULATION), expand_delay=1.0).start()
+    """The simulated Longhorn/CDI/KubeVirt; expansion takes a second so Resizing can be seen; CDI collects the
+    DataVolumes annotated for it (the reconciler's say "false")."""
+    simulation = SimulatedBackend(cluster.client(SIMULATION), expand_delay=1.0, collect_data_volumes=True).start()
     try:
         yield simulation
     finally:

@@ -13,6 +13,7 @@ from reconciler.observation import Observed
 from reconciler.planning import Adopt, Create, Expand, Release, SetRetention, UpdateVM
 from tests import upstream
 from tests.builders import CLASSES, disk, wukong
+from wukong import api
 from wukong.policy import Policy, Scope
 from wukong.spec import Disk
 
@@ -31,6 +32,7 @@ SYSTEM = disk(
     "system", "80Gi", storageClassName="longhorn", boot=True, image="docker://quay.io/containerdisks/fedora:40"
 )
 DATA = disk("data", "500Gi", storageClassName="longhorn", boot=False)
+SYSTEM_DISK = Disk.from_dict(SYSTEM)
 
 
 def bound(pvc: dict, capacity: str | None = None) -> dict:
@@ -314,13 +316,47 @@ def test_a_failed_import_is_an_error():
     assert _condition(computed, "Degraded")["message"] == "DataVolume vm1-system failed: unable to pull"
 
 
-def test_a_garbage_collected_data_volume_keeps_its_pvc_as_the_volume():
-    """Newer CDI deletes completed DataVolumes after handing the PVC to their owner: nothing is recreated."""
-    observed = converged(live(SYSTEM))
-    pvc = copy.deepcopy(observed.pvcs["vm1-system"])
-    pvc["metadata"]["ownerReferences"] = [children.owner_reference(observed.wukong)]
-    observed = dataclasses.replace(observed, **{"data_volumes": {}, "pvcs": {"vm1-system": pvc}})
-    assert planning.plan(observed) == []
+def collected(observed: Observed, name: str, finished: bool = True) -> Observed:
+    """CDI's garbage collection of a DataVolume: its PVC (labels and annotations copied from it, the importer's
+    phase recorded) loses the DataVolume's ownerReference and takes the DataVolume's own ones; the DataVolume goes."""
+    dv = observed.data_volumes[name]
+    pvc = copy.deepcopy(observed.pvcs[name])
+    pvc["metadata"]["labels"] = dict(dv["metadata"]["labels"])
+    pvc["metadata"]["annotations"] = {**dv["metadata"]["annotations"], api.CDI_POD_PHASE: "Succeeded"}
+    if not finished:
+        pvc["metadata"]["annotations"][api.CDI_POD_PHASE] = "Running"
+    pvc["metadata"]["ownerReferences"] = dv["metadata"].get("ownerReferences") or []
+    dvs = {n: o for n, o in observed.data_volumes.items() if n != name}
+    return dataclasses.replace(observed, **{"data_volumes": dvs, "pvcs": {**observed.pvcs, name: pvc}})
+
+
+def test_data_volumes_ask_cdi_to_keep_them_after_the_import():
+    dv = children.data_volume(live(SYSTEM), SYSTEM_DISK)
+    assert dv["metadata"]["annotations"]["cdi.kubevirt.io/storage.deleteAfterCompletion"] == "false"
+
+
+@pytest.mark.parametrize("when_deleted", ["Retain", "Delete"])
+def test_the_pvc_a_collected_data_volume_left_is_adopted_as_the_volume(when_deleted):
+    observed = collected(converged(live(SYSTEM, volumeRetentionPolicy={"whenDeleted": when_deleted})), "vm1-system")
+    assert planning.plan(observed) == []  # nothing re-imported, nothing moved, the VM untouched
+    computed = status.compute(observed, NOW)
+    assert _condition(computed, "Degraded")["message"] == "no problems found"
+    assert computed["phase"] == "Running"
+    [entry] = computed["volumes"]
+    assert (entry["source"], entry["bound"], entry["everBound"], entry["dataVolumeCollected"]) == (
+        "dataVolume",
+        True,
+        True,
+        True,
+    )
+
+
+def test_a_pvc_whose_import_did_not_finish_is_not_taken_for_the_imported_volume():
+    observed = collected(converged(live(SYSTEM)), "vm1-system", finished=False)
+    assert planning.plan(observed) == []  # it bound, so it is never replaced either
+    computed = status.compute(observed, NOW)
+    assert _condition(computed, "Degraded")["reason"] == "VolumeImmutable"
+    assert "dataVolumeCollected" not in computed["volumes"][0]
 
 
 @pytest.mark.parametrize(
@@ -546,7 +582,7 @@ def test_a_volume_that_never_bound_is_replaced_when_its_class_is_corrected():
         "data",
         "uid-vm1-data",
         "4",
-        "its StorageClass is longhron and the disk asks for longhorn",
+        "it never bound and its StorageClass is longhron and the disk asks for longhorn",
     )
     deleting = copy.deepcopy(pvc)
     deleting["metadata"]["deletionTimestamp"] = NOW
@@ -760,3 +796,163 @@ def _written(phase: str, generation: int = 1, **conditions: str) -> dict:
 )
 def test_status_writes_at_once_only_what_a_user_watches_for(before, after, at_once):
     assert status.urgent(before, after) is at_once
+
+
+# -- lost volumes ----------------------------------------------------------------------------------------
+def written(observed: Observed, annotation: str | None = None, **gone: str) -> Observed:
+    """The observation after the status was written and the named volumes (kind per name) were deleted."""
+    obj = copy.deepcopy(observed.wukong)
+    obj["status"] = status.compute(observed, NOW)
+    if annotation is not None:
+        obj["metadata"]["annotations"] = {api.RECREATE_LOST_VOLUMES_ANNOTATION: annotation}
+    pvcs = {n: o for n, o in observed.pvcs.items() if n not in gone}
+    dvs = {n: o for n, o in observed.data_volumes.items() if gone.get(n) != "DataVolume"}
+    return dataclasses.replace(observed, **{"wukong": obj, "pvcs": pvcs, "data_volumes": dvs})
+
+
+def test_a_bound_volume_that_disappears_is_reported_lost_and_nothing_is_created_or_changed():
+    lost = written(converged(live(SYSTEM, DATA)), **{"vm1-data": "PersistentVolumeClaim"})
+    assert planning.plan(lost) == []  # no new claim, and the VM keeps its disks as they are
+    computed = status.compute(lost, NOW)
+    degraded = _condition(computed, "Degraded")
+    assert degraded["reason"] == "VolumeLost"
+    assert degraded["message"].startswith(
+        "disk data lost its volume: PersistentVolumeClaim vm1-data had bound and is gone"
+    )
+    assert "kubectl annotate wukong vm1 vm.novasphere.dev/recreate-lost-volumes=data" in degraded["message"]
+    assert computed["phase"] == "Error"
+    [entry] = [v for v in computed["volumes"] if v["name"] == "data"]
+    assert entry == {
+        "name": "data",
+        "pvcName": "vm1-data",
+        "bound": False,
+        "source": "pvc",
+        "everBound": True,
+        "lost": True,
+    }
+
+
+def test_the_loss_is_remembered_across_passes_from_the_status_alone():
+    lost = written(converged(live(SYSTEM, DATA)), **{"vm1-data": "PersistentVolumeClaim"})
+    again = written(lost)  # the status that said lost is now the only record
+    assert planning.plan(again) == []
+    assert _condition(status.compute(again, NOW), "Degraded")["reason"] == "VolumeLost"
+
+
+def test_a_claim_that_never_bound_and_disappears_is_simply_created_again():
+    observed = converged(live(SYSTEM, DATA))
+    pending = dataclasses.replace(
+        observed, **{"pvcs": {**observed.pvcs, "vm1-data": never_bound(observed.pvcs["vm1-data"])}, "vm": None}
+    )
+    gone = written(pending, **{"vm1-data": "PersistentVolumeClaim"})
+    assert [(type(a), a.kind) for a in planning.plan(gone)] == [(Create, "PersistentVolumeClaim")]
+
+
+def test_the_acknowledgement_creates_one_new_empty_claim_and_covers_one_loss():
+    lost = written(converged(live(SYSTEM, DATA)), **{"vm1-data": "PersistentVolumeClaim"})
+    asked = written(lost, annotation="data")
+    [create] = planning.plan(asked)
+    assert (type(create), create.kind, create.object["metadata"]["name"]) == (
+        Create,
+        "PersistentVolumeClaim",
+        "vm1-data",
+    )
+    made = asked.with_child("PersistentVolumeClaim", never_bound(create.object))
+    computed = status.compute(made, NOW)
+    [entry] = [v for v in computed["volumes"] if v["name"] == "data"]
+    assert (entry["everBound"], entry.get("lost"), entry.get("acknowledgementSpent")) == (False, None, True)
+    assert _condition(computed, "Degraded")["status"] == "False"
+    # the new claim binds, and is lost in turn while the annotation is still there: reported, not re-created
+    made = written(made, annotation="data")
+    rebound = dataclasses.replace(made, **{"pvcs": {**made.pvcs, "vm1-data": bound(create.object)}})
+    rebound = written(written(rebound, annotation="data"), annotation="data", **{"vm1-data": "PersistentVolumeClaim"})
+    assert planning.plan(rebound) == []
+    degraded = _condition(status.compute(rebound, NOW), "Degraded")
+    assert degraded["reason"] == "VolumeLost"
+    assert "named this disk before this loss was reported" in degraded["message"]
+
+
+def test_removing_the_annotation_clears_the_mark_so_a_later_acknowledgement_counts():
+    lost = written(converged(live(SYSTEM, DATA)), **{"vm1-data": "PersistentVolumeClaim"})
+    asked = written(lost, annotation="data")
+    [create] = planning.plan(asked)
+    made = asked.with_child("PersistentVolumeClaim", bound(create.object))
+    cleared = written(made, annotation="")
+    assert "acknowledgementSpent" not in next(v for v in status.compute(cleared, NOW)["volumes"] if v["name"] == "data")
+    lost_again = written(written(cleared, annotation=""), annotation="data", **{"vm1-data": "PersistentVolumeClaim"})
+    assert [type(a) for a in planning.plan(lost_again)] == [Create]
+
+
+def test_an_image_disk_whose_claim_is_lost_is_re_imported_only_when_asked():
+    observed = converged(live(SYSTEM, DATA))
+    lost = written(observed, **{"vm1-system": "PersistentVolumeClaim"})  # the DataVolume is still there
+    assert planning.plan(lost) == []
+    degraded = _condition(status.compute(lost, NOW), "Degraded")
+    assert degraded["reason"] == "VolumeLost"
+    assert (
+        "accept a new volume imported again from docker://quay.io/containerdisks/fedora:40: kubectl annotate"
+        in (degraded["message"])
+    )
+    [replace] = planning.plan(written(lost, annotation="system"))
+    assert (type(replace), replace.kind, replace.uid) == (planning.Replace, "DataVolume", "uid-vm1-system")
+    gone = written(written(lost, annotation="system"), annotation="system", **{"vm1-system": "DataVolume"})
+    [create] = planning.plan(gone)
+    assert (create.kind, create.object["spec"]["source"]) == (
+        "DataVolume",
+        {"registry": {"url": "docker://quay.io/containerdisks/fedora:40"}},
+    )
+    # The new DataVolume, before CDI made its claim: an import under way, not a loss to act on again.
+    importing = copy.deepcopy(create.object)
+    importing["metadata"].update(uid="uid-new", resourceVersion="20")
+    importing["status"] = {"phase": "ImportScheduled"}
+    made = gone.with_child("DataVolume", importing)
+    after = written(made, annotation="system")
+    assert planning.plan(after) == []
+    [entry] = [v for v in after.wukong["status"]["volumes"] if v["name"] == "system"]
+    assert (entry.get("lost"), entry.get("acknowledgementSpent")) == (None, True)
+    # Even a cache that shows the import done before its claim only reports the loss: the acknowledgement is spent.
+    raced = dataclasses.replace(after, **{"data_volumes": {"vm1-system": succeeded(importing)}})
+    assert planning.plan(raced) == []
+
+
+def test_an_acknowledgement_set_before_the_loss_authorises_nothing():
+    healthy = written(written(converged(live(SYSTEM, DATA)), annotation="data"), annotation="data")  # "just in case"
+    assert next(v for v in healthy.wukong["status"]["volumes"] if v["name"] == "data")["acknowledgementSpent"]
+    lost = written(healthy, annotation="data", **{"vm1-data": "PersistentVolumeClaim"})
+    assert planning.plan(lost) == []
+    assert _condition(status.compute(lost, NOW), "Degraded")["reason"] == "VolumeLost"
+
+
+@pytest.mark.parametrize("mark", ["lost", "acknowledgementSpent"])
+def test_the_record_of_a_loss_or_a_spent_acknowledgement_is_written_at_once(mark):
+    before = {**_written("Running"), "volumes": [{"name": "data", "everBound": True}]}
+    after = {**_written("Running"), "volumes": [{"name": "data", "everBound": True, mark: True}]}
+    assert status.urgent(before, after) is True
+    assert status.urgent(after, after) is False
+
+
+@pytest.mark.parametrize(
+    ("value", "disks"),
+    [("data", {"data"}), ("data, logs", {"data", "logs"}), (" ,data,,", {"data"}), ("", set())],
+    ids=["one", "two-with-space", "stray-commas", "empty"],
+)
+def test_the_acknowledgement_annotation_is_a_comma_separated_list_of_disk_names(value, disks):
+    obj = live(DATA)
+    obj["metadata"]["annotations"] = {api.RECREATE_LOST_VOLUMES_ANNOTATION: value}
+    assert Observed(obj).recreate_lost == disks
+
+
+@pytest.mark.parametrize("said", [None, "true"], ids=["made-before-the-annotation", "set-to-collect"])
+def test_a_data_volume_not_marked_for_keeping_is_asked_to_be_kept(said):
+    observed = converged(live(SYSTEM, DATA))
+    dv = copy.deepcopy(observed.data_volumes["vm1-system"])
+    if said is None:
+        del dv["metadata"]["annotations"][api.CDI_DELETE_AFTER_COMPLETION]
+    else:
+        dv["metadata"]["annotations"][api.CDI_DELETE_AFTER_COMPLETION] = said
+    [keep] = planning.plan(dataclasses.replace(observed, **{"data_volumes": {"vm1-system": dv}}))
+    assert keep == planning.KeepDataVolume(
+        "vm1-system",
+        "system",
+        {"metadata": {"resourceVersion": "6", "annotations": {api.CDI_DELETE_AFTER_COMPLETION: "false"}}},
+    )
