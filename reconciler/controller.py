@@ -276,7 +276,7 @@ class Controller:
             observed = dataclasses.replace(observed, policy_scope=self.policies.scope(namespace))
             facts["multus"] = self._multus_served()
             if facts["multus"]:
-                refused = planning.refused_networks(observed)
+                refused = observed.refused_networks
                 facts["nads"] = {
                     nad: self._get_or_none(namespace, nad)
                     for network, nad in zip(spec.networks, GuestConfig(observed).nad_names(), strict=True)

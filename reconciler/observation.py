@@ -49,6 +49,22 @@ class Observed:
         profile showed its re-reading at 3 % of the reconciler's samples)."""
         return WukongSpec.from_object(self.wukong)
 
+    @functools.cached_property
+    def refused_networks(self) -> dict[str, str]:
+        """Network name -> why the WukongPolicies on the namespace (or the built-in rules) refuse what it asks for.
+        Admission refuses the same; asked again here because a Wukong may have been stored while the webhook was
+        bypassed or before a policy changed: such a network's NetworkAttachmentDefinition is neither made nor
+        changed, and another namespace's is not even looked up. Judged once per observation."""
+        if not self.spec.networks:
+            return {}
+        scope = self.policy_scope or policy.Scope.of((), self.namespace)
+        refused = {}
+        for index, network in enumerate(self.spec.networks):
+            denied = [v for v in scope.network(f"spec.networks[{index}]", network) if v.action == policy.DENY]
+            if denied:
+                refused[network.name] = f"{denied[0].path}: {denied[0].detail}"
+        return refused
+
     @property
     def name(self) -> str:
         return str(self.wukong["metadata"]["name"])

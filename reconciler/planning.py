@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from reconciler import children
 from reconciler.guest import CLOUD_INIT_DIGEST_ANNOTATION, GuestConfig
 from reconciler.observation import Kind, Observed, Volume, VolumeKind, expandable, lookup, volumes
-from wukong import api, policy
+from wukong import api
 from wukong.manifests import Obj
 from wukong.naming import vm_name, volume_name
 from wukong.spec import DELETE
@@ -125,22 +125,6 @@ def plan(observed: Observed, hotplug_disks: bool = False) -> list[Action]:
     return actions
 
 
-def refused_networks(observed: Observed) -> dict[str, str]:
-    """Network name -> why the WukongPolicies on the namespace (or the built-in rules) refuse what it asks for.
-    Admission refuses the same; asked again here because a Wukong may have been stored while the webhook was
-    bypassed or before a policy changed: such a network's NetworkAttachmentDefinition is neither made nor changed,
-    and another namespace's is not even looked up."""
-    if not observed.spec.networks:
-        return {}
-    scope = observed.policy_scope or policy.Scope.of((), observed.namespace)
-    refused = {}
-    for index, network in enumerate(observed.spec.networks):
-        denied = [v for v in scope.network(f"spec.networks[{index}]", network) if v.action == policy.DENY]
-        if denied:
-            refused[network.name] = f"{denied[0].path}: {denied[0].detail}"
-    return refused
-
-
 def _made_networks(observed: Observed) -> list[tuple[str, Obj]]:
     """(network name, the NetworkAttachmentDefinition this Wukong makes for it) for each network without nadName."""
     made = [n for n in observed.spec.networks if not n.nad_name]
@@ -153,7 +137,7 @@ def _network_actions(observed: Observed) -> list[Action]:
     MultusNotInstalled)."""
     if not observed.spec.networks or observed.multus is not True:
         return []
-    refused = refused_networks(observed)
+    refused = observed.refused_networks
     actions: list[Action] = []
     for network, nad in _made_networks(observed):
         name = nad["metadata"]["name"]
@@ -181,7 +165,7 @@ def guest_blockers(observed: Observed) -> list[tuple[str, str]]:
             )
         )
     elif spec.networks:
-        refused = refused_networks(observed)
+        refused = observed.refused_networks
         wanted = {nad["metadata"]["name"]: nad for _, nad in _made_networks(observed)}
         for network, nad in zip(spec.networks, guest.nad_names(), strict=True):
             live = observed.nads.get(nad)

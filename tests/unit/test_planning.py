@@ -755,7 +755,7 @@ def test_another_namespaces_nad_no_policy_lists_is_refused_without_being_looked_
     observed = with_guest_facts(
         dataclasses.replace(converged(live(SYSTEM, **guest)), **{"vm": None}), nads={"vm1-lan": None}
     )
-    refused = planning.refused_networks(observed)
+    refused = observed.refused_networks
     assert list(refused) == ["corp"]
     assert refused["corp"].startswith(
         'spec.networks[1].nadName: NetworkAttachmentDefinition "host-net" is in namespace'
