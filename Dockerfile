@@ -1,5 +1,5 @@
 # One image for every process: `wukong-webhook serve ...`, `wukong-reconciler ...`, `wukong-certs manage ...` (deploy/).
-# Build: docker build -t ghcr.io/novasphere/wukong:0.1.0 .
+# Build: make image (docker build -t ghcr.io/novasphere/wukong:0.2.0 .); make push IMAGE=registry.example/wukong:<tag> to publish your own.
 #
 # Nothing is taken by a name that can move:
 #   - the base image by digest: python:3.11-slim (Python 3.11.15, Debian trixie) as Docker's official-images
@@ -21,6 +21,7 @@ COPY kubeclient kubeclient
 COPY webhook webhook
 COPY certs certs
 COPY reconciler reconciler
+COPY wukongctl wukongctl
 COPY deploy/crd deploy/crd
 # The project's own wheel, with the locked backend (no build isolation: nothing fetched), and no dependencies.
 RUN pip wheel --no-cache-dir --no-deps --no-build-isolation --wheel-dir /wheels . \

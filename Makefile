@@ -79,11 +79,11 @@ demo: k8s-bin ## The main job on a fresh machine: defaulting, a shrink refused, 
 	$(BIN)/python -m devcluster.demo
 
 .PHONY: k8s-bin
-k8s-bin: install ## Build kube-apiserver, kube-controller-manager, kubectl and etcd from the pinned Go modules (once per machine)
+k8s-bin: install ## Build kube-apiserver, kube-controller-manager, kubectl, etcd, helm and promtool from the pinned Go modules (once per machine)
 	$(DEVCLUSTER) build
 
 .PHONY: up
-up: k8s-bin ## Start devcluster, webhook, reconciler, simulation in the background (`.venv/bin/python -m devcluster env`)
+up: k8s-bin ## Start devcluster, webhook, reconciler, simulation in the background until `make down` (`.venv/bin/python -m devcluster env`)
 	$(DEVCLUSTER) up --detach
 
 .PHONY: down
@@ -110,9 +110,25 @@ bench: k8s-bin ## Benchmarks (print figures against a same-run baseline)
 ##@ Deployment
 
 KUBECTL ?= kubectl
+DOCKER ?= docker
 NAMESPACE ?= wukong-system
-IMAGE ?= ghcr.io/novasphere/wukong:0.1.0
-DEFAULT_IMAGE := ghcr.io/novasphere/wukong:0.1.0
+# One version, pyproject.toml's: the image tag deploy/ and the chart run (`make chart` writes it into them).
+VERSION := $(shell sed -n 's/^version = "\(.*\)"$$/\1/p' pyproject.toml)
+DEFAULT_IMAGE := ghcr.io/novasphere/wukong:$(VERSION)
+IMAGE ?= $(DEFAULT_IMAGE)
+
+.PHONY: chart
+chart: install ## Write the Helm chart's templates, CRDs and version from deploy/ and pyproject.toml (the one source)
+	$(BIN)/python -m devcluster.chart
+
+.PHONY: image
+image: ## Build the image: make image IMAGE=registry.example/wukong:tag (default ghcr.io/novasphere/wukong:<version>)
+	$(DOCKER) build -t $(IMAGE) .
+
+.PHONY: push
+push: image ## Build and push it; deploy what this prints by digest (docs/platform-teams.md, Deploying)
+	$(DOCKER) push $(IMAGE)
+	@$(DOCKER) inspect --format '{{index .RepoDigests 0}}' $(IMAGE)
 
 .PHONY: deploy
 deploy: ## Install on the cluster of the current kubeconfig: make deploy IMAGE=registry.example/wukong:tag
@@ -123,6 +139,6 @@ deploy: ## Install on the cluster of the current kubeconfig: make deploy IMAGE=r
 	$(KUBECTL) -n $(NAMESPACE) rollout status deployment/wukong-reconciler --timeout=180s
 
 .PHONY: undeploy
-undeploy: ## Remove everything but the CRDs: Wukongs, their VMs and volumes, WukongPolicies stay (see README, Uninstall)
+undeploy: ## Remove everything but the CRDs: Wukongs, their VMs and volumes, WukongPolicies stay (see docs/platform-teams.md, Deploying)
 	$(KUBECTL) kustomize deploy/ | $(KUBECTL) delete --ignore-not-found -l 'app.kubernetes.io/name!=wukong' -f -
-	@echo ">> the CRDs, every Wukong and WukongPolicy are kept; deleting the Wukong CRD deletes every Wukong (see README)"
+	@echo ">> the CRDs, every Wukong and WukongPolicy are kept; deleting the Wukong CRD deletes every Wukong (see docs/platform-teams.md)"

@@ -18,13 +18,17 @@ import threading
 import time
 from pathlib import Path
 
-from devcluster.backend import SIMULATION, SimulatedBackend
+from devcluster.backend import SimulatedBackend
 from devcluster.controlplane import ControlPlane
 from devcluster.local_reconciler import LocalReconciler, install_rbac
-from kubeclient.resources import DATA_VOLUMES, PVCS, VIRTUAL_MACHINES, WUKONGS
+from kubeclient.resources import DATA_VOLUMES, PVCS, VIRTUAL_MACHINES
 from kubeclient.rest import Kube
-from reconciler import children
-from wukong.spec import WukongSpec
+from reconciler.guest import cloud_init_secret
+from reconciler.observation import Observed
+from reconciler.vm import virtual_machine
+from reconciler.volumes import data_volume, persistent_volume_claim
+from wukong.api import WUKONGS
+from wukong.spec import DELETE
 
 
 def manifest(name: str, namespace: str) -> dict:
@@ -77,10 +81,11 @@ def baseline(plane: ControlPlane, admin: Kube, count: int) -> float:
     for i in range(count):
         owner = copy.deepcopy(manifest(f"b{i}", "bench-baseline"))
         owner["metadata"]["uid"] = f"00000000-0000-0000-0000-{i:012d}"
-        spec = WukongSpec.from_object(owner)
-        admin.create(DATA_VOLUMES, children.data_volume(owner, spec.disks[0]))
-        admin.create(PVCS, children.persistent_volume_claim(owner, spec.disks[1]))
-        admin.create(VIRTUAL_MACHINES, children.virtual_machine(owner, spec))
+        observed = Observed(owner)
+        spec, delete_with_owner = observed.spec, observed.spec.when_deleted == DELETE
+        admin.create(DATA_VOLUMES, data_volume(owner, spec.disks[0], delete_with_owner))
+        admin.create(PVCS, persistent_volume_claim(owner, spec.disks[1], delete_with_owner))
+        admin.create(VIRTUAL_MACHINES, virtual_machine(observed, cloud_init_secret(observed)))
     return time.perf_counter() - started
 
 
@@ -134,7 +139,7 @@ class ProcessMeter:
 def converge(plane: ControlPlane, admin: Kube, count: int, workers: int, say) -> dict:
     namespace = f"bench-{count}"
     plane.kubectl("create", "namespace", namespace)
-    backend = SimulatedBackend(plane.client(SIMULATION), namespace=namespace).start()
+    backend = SimulatedBackend.on(plane, namespace=namespace).start()
     reconciler = LocalReconciler(
         plane, ["--namespace", namespace, "--workers", str(workers), "--resync-period", "600"], log_name=f"r{count}"
     ).start()

@@ -34,8 +34,9 @@ def _parser() -> argparse.ArgumentParser:
     generate.add_argument("--out-dir", required=True, type=Path)
     generate.add_argument("--dns", action="append", default=[], help="extra DNS name (repeatable)")
     generate.add_argument("--ip", action="append", default=[], type=_ip, help="extra IP address (repeatable)")
-    generate.add_argument("--days", type=_positive, default=365, help="serving certificate lifetime (default 365)")
-    generate.add_argument("--ca-days", type=_positive, default=3650, help="CA lifetime (default 3650)")
+    days, ca_days = pki.CERT_LIFETIME.days, pki.CA_LIFETIME.days
+    generate.add_argument("--days", type=_positive, default=days, help=f"serving certificate lifetime (default {days})")
+    generate.add_argument("--ca-days", type=_positive, default=ca_days, help=f"CA lifetime (default {ca_days})")
     generate.add_argument(
         "--key-algorithm", choices=[a.value for a in pki.KeyAlgorithm], default=pki.KeyAlgorithm.ECDSA_P256.value
     )
@@ -79,8 +80,8 @@ def _parser() -> argparse.ArgumentParser:
     manage.add_argument("--validating", action="append", default=[], metavar="NAME")
     manage.add_argument("--dns", action="append", default=[], help="extra DNS name (repeatable)")
     manage.add_argument("--ip", action="append", default=[], type=_ip, help="extra IP address (repeatable)")
-    manage.add_argument("--ca-lifetime", type=_duration, default=datetime.timedelta(days=3650), help="e.g. 3650d")
-    manage.add_argument("--cert-lifetime", type=_duration, default=datetime.timedelta(days=365), help="e.g. 365d, 12h")
+    manage.add_argument("--ca-lifetime", type=_duration, default=pki.CA_LIFETIME, help="e.g. 3650d")
+    manage.add_argument("--cert-lifetime", type=_duration, default=pki.CERT_LIFETIME, help="e.g. 365d, 12h")
     manage.add_argument("--interval", type=float, default=30.0, help="seconds between passes at most (default 30)")
     manage.add_argument("--leader-elect", action="store_true", help="act only while holding the Lease")
     manage.add_argument("--leader-elect-id", default="wukong-certs", help="Lease name, in --namespace")

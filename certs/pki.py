@@ -16,6 +16,8 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 PrivateKey = ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey
 # Leave room for clocks that run a little behind ours.
 CLOCK_SKEW = datetime.timedelta(minutes=5)
+CA_LIFETIME = datetime.timedelta(days=3650)  # the defaults of `wukong-certs generate` and `manage`
+CERT_LIFETIME = datetime.timedelta(days=365)
 
 
 class KeyAlgorithm(Enum):

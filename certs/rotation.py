@@ -36,8 +36,8 @@ LEGACY_CA_KEY = "ca.key"  # the CA's key, in the serving Secret before the split
 class Settings:
     service: str
     namespace: str
-    ca_lifetime: datetime.timedelta = datetime.timedelta(days=3650)
-    cert_lifetime: datetime.timedelta = datetime.timedelta(days=365)
+    ca_lifetime: datetime.timedelta = pki.CA_LIFETIME
+    cert_lifetime: datetime.timedelta = pki.CERT_LIFETIME
     extra_dns_names: tuple[str, ...] = ()
     ips: tuple[str, ...] = ()
 

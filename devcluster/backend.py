@@ -4,10 +4,22 @@ devcluster has an API server but no controllers, kubelets or storage. This simul
 the same API, what those systems would do, so the reconciler can be exercised end to end:
   - provisioner (Longhorn): binds a Pending PVC to a new PersistentVolume of the requested size
     (WaitForFirstConsumer classes: once a VirtualMachine uses the claim); grows capacity after an
-    expansion on classes with allowVolumeExpansion;
-  - CDI: gives a DataVolume its PVC (same name, owned by the DataVolume) and moves it to Succeeded once the
-    PVC is bound, or to Failed when the source URL contains "simulate-import-failure"; optionally collects a
+    expansion on classes with allowVolumeExpansion -- and, as the external-resizer writes a CSI driver's refusal,
+    refuses one beyond the class parameter ``devcluster.novasphere.dev/max-volume-size`` (allocatedResourceStatuses
+    ControllerResizeInfeasible, a ControllerResizeError condition), until the request is lowered within it;
+  - CDI: gives a DataVolume its PVC (same name, owned by the DataVolume, created as CDI's own ServiceAccount
+    ``cdi/cdi-sa``, as the ownership guard in deploy/rbac/ownership-guard.yaml expects) and moves it to Succeeded
+    once the PVC is bound, or to Failed when the source URL contains "simulate-import-failure"; a URL containing
+    "simulate-image-pull-failure" is an image that cannot be pulled: the importer restarts forever with the kubelet's
+    back-off (restartCount, a Running condition False with CDI's ImagePullFailed and the importer's message); one
+    containing "simulate-slow-import" reports progress ("45.20%") for a few seconds; optionally collects a
     Succeeded DataVolume annotated for it, leaving its PVC (CDI's garbage collection);
+  - the CSI snapshotter (snapshot-controller + csi-snapshotter sidecar): gives a VolumeSnapshot of a bound claim a
+    VolumeSnapshotContent (its class named, or the default one of the claim's driver) and marks both ready to use,
+    with ``restoreSize`` and ``creationTime`` as they write them; a VolumeSnapshot with no class to take, or of a
+    claim annotated ``devcluster.novasphere.dev/snapshot-fails: <message>``, gets ``status.error`` instead (the
+    snapshotter retries such a snapshot, and reports the error until it succeeds); a deleted VolumeSnapshot's
+    content goes with it under ``deletionPolicy: Delete``;
   - KubeVirt: marks a VirtualMachine Running once all its volumes are bound, with a running
     VirtualMachineInstance on a simulated node (Stopped, and no instance, when Halted); an instance deleted by
     someone (``virtctl restart``) starts again from the current template; a template change reaches the running
@@ -24,8 +36,13 @@ import functools
 import logging
 import re
 import threading
+import time
+from fractions import Fraction
 from typing import Any
 
+from devcluster.controlplane import ControlPlane
+from kubeclient import timestamps
+from kubeclient.credentials import load_api_client
 from kubeclient.informer import Informer
 from kubeclient.resources import (
     DATA_VOLUMES,
@@ -34,19 +51,54 @@ from kubeclient.resources import (
     STORAGE_CLASSES,
     VIRTUAL_MACHINE_INSTANCES,
     VIRTUAL_MACHINES,
+    VOLUME_SNAPSHOT_CLASSES,
+    VOLUME_SNAPSHOT_CONTENTS,
+    VOLUME_SNAPSHOTS,
     Resource,
 )
 from kubeclient.rest import AlreadyExists, ApiError, Conflict, Kube, NotFound
 from kubeclient.workqueue import ShutDown, WorkQueue
 from wukong import api
+from wukong.quantity import QuantityError, parse
 from wukong.storageclass import StorageClass
 
 log = logging.getLogger("wukong.devcluster.simulation")
 SIMULATION = "devcluster-simulation"  # the field manager its writes are recorded under
 FAILURE_MARKER = "simulate-import-failure"
+SNAPSHOT_FAILS = "devcluster.novasphere.dev/snapshot-fails"  # on a PVC: its snapshots fail with this message
+PULL_FAILURE_MARKER = "simulate-image-pull-failure"
+SLOW_IMPORT_MARKER = "simulate-slow-import"
+SLOW_IMPORT_PROGRESS = ("0.00%", "12.50%", "45.20%", "78.90%")  # each reported for SLOW_IMPORT_STEP seconds
+SLOW_IMPORT_STEP = 1.5
+RESTART_BACKOFF = (0.25, 4.0)  # the kubelet's crash-loop back-off (10 s doubling to 5 min), scaled down
+MAX_VOLUME_SIZE = "devcluster.novasphere.dev/max-volume-size"  # StorageClass parameter: the simulated driver's limit
 SIMULATED_NODE = "devcluster-node-1"
 _CSI_DRIVER = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
 Item = tuple[str, str, str]  # (kind, namespace, name)
+CDI_NAMESPACE, CDI_ACCOUNT = "cdi", "cdi-sa"  # where CDI's operator installs it, and the account its controller uses
+
+
+def cdi_identity() -> list[dict[str, Any]]:
+    """CDI's ServiceAccount, with the one right the simulation acts on as CDI: creating a DataVolume's claim."""
+    name = "devcluster-simulated-cdi"
+    subject = {"kind": "ServiceAccount", "name": CDI_ACCOUNT, "namespace": CDI_NAMESPACE}
+    return [
+        {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": CDI_NAMESPACE}},
+        {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": CDI_ACCOUNT, "namespace": CDI_NAMESPACE}},
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "ClusterRole",
+            "metadata": {"name": name},
+            "rules": [{"apiGroups": [""], "resources": ["persistentvolumeclaims"], "verbs": ["create"]}],
+        },
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "ClusterRoleBinding",
+            "metadata": {"name": name},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": name},
+            "subjects": [subject],
+        },
+    ]
 
 
 class SimulatedBackend:
@@ -58,29 +110,56 @@ class SimulatedBackend:
         workers: int = 2,
         namespace: str | None = None,
         collect_data_volumes: bool = False,
+        cdi: Kube | None = None,
     ) -> None:
         """``delay``: seconds before each step (provision, import, start); ``expand_delay``: before capacity
         grows; ``namespace``: simulate only there (default: everywhere); ``collect_data_volumes``: play CDI's
-        garbage collection with ``dataVolumeTTLSeconds: 0`` (off by default)."""
+        garbage collection with ``dataVolumeTTLSeconds: 0`` (off by default); ``cdi``: a client acting as CDI's
+        ServiceAccount, for what CDI creates (``on`` makes one), else ``kube``."""
         self.kube, self.delay, self.workers = kube, delay, workers
+        self.cdi = cdi or kube
         self.collect_data_volumes = collect_data_volumes
         self.expand_delay = delay if expand_delay is None else expand_delay
         self._expanding: set[tuple[str, str]] = set()
+        self._not_before: dict[tuple[str, str], float] = {}  # DataVolume -> when its importer's next step is due
         self.pvcs = Informer(kube, PVCS, namespace)
         self.data_volumes = Informer(kube, DATA_VOLUMES, namespace)
         self.vms = Informer(kube, VIRTUAL_MACHINES, namespace)
         self.instances = Informer(kube, VIRTUAL_MACHINE_INSTANCES, namespace)
         self.storage_classes = Informer(kube, STORAGE_CLASSES)
+        self.snapshots = Informer(kube, VOLUME_SNAPSHOTS, namespace)
+        self.snapshot_classes = Informer(kube, VOLUME_SNAPSHOT_CLASSES)
         self.queue: WorkQueue[Item] = WorkQueue()
-        for informer, kind in ((self.pvcs, "pvc"), (self.data_volumes, "dv"), (self.vms, "vm")):
+        for informer, kind in ((self.pvcs, "pvc"), (self.data_volumes, "dv"), (self.vms, "vm"), (self.snapshots, "vs")):
             informer.on_change(functools.partial(self._seen, kind))
         self.instances.on_change(self._instance_changed)
         self._threads: list[threading.Thread] = []
 
+    @classmethod
+    def on(cls, plane: ControlPlane, **options: Any) -> SimulatedBackend:
+        """The simulation on devcluster: as an admin for what no product identity does (binding volumes, running
+        VMs), and as CDI's own ServiceAccount for the claims CDI makes, which carry a DataVolume's labels."""
+        plane.apply(cdi_identity())
+        kubeconfig = plane.service_account_kubeconfig(CDI_NAMESPACE, CDI_ACCOUNT)
+        cdi = Kube(load_api_client(str(kubeconfig)), field_manager=SIMULATION)
+        return cls(plane.client(SIMULATION), cdi=cdi, **options)
+
+    @property
+    def _informers(self) -> tuple[Informer, ...]:
+        return (
+            self.storage_classes,
+            self.snapshot_classes,
+            self.pvcs,
+            self.data_volumes,
+            self.vms,
+            self.instances,
+            self.snapshots,
+        )
+
     def start(self) -> SimulatedBackend:
-        for informer in (self.storage_classes, self.pvcs, self.data_volumes, self.vms, self.instances):
+        for informer in self._informers:
             informer.start()
-        for informer in (self.storage_classes, self.pvcs, self.data_volumes, self.vms, self.instances):
+        for informer in self._informers:
             informer.wait_synced(30)
         for index in range(self.workers):
             thread = threading.Thread(target=self._work, name=f"simulation-{index}", daemon=True)
@@ -90,11 +169,13 @@ class SimulatedBackend:
 
     def stop(self) -> None:
         self.queue.shut_down()
-        for informer in (self.storage_classes, self.pvcs, self.data_volumes, self.vms, self.instances):
+        for informer in self._informers:
             informer.stop()
 
     def _seen(self, kind: str, event: str, obj: dict[str, Any]) -> None:
         if event == "DELETED":
+            if kind == "vs":
+                self._snapshot_deleted(obj)
             return
         item = (kind, obj["metadata"]["namespace"], obj["metadata"]["name"])
         self.queue.add_after(item, self.delay)
@@ -120,7 +201,8 @@ class SimulatedBackend:
             except ShutDown:
                 return
             try:
-                {"pvc": self._claim, "dv": self._data_volume, "vm": self._vm}[item[0]](item[1], item[2])
+                work = {"pvc": self._claim, "dv": self._data_volume, "vm": self._vm, "vs": self._snapshot}
+                work[item[0]](item[1], item[2])
                 self.queue.forget(item)
             except (Conflict, AlreadyExists, NotFound):
                 self.queue.add_rate_limited(item)
@@ -151,15 +233,53 @@ class SimulatedBackend:
                 return
             self._bind(pvc, storage_class, requested)
         elif storage_class.allow_volume_expansion and (status.get("capacity") or {}).get("storage") != requested:
+            if _refused(status, requested):
+                return  # refused as it stands: the external-resizer waits for a new request
             if (namespace, name) not in self._expanding and self.expand_delay > 0:
                 self._expanding.add((namespace, name))  # the resize takes a while, as on real storage
                 self.queue.add_after(("pvc", namespace, name), self.expand_delay)
                 return
             self._expanding.discard((namespace, name))
             volume = pvc["spec"].get("volumeName")
+            limit = self._parameters(storage_class.name).get(MAX_VOLUME_SIZE)
+            if limit and _quantity(requested) > _quantity(limit):
+                self._refuse_resize(pvc, storage_class, requested, limit)
+                return
             if volume:
                 self.kube.patch(PVS, None, volume, {"spec": {"capacity": {"storage": requested}}})
-            self._status(PVCS, namespace, name, {"capacity": {"storage": requested}})
+            done: dict[str, Any] = {"capacity": {"storage": requested}}
+            if status.get("allocatedResourceStatuses"):  # a refused resize that now fits: the error is over
+                done.update(allocatedResources=None, allocatedResourceStatuses=None, conditions=[])
+            self._status(PVCS, namespace, name, done)
+
+    def _refuse_resize(self, pvc: dict[str, Any], storage_class: StorageClass, requested: str, limit: str) -> None:
+        """What the external-resizer writes when the CSI driver answers ControllerExpandVolume with a final error
+        (OUT_OF_RANGE): the resize is infeasible until the request changes (Kubernetes' recovery from expansion
+        failure lets it be lowered, above status.capacity)."""
+        metadata = pvc["metadata"]
+        volume = pvc["spec"].get("volumeName") or f"pvc-{metadata['uid']}"
+        message = (
+            f'resize volume "{volume}" by resizer "{storage_class.provisioner}" failed: rpc error: code = OutOfRange '
+            f"desc = requested size {requested} exceeds the {limit} the simulated driver can allocate"
+        )
+        condition = {
+            "type": "ControllerResizeError",
+            "status": "True",
+            "lastTransitionTime": timestamps.now(),
+            "message": message,
+        }
+        status = {
+            "allocatedResources": {"storage": requested},
+            "allocatedResourceStatuses": {"storage": "ControllerResizeInfeasible"},
+            "conditions": [condition],
+        }
+        self._status(PVCS, metadata["namespace"], metadata["name"], status)
+
+    def _parameters(self, class_name: str) -> dict[str, str]:
+        for obj in self.storage_classes.items():
+            if obj["metadata"]["name"] == class_name:
+                return dict(obj.get("parameters") or {})
+        return {}
 
     def _consumed(self, namespace: str, claim: str) -> bool:
         return any(vm["metadata"]["namespace"] == namespace and claim in _claims(vm) for vm in self.vms.items())
@@ -243,7 +363,19 @@ class SimulatedBackend:
                 DATA_VOLUMES, namespace, name, {"phase": "ImportScheduled", "progress": "N/A", "claimName": name}
             )
             return
-        if (pvc.get("status") or {}).get("phase") == "Bound":
+        bound = (pvc.get("status") or {}).get("phase") == "Bound"
+        if bound and (PULL_FAILURE_MARKER in url or SLOW_IMPORT_MARKER in url):
+            wait = self._not_before.get((namespace, name), 0.0) - time.monotonic()
+            if wait > 0:  # the step is not due yet (a status write of ours woke this up)
+                self.queue.add_after(("dv", namespace, name), wait)
+                return
+            if PULL_FAILURE_MARKER in url:
+                self._importer_fails(dv, url)
+                return
+            if self._import_progresses(dv):
+                return
+            self._not_before.pop((namespace, name), None)
+        if bound:
             # CDI's import controller records the importer pod's end on the claim before the DataVolume succeeds.
             if (pvc["metadata"].get("annotations") or {}).get(api.CDI_POD_PHASE) != "Succeeded":
                 self.kube.patch(PVCS, namespace, name, {"metadata": {"annotations": {api.CDI_POD_PHASE: "Succeeded"}}})
@@ -254,6 +386,53 @@ class SimulatedBackend:
             self._status(
                 DATA_VOLUMES, namespace, name, {"phase": "WaitForFirstConsumer", "progress": "N/A", "claimName": name}
             )
+
+    def _importer_fails(self, dv: dict[str, Any], url: str) -> None:
+        """An importer that cannot pull its image, as CDI reports it: the pod exits with "Unable to process data:
+        failed to pull image: ..." (importer.go), CDI's import controller reads that termination message into the
+        claim's running-condition annotations (reason ImagePullFailed, util.go) and the pod's restarts into
+        restartCount; the phase stays ImportInProgress, since only a checksum mismatch is fatal. The kubelet
+        restarts it after a back-off that doubles."""
+        metadata = dv["metadata"]
+        namespace, name = metadata["namespace"], metadata["name"]
+        restarts = int((dv.get("status") or {}).get("restartCount") or 0) + 1
+        message = (
+            f"Unable to process data: failed to pull image: initializing source {url}: reading manifest: "
+            f"manifest unknown"
+        )
+        conditions = [
+            {"type": "Bound", "status": "True", "reason": "Bound", "message": f"PVC {name} Bound"},
+            {"type": "Ready", "status": "False", "reason": "TransferRunning", "message": ""},
+            {"type": "Running", "status": "False", "reason": "ImagePullFailed", "message": message},
+        ]
+        status = {
+            "phase": "ImportInProgress",
+            "progress": "N/A",
+            "claimName": name,
+            "restartCount": restarts,
+            "conditions": conditions,
+        }
+        self._status(DATA_VOLUMES, namespace, name, status)
+        backoff = min(RESTART_BACKOFF[0] * 2 ** (restarts - 1), RESTART_BACKOFF[1])
+        self._not_before[(namespace, name)] = time.monotonic() + backoff
+        self.queue.add_after(("dv", namespace, name), backoff)
+
+    def _import_progresses(self, dv: dict[str, Any]) -> bool:
+        """A slow import: CDI polls the importer's progress metric every 2 s and writes it as ``"%.2f%%"``.
+        False once the last step was shown: the import then succeeds."""
+        metadata = dv["metadata"]
+        namespace, name = metadata["namespace"], metadata["name"]
+        shown = (dv.get("status") or {}).get("progress")
+        steps = list(SLOW_IMPORT_PROGRESS)
+        following = steps[steps.index(shown) + 1] if shown in steps[:-1] else None if shown in steps else steps[0]
+        if following is None:
+            return False
+        running = {"type": "Running", "status": "True", "reason": "Pod is running", "message": ""}
+        status = {"phase": "ImportInProgress", "progress": following, "claimName": name, "conditions": [running]}
+        self._status(DATA_VOLUMES, namespace, name, status)
+        self._not_before[(namespace, name)] = time.monotonic() + SLOW_IMPORT_STEP
+        self.queue.add_after(("dv", namespace, name), SLOW_IMPORT_STEP)
+        return True
 
     def _garbage_collect(self, dv: dict[str, Any]) -> None:
         """CDI's garbage collection of a finished DataVolume (``garbageCollect``/``detachPvcDeleteDv`` in CDI's
@@ -293,7 +472,7 @@ class SimulatedBackend:
             if storage.get(key):
                 spec[key] = storage[key]
         with contextlib.suppress(AlreadyExists):
-            self.kube.create(
+            self.cdi.create(
                 PVCS,
                 {
                     "apiVersion": "v1",
@@ -317,6 +496,118 @@ class SimulatedBackend:
                     "spec": spec,
                 },
             )
+
+    # -- the CSI snapshotter -----------------------------------------------------------------------------
+    def _snapshot(self, namespace: str, name: str) -> None:
+        """As the snapshot-controller and the csi-snapshotter sidecar do for a dynamically provisioned snapshot:
+        the class (named, or the driver's default), a VolumeSnapshotContent ``snapcontent-<uid>`` bound to the
+        VolumeSnapshot, the CSI snapshot taken, and both marked ready with the size to restore."""
+        snapshot = self.snapshots.get(namespace, name)
+        if snapshot is None or snapshot["metadata"].get("deletionTimestamp"):
+            return
+        status = snapshot.get("status") or {}
+        if status.get("readyToUse") is True or status.get("error"):
+            return
+        claim = (snapshot["spec"].get("source") or {}).get("persistentVolumeClaimName")
+        pvc = self.pvcs.get(namespace, claim) if claim else None
+        if pvc is None or (pvc.get("status") or {}).get("phase") != "Bound":
+            return  # the snapshotter waits for its source; a claim's event brings it back
+        storage_class = self._class(pvc["spec"].get("storageClassName"))
+        driver = storage_class.provisioner if storage_class else ""
+        snapshot_class = self._snapshot_class(snapshot["spec"].get("volumeSnapshotClassName"), driver)
+        if snapshot_class is None:
+            self._snapshot_error(
+                snapshot,
+                "Failed to set default snapshot class with error cannot find default snapshot class for driver "
+                + driver,
+            )
+            return
+        if failing := (pvc["metadata"].get("annotations") or {}).get(SNAPSHOT_FAILS):
+            handle = pvc["spec"].get("volumeName") or ""
+            self._snapshot_error(
+                snapshot,
+                f"Failed to check and update snapshot content: failed to take snapshot of the volume {handle}: "
+                f'"rpc error: code = Internal desc = {failing}"',
+            )
+            return
+        uid = snapshot["metadata"]["uid"]
+        content_name = f"snapcontent-{uid}"
+        size = (pvc.get("status") or {}).get("capacity", {}).get("storage") or pvc["spec"]["resources"]["requests"][
+            "storage"
+        ]
+        now = datetime.datetime.now(datetime.UTC)
+        with contextlib.suppress(AlreadyExists):
+            self.kube.create(
+                VOLUME_SNAPSHOT_CONTENTS,
+                {
+                    "apiVersion": "snapshot.storage.k8s.io/v1",
+                    "kind": "VolumeSnapshotContent",
+                    "metadata": {"name": content_name},
+                    "spec": {
+                        "deletionPolicy": snapshot_class.get("deletionPolicy", "Delete"),
+                        "driver": driver,
+                        "source": {"volumeHandle": pvc["spec"].get("volumeName") or ""},
+                        "sourceVolumeMode": pvc["spec"].get("volumeMode") or "Filesystem",
+                        "volumeSnapshotClassName": snapshot_class["metadata"]["name"],
+                        "volumeSnapshotRef": {
+                            "apiVersion": "snapshot.storage.k8s.io/v1",
+                            "kind": "VolumeSnapshot",
+                            "name": name,
+                            "namespace": namespace,
+                            "uid": uid,
+                        },
+                    },
+                },
+            )
+        content_status = {
+            "creationTime": int(now.timestamp() * 1e9),  # the sidecar writes nanoseconds since the epoch
+            "readyToUse": True,
+            "restoreSize": _bytes(size),
+            "snapshotHandle": f"snap-{uid}",
+        }
+        self._status(VOLUME_SNAPSHOT_CONTENTS, None, content_name, content_status)
+        self._status(
+            VOLUME_SNAPSHOTS,
+            namespace,
+            name,
+            {
+                "boundVolumeSnapshotContentName": content_name,
+                "creationTime": now.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                "readyToUse": True,
+                "restoreSize": size,
+            },
+        )
+
+    def _snapshot_class(self, name: str | None, driver: str) -> dict[str, Any] | None:
+        classes = self.snapshot_classes.items()
+        if name:
+            return next((c for c in classes if c["metadata"]["name"] == name), None)
+        defaults = [
+            c
+            for c in classes
+            if c.get("driver") == driver
+            and (c["metadata"].get("annotations") or {}).get(api.DEFAULT_SNAPSHOT_CLASS_ANNOTATION) == "true"
+        ]
+        return defaults[0] if len(defaults) == 1 else None
+
+    def _snapshot_error(self, snapshot: dict[str, Any], message: str) -> None:
+        now = timestamps.now()
+        metadata = snapshot["metadata"]
+        self._status(
+            VOLUME_SNAPSHOTS,
+            metadata["namespace"],
+            metadata["name"],
+            {"readyToUse": False, "error": {"message": message, "time": now}},
+        )
+
+    def _snapshot_deleted(self, snapshot: dict[str, Any]) -> None:
+        content = (snapshot.get("status") or {}).get("boundVolumeSnapshotContentName")
+        if not content:
+            return
+        with contextlib.suppress(NotFound, ApiError):
+            found = self.kube.get(VOLUME_SNAPSHOT_CONTENTS, None, content)
+            if found["spec"].get("deletionPolicy") == "Delete":
+                self.kube.delete(VOLUME_SNAPSHOT_CONTENTS, None, content, found["metadata"]["uid"])
 
     # -- KubeVirt ----------------------------------------------------------------------------------------
     def _vm(self, namespace: str, name: str) -> None:
@@ -413,6 +704,13 @@ class SimulatedBackend:
         self.kube.patch(resource, namespace, name, {"status": status}, subresource="status")
 
 
+def _bytes(size: str) -> int:
+    try:
+        return int(parse(size).value)
+    except QuantityError:
+        return 0
+
+
 def _volume_source(storage_class: StorageClass, volume: str) -> dict[str, Any]:
     """A CSI volume for CSI drivers (Longhorn); a hostPath, as rancher.io/local-path makes, for the others."""
     if _CSI_DRIVER.fullmatch(storage_class.provisioner):
@@ -423,11 +721,23 @@ def _volume_source(storage_class: StorageClass, volume: str) -> dict[str, Any]:
 RESTART_REQUIRED = "RestartRequired"
 
 
+def _quantity(size: str) -> Fraction:
+    return parse(size).value
+
+
+def _refused(status: dict[str, Any], requested: str) -> bool:
+    allocated = (status.get("allocatedResources") or {}).get("storage")
+    state = (status.get("allocatedResourceStatuses") or {}).get("storage")
+    return (
+        state == "ControllerResizeInfeasible" and allocated is not None and _quantity(allocated) == _quantity(requested)
+    )
+
+
 def _restart_required() -> dict[str, Any]:
     return {
         "type": RESTART_REQUIRED,
         "status": "True",
-        "lastTransitionTime": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "lastTransitionTime": timestamps.now(),
         "message": "a non-live-updatable field was changed in the template spec",
     }
 

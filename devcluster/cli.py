@@ -38,6 +38,7 @@ def main(argv: list[str] | None = None) -> int:
     up.add_argument("--no-webhook", action="store_true", help="do not run and register the admission webhook")
     up.add_argument("--no-reconciler", action="store_true", help="do not run the reconciler")
     up.add_argument("--no-simulation", action="store_true", help="do not run the simulated storage/VM backend")
+    up.add_argument("--detached-child", action="store_true", help=argparse.SUPPRESS)  # what --detach starts
     up.set_defaults(run=_up)
     commands.add_parser("down", help="stop a cluster started with --detach").set_defaults(run=_down)
     commands.add_parser("env", help="print shell exports for a running cluster").set_defaults(run=_env)
@@ -64,7 +65,7 @@ def _up(args: argparse.Namespace) -> int:
         return 1
     if args.detach:
         return _detach(args)
-    from devcluster.backend import SIMULATION, SimulatedBackend
+    from devcluster.backend import SimulatedBackend
     from devcluster.controlplane import ControlPlane
     from devcluster.local_reconciler import LocalReconciler, install_rbac
     from devcluster.webhooks import LocalWebhook
@@ -84,7 +85,7 @@ def _up(args: argparse.Namespace) -> int:
             webhook.register()
             print(f"devcluster: wukong-webhook serving at {webhook.url} and registered", flush=True)
         if not args.no_simulation:
-            backend = SimulatedBackend(plane.client(SIMULATION), delay=0.5).start()
+            backend = SimulatedBackend.on(plane, delay=0.5).start()
             print("devcluster: SIMULATED storage/VM backend running (plays Longhorn, CDI and KubeVirt)", flush=True)
         if not args.no_reconciler:
             install_rbac(plane)
@@ -100,7 +101,8 @@ def _up(args: argparse.Namespace) -> int:
         state_path().parent.mkdir(parents=True, exist_ok=True)
         state_path().write_text(json.dumps(state))
         print(_exports(state), flush=True)
-        print("devcluster: up; Ctrl-C (or `python -m devcluster down`) stops it", flush=True)
+        stops = "`make down` (`python -m devcluster down`)" if args.detached_child else "Ctrl-C (or `make down`)"
+        print(f"devcluster: up; {stops} stops it", flush=True)
         stop.wait()
     finally:
         print("devcluster: stopping", flush=True)
@@ -144,7 +146,7 @@ def _permissions(args: argparse.Namespace) -> int:
 
 def _detach(args: argparse.Namespace) -> int:
     skipped = [f"--no-{part}" for part in ("webhook", "reconciler", "simulation") if getattr(args, f"no_{part}")]
-    command = [sys.executable, "-m", "devcluster", "up", *skipped]
+    command = [sys.executable, "-m", "devcluster", "up", "--detached-child", *skipped]
     log_path = toolchain.cache_dir() / "devcluster.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with open(log_path, "wb") as log:
@@ -196,7 +198,8 @@ def _env(_args: argparse.Namespace) -> int:
 
 
 def _exports(state: dict) -> str:
-    return f"export KUBECONFIG={state['kubeconfig']}\nexport PATH={state['bin_dir']}:$PATH"
+    scripts = Path(sys.executable).parent  # the checkout's .venv/bin: kubectl-wukong, so `kubectl wukong` works
+    return f"export KUBECONFIG={state['kubeconfig']}\nexport PATH={state['bin_dir']}:{scripts}:$PATH"
 
 
 def _running_state() -> dict | None:

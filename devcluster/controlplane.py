@@ -21,6 +21,7 @@ import signal
 import socket
 import ssl
 import subprocess
+import sys
 import tempfile
 import time
 import urllib.error
@@ -101,18 +102,20 @@ class ControlPlane:
 
     # -- lifecycle --------------------------------------------------------------------------------------
     @classmethod
-    def start(cls, log: Log = print, workdir: Path | None = None) -> ControlPlane:
+    def start(cls, log: Log = print, workdir: Path | None = None, base: bool = True) -> ControlPlane:
+        """``base``: install the CRDs, the users' roles and the StorageClasses (False: an empty cluster, for an
+        installer -- Helm -- that brings its own)."""
         bin_dir = toolchain.ensure_built(log)
         workdir = workdir or Path(tempfile.mkdtemp(prefix="wukong-devcluster-"))
         plane = cls(workdir=workdir, bin_dir=bin_dir, log=log)
         try:
-            plane._start()
+            plane._start(base)
         except BaseException:
             plane.stop()
             raise
         return plane
 
-    def _start(self) -> None:
+    def _start(self, base: bool = True) -> None:
         started = time.monotonic()
         self._make_pki()
         etcd_url = self.start_etcd()
@@ -124,6 +127,8 @@ class ControlPlane:
             f"devcluster: kube-apiserver {toolchain.kubernetes_version()} ready at {self.server} "
             f"after {time.monotonic() - started:.1f}s"
         )
+        if not base:
+            return
         self.install_base()
         self.log(f"devcluster: CRDs, user roles and StorageClasses installed, {time.monotonic() - started:.1f}s in all")
 
@@ -339,12 +344,14 @@ class ControlPlane:
         """The CRDs, the users' ClusterRoles and the StorageClasses. The roles go with the CRD rather than with
         the reconciler's RBAC: a namespace editor may use Wukongs whether or not a reconciler runs."""
         policies = yaml.safe_load(checkout.deploy("crd", f"{api.POLICY_CRD_NAME}.yaml").read_text())
-        custom = [schema.crd(), policies, *(crds.crd(kind) for kind in crds.UPSTREAM_KINDS)]
+        custom = [schema.crd(), policies, *(crds.crd(kind) for kind in crds.UPSTREAM_KINDS), *crds.snapshot_crds()]
         roles = list(yaml.safe_load_all(checkout.deploy("rbac", "users.yaml").read_text()))
         storage = list(yaml.safe_load_all(checkout.deploy("storageclasses", "devcluster.yaml").read_text()))
         self.apply([*custom, *roles, *storage])
         names = [f"crd/{c['metadata']['name']}" for c in custom]
         self.kubectl("wait", "--for=condition=Established", "--timeout=60s", *names)
+        snapshot_classes = checkout.deploy("storageclasses", "devcluster-snapshotclasses.yaml").read_text()
+        self.apply(list(yaml.safe_load_all(snapshot_classes)))  # once their CRD is established
 
     def client(self, field_manager: str = "devcluster") -> Kube:
         """An admin client (system:masters) through the project's own client layer."""
@@ -376,7 +383,13 @@ class ControlPlane:
         return path
 
     def environment(self) -> dict[str, str]:
-        return {"KUBECONFIG": str(self.kubeconfig), "PATH": f"{self.bin_dir}{os.pathsep}{os.environ['PATH']}"}
+        """KUBECONFIG, and PATH with the pinned binaries and this checkout's console scripts (``kubectl wukong``
+        finds its plugin, kubectl-wukong, there)."""
+        scripts = Path(sys.executable).parent
+        return {
+            "KUBECONFIG": str(self.kubeconfig),
+            "PATH": os.pathsep.join([str(self.bin_dir), str(scripts), os.environ["PATH"]]),
+        }
 
 
 def _http_ok(url: str) -> bool:

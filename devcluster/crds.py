@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
+import yaml
+
 from devcluster import checkout
 
 
@@ -117,3 +119,27 @@ def crd(kind: UpstreamKind) -> dict[str, Any]:
             ],
         },
     }
+
+
+# The CSI snapshot CRDs (external-snapshotter), installed as upstream ships them: already CRDs, not catalog schemas.
+SNAPSHOT_CRD_FILES = (
+    "snapshot.storage.k8s.io_volumesnapshotclasses.yaml",
+    "snapshot.storage.k8s.io_volumesnapshotcontents.yaml",
+    "snapshot.storage.k8s.io_volumesnapshots.yaml",
+)
+
+
+@cache
+def _snapshot_crd(file_name: str) -> dict[str, Any]:
+    return dict(yaml.safe_load(checkout.upstream_schema(file_name).read_text()))
+
+
+def snapshot_crds() -> list[dict[str, Any]]:
+    """VolumeSnapshot, VolumeSnapshotContent and VolumeSnapshotClass (snapshot.storage.k8s.io), labelled as
+    devcluster's like the other upstream CRDs."""
+    found = []
+    for file_name in SNAPSHOT_CRD_FILES:
+        crd_ = json.loads(json.dumps(_snapshot_crd(file_name)))
+        crd_["metadata"].setdefault("labels", {})["app.kubernetes.io/part-of"] = "wukong-devcluster"
+        found.append(crd_)
+    return found

@@ -13,7 +13,7 @@ import sys
 import time
 
 from devcluster import checkout
-from devcluster.backend import SIMULATION, SimulatedBackend
+from devcluster.backend import SimulatedBackend
 from devcluster.controlplane import ControlPlane
 from devcluster.local_reconciler import LocalReconciler, install_rbac
 from devcluster.webhooks import LocalWebhook
@@ -65,7 +65,7 @@ def main() -> int:
         webhook.register()
         say(f"devcluster: wukong-webhook serving at {webhook.url} (gunicorn, TLS) and registered")
         install_rbac(plane)
-        backend = SimulatedBackend(plane.client(SIMULATION), delay=0.4, expand_delay=1.5).start()
+        backend = SimulatedBackend.on(plane, delay=0.4, expand_delay=1.5).start()
         say("devcluster: SIMULATED storage/VM backend running (plays Longhorn, CDI and KubeVirt)")
         reconciler = LocalReconciler(plane, ["--hotplug-disks"]).start()  # the simulation has the gate
         say("devcluster: wukong-reconciler running as system:serviceaccount:wukong-system:wukong-reconciler")

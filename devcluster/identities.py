@@ -34,7 +34,12 @@ IDENTITY_KINDS = {
     "ValidatingAdmissionPolicyBinding",
 }
 SOURCES = {
-    RECONCILER: [("rbac", "reconciler.yaml"), ("rbac", "reconciler-policy.yaml"), ("rbac", "volume-guard.yaml")],
+    RECONCILER: [
+        ("rbac", "reconciler.yaml"),
+        ("rbac", "reconciler-policy.yaml"),
+        ("rbac", "volume-guard.yaml"),
+        ("rbac", "ownership-guard.yaml"),
+    ],
     WEBHOOK: [("rbac", "webhook.yaml")],
     CERTS: [("certs", "certs.yaml"), ("certs", "certs-policy.yaml")],
 }

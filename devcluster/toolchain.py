@@ -1,5 +1,5 @@
-"""Building kube-apiserver, kube-controller-manager, kubectl, etcd and helm from the pinned Go modules in
-devcluster/go/.
+"""Building kube-apiserver, kube-controller-manager, kubectl, etcd, helm, promtool and kstatus from the pinned Go
+modules in devcluster/go/.
 
 The versions live in the scratch modules' go.mod files and nowhere else. Binaries are built once per
 machine into a cache outside the checkout and reused; each is built to a temporary name and renamed
@@ -21,6 +21,8 @@ GO_DIR = Path(__file__).resolve().parent / "go"
 K8S_MODULE = GO_DIR / "k8s"
 ETCD_MODULE = GO_DIR / "etcd"
 HELM_MODULE = GO_DIR / "helm"
+PROMETHEUS_MODULE = GO_DIR / "prometheus"
+KSTATUS_MODULE = GO_DIR / "kstatus"
 PROGRESS_EVERY_SECONDS = 10.0
 
 
@@ -30,6 +32,7 @@ class Binary:
     package: str
     module_dir: Path
     version_ldflags: bool
+    tags: str = ""
 
 
 BINARIES = (
@@ -38,6 +41,11 @@ BINARIES = (
     Binary("kube-controller-manager", "k8s.io/kubernetes/cmd/kube-controller-manager", K8S_MODULE, True),
     Binary("kubectl", "k8s.io/kubernetes/cmd/kubectl", K8S_MODULE, version_ldflags=True),
     Binary("helm", "helm.sh/helm/v3/cmd/helm", HELM_MODULE, version_ldflags=False),  # lints and renders the chart
+    # tests the alerting rules (`promtool test rules`); without the service discoveries, which it does not use and
+    # which are most of Prometheus' dependencies
+    Binary("promtool", "github.com/prometheus/prometheus/cmd/promtool", PROMETHEUS_MODULE, False, "remove_all_sd"),
+    # kstatus' verdict on objects read from stdin (what Flux waits on), for the GitOps tests
+    Binary("kstatus", "novasphere.dev/wukong/devcluster/kstatus", KSTATUS_MODULE, version_ldflags=False),
 )
 
 
@@ -116,7 +124,19 @@ def _build(binary: Binary, log) -> None:
     partial = target.with_name(f".{binary.name}.partial-{os.getpid()}")
     flags = f"{os.environ.get('GOFLAGS', '')} -mod=readonly".strip()
     env = {**os.environ, "CGO_ENABLED": "0", "GOWORK": "off", "GOFLAGS": flags}
-    command = ["go", "build", "-v", "-trimpath", "-ldflags", _ldflags(binary), "-o", str(partial), binary.package]
+    tags = ["-tags", binary.tags] if binary.tags else []
+    command = [
+        "go",
+        "build",
+        "-v",
+        "-trimpath",
+        *tags,
+        "-ldflags",
+        _ldflags(binary),
+        "-o",
+        str(partial),
+        binary.package,
+    ]
     started = last_report = time.monotonic()
     compiled = 0
     log(f"devcluster: go build {binary.package}")

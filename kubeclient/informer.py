@@ -47,8 +47,8 @@ class Informer:
         self.kube, self.resource = kube, resource
         self.namespace, self.label_selector = namespace, label_selector
         self._store: dict[Key, dict[str, Any]] = {}
-        self._index_label: str | None = None
-        self._index: dict[Key, set[str]] = {}
+        self._index_labels: list[str] = []
+        self._index: dict[tuple[str, str, str], set[str]] = {}  # (label, namespace, value) -> names
         self._lock = threading.Lock()
         self._handlers: list[Handler] = []
         self._synced = threading.Event()
@@ -58,12 +58,13 @@ class Informer:
         self._thread = threading.Thread(target=self._run, name=f"informer-{resource.plural}", daemon=True)
 
     def index_by_label(self, label: str) -> None:
-        """Keep an index of object names by (namespace, value of ``label``)."""
-        self._index_label = label
+        """Keep an index of object names by (namespace, value of ``label``); the first label indexed is the one
+        ``by_label`` reads unless told another."""
+        self._index_labels.append(label)
 
-    def by_label(self, namespace: str, value: str) -> list[dict[str, Any]]:
+    def by_label(self, namespace: str, value: str, label: str | None = None) -> list[dict[str, Any]]:
         with self._lock:
-            names = list(self._index.get((namespace, value), ()))
+            names = list(self._index.get((label or self._index_labels[0], namespace, value), ()))
             return [self._store[(namespace, n)] for n in names if (namespace, n) in self._store]
 
     def on_change(self, handler: Handler) -> None:
@@ -169,18 +170,17 @@ class Informer:
                 return
 
     def _reindex(self, before: dict[str, Any] | None, after: dict[str, Any] | None) -> None:
-        if self._index_label is None:
-            return
-        for obj, add in ((before, False), (after, True)):
-            value = ((obj or {}).get("metadata", {}).get("labels") or {}).get(self._index_label)
-            if obj is None or value is None:
-                continue
-            namespace, name = key_of(obj)
-            names = self._index.setdefault((namespace, value), set())
-            if add:
-                names.add(name)
-            else:
-                names.discard(name)
+        for label in self._index_labels:
+            for obj, add in ((before, False), (after, True)):
+                value = ((obj or {}).get("metadata", {}).get("labels") or {}).get(label)
+                if obj is None or value is None:
+                    continue
+                namespace, name = key_of(obj)
+                names = self._index.setdefault((label, namespace, value), set())
+                if add:
+                    names.add(name)
+                else:
+                    names.discard(name)
 
     def _notify(self, kind: str, obj: dict[str, Any]) -> None:
         for handler in self._handlers:

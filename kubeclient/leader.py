@@ -8,17 +8,18 @@ lease is released so a standby takes over at once.
 
 from __future__ import annotations
 
-import datetime
 import logging
 import threading
 import time
 from collections.abc import Callable
 from typing import Any
 
+from kubeclient import timestamps
 from kubeclient.resources import LEASES
 from kubeclient.rest import AlreadyExists, ApiError, Conflict, Kube, NotFound
 
 log = logging.getLogger("wukong.kubeclient.leader")
+LEASE_SECONDS = 15  # client-go's default lease duration; every Lease of the project's processes has it
 
 
 class LeaderElector:
@@ -28,7 +29,7 @@ class LeaderElector:
         namespace: str,
         name: str,
         identity: str,
-        lease_seconds: int = 15,
+        lease_seconds: int = LEASE_SECONDS,
         renew_deadline: float = 10.0,
         retry_period: float = 2.0,
         clock: Callable[[], float] = time.monotonic,
@@ -147,4 +148,4 @@ class LeaderElector:
 
 
 def _micro_time() -> str:
-    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return timestamps.now_micro()

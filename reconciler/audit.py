@@ -9,18 +9,18 @@ changed: a resync writes nothing.
 
 from __future__ import annotations
 
-import datetime
 import logging
 import threading
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
+from kubeclient import timestamps
 from kubeclient.informer import Informer
-from kubeclient.resources import WUKONG_POLICIES
 from kubeclient.rest import ApiError, Kube
 from reconciler.policies import Policies
 from wukong import labels as labels_of
 from wukong import policy
+from wukong.api import WUKONG_POLICIES
 from wukong.policy import Policy
 
 log = logging.getLogger("wukong.reconciler.audit")
@@ -115,6 +115,6 @@ class PolicyAudit:
             found["observedGeneration"] = obj["metadata"].get("generation")
             if all(status.get(key) == value for key, value in found.items()):
                 continue
-            found["auditTime"] = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+            found["auditTime"] = timestamps.now()
             self.kube.patch(WUKONG_POLICIES, None, obj["metadata"]["name"], {"status": found}, subresource="status")
             log.info("policy %s: %d Wukongs violate it", obj["metadata"]["name"], found["violations"])

@@ -12,13 +12,16 @@ import threading
 import uuid
 from collections.abc import Callable
 
+from prometheus_client import REGISTRY
+
 from kubeclient import health
 from kubeclient.credentials import load_api_client
-from kubeclient.leader import LeaderElector
+from kubeclient.leader import LEASE_SECONDS, LeaderElector
 from kubeclient.rest import Kube
 from reconciler.audit import PolicyAudit
-from reconciler.controller import Controller, Settings
+from reconciler.controller import LEADER, SHARDS, SHARDS_HELD, Controller, Settings
 from reconciler.events import COMPONENT
+from reconciler.fleet import FleetCollector
 from reconciler.sharding import MAX_SHARDS, ShardHolder, shard_of
 
 log = logging.getLogger("wukong.reconciler")
@@ -28,13 +31,18 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="wukong-reconciler", description=__doc__)
     parser.add_argument("--kubeconfig", help="default: in-cluster, then $KUBECONFIG or ~/.kube/config")
     parser.add_argument("--namespace", help="only reconcile Wukongs in this namespace (default: all)")
-    parser.add_argument("--workers", type=_positive_int, default=4, help="concurrent reconciles (default 4)")
+    parser.add_argument(
+        "--workers",
+        type=_positive_int,
+        default=Settings.workers,
+        help=f"concurrent reconciles (default {Settings.workers})",
+    )
     parser.add_argument(
         "--resync-period",
         type=float,
-        default=300.0,
+        default=Settings.resync_period,
         metavar="SECONDS",
-        help="requeue every Wukong this often (default 300)",
+        help=f"requeue every Wukong this often (default {Settings.resync_period:g})",
     )
     parser.add_argument(
         "--hotplug-disks",
@@ -55,7 +63,9 @@ def main(argv: list[str] | None = None) -> int:
         "reconciling the shards whose Lease it holds (instead of --leader-elect)",
     )
     parser.add_argument("--shard-replicas", type=int, default=1, help="replicas expected: each takes its fair share")
-    parser.add_argument("--lease-seconds", type=int, default=15, help="Lease duration for shards (default 15)")
+    parser.add_argument(
+        "--lease-seconds", type=int, default=LEASE_SECONDS, help=f"Lease duration for shards (default {LEASE_SECONDS})"
+    )
     parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     args = parser.parse_args(argv)
     logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -99,6 +109,7 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     if args.metrics_port:
+        REGISTRY.register(FleetCollector(controller.wukongs.items))
         health.serve(args.metrics_bind_address, args.metrics_port, controller.synced)
     controller.start_informers()
     lost = threading.Event()
@@ -108,6 +119,7 @@ def main(argv: list[str] | None = None) -> int:
         auditing = _auditing(holder, elector if args.leader_elect else None)
         audit = PolicyAudit(kube, controller.wukongs, controller.policies, auditing)
         audit.start()
+    _count_leadership(holder, elector if args.leader_elect else None, args.shards)
     if args.leader_elect:
         runner = threading.Thread(
             target=elector.run,
@@ -151,6 +163,18 @@ def _auditing(holder: ShardHolder | None, elector: LeaderElector | None) -> Call
     if elector is not None:
         return elector.leading.is_set
     return lambda: True
+
+
+def _count_leadership(holder: ShardHolder | None, elector: LeaderElector | None, shards: int) -> None:
+    """Whether this replica reconciles, for /metrics: an alert fires when none does."""
+    if holder is not None:
+        LEADER.set_function(lambda: float(bool(holder.held)))
+        SHARDS_HELD.set_function(lambda: float(len(holder.held)))
+    elif elector is not None:
+        LEADER.set_function(lambda: float(elector.leading.is_set()))
+    else:
+        LEADER.set(1)
+    SHARDS.set(shards)
 
 
 def _lost(lost: threading.Event, stop: threading.Event) -> None:

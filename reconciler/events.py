@@ -7,7 +7,6 @@ within ``REPEAT_WINDOW_SECONDS`` patches the first one's ``count`` and ``lastTim
 
 from __future__ import annotations
 
-import datetime
 import logging
 import threading
 import time
@@ -17,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from kubeclient import timestamps
 from kubeclient.resources import EVENTS
 from kubeclient.rest import ApiError, Kube, NotFound
 from wukong import api
@@ -109,5 +109,4 @@ class EventRecorder:
                 self._recorded.popitem(last=False)
 
 
-def now() -> str:
-    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+now = timestamps.now

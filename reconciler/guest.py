@@ -1,10 +1,10 @@
-"""The rest of the VM a Wukong asks for: cloud-init, SSH keys, Multus networks and placement.
+"""The cloud-init a Wukong's VM boots with: a Secret holding its user-data, and network-data for Multus interfaces.
 
-``GuestConfig`` is built once per pass from the spec (the password hash it needs is computed once per process
-and password, see ``password_hash``) and adds its parts to the VM template that ``children.virtual_machine``
-builds. The cloud-init user-data lives in a Secret the Wukong owns; the VM only names it. A digest of that
-Secret's data is written into the VM template's annotations, so a changed user-data is a template change:
-the reconciler rewrites the Secret, and KubeVirt reports that the running VM needs a restart to see it.
+cloud-init carries the user, the static addresses and the SSH keys (noCloud propagation needs it). The Secret is
+the Wukong's own; the VM only names it (vm.py's cloud-init part). A digest of the Secret's data is written into its
+annotations and the VM template's, so a changed user-data is a template change: the reconciler rewrites the
+Secret, and KubeVirt reports that the running VM needs a restart to see it. The password hash it needs is computed
+once per process and password (``password_hash``).
 """
 
 from __future__ import annotations
@@ -15,18 +15,13 @@ import hashlib
 import hmac
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any
 
-from reconciler import children, networks
 from reconciler.observation import Observed
+from reconciler.ownership import labels, owner_reference
 from wukong import api, cloudinit
 from wukong.manifests import Obj
-from wukong.naming import CLOUD_INIT_DISK, cloud_init_secret_name
+from wukong.naming import cloud_init_secret_name
 from wukong.spec import WukongSpec
-
-CLOUD_INIT_DIGEST_ANNOTATION = f"{api.GROUP}/cloud-init-digest"
-ANTI_AFFINITY_TOPOLOGY = "kubernetes.io/hostname"
 
 
 @functools.lru_cache(maxsize=1024)
@@ -39,109 +34,38 @@ def password_hash(password: str, uid: str) -> str:
     return cloudinit.hash_password(password, salt=salt)
 
 
-@dataclass(frozen=True)
-class GuestConfig:
-    observed: Observed
+def needs_cloud_init(spec: WukongSpec) -> bool:
+    return bool(spec.cloud_init_user or spec.networks or spec.ssh_key_secret)
 
-    @property
-    def wukong(self) -> Mapping[str, Any]:
-        return self.observed.wukong
 
-    @property
-    def spec(self) -> WukongSpec:
-        return self.observed.spec
-
-    @property
-    def name(self) -> str:
-        return self.observed.name
-
-    @property
-    def namespace(self) -> str:
-        return self.observed.namespace
-
-    @property
-    def needs_cloud_init(self) -> bool:
-        """cloud-init carries the user, the static addresses, and the SSH keys (noCloud propagation needs it)."""
-        return bool(self.spec.cloud_init_user or self.spec.networks or self.spec.ssh_key_secret)
-
-    def secret(self) -> Obj | None:
-        """The user-data Secret (and network-data for Multus interfaces), owned by the Wukong; None when the VM
-        needs no cloud-init."""
-        if not self.needs_cloud_init:
-            return None
-        user = self.spec.cloud_init_user
-        hashed = None
-        if user is not None:
-            hashed = user.password_hash or (password_hash(user.password, self.observed.uid) if user.password else None)
-        data = {"userdata": cloudinit.user_data(user, self.name, hashed)}
-        if self.spec.networks:
-            config = cloudinit.network_config(self.spec.networks, self.namespace, self.name)
-            if config is not None:
-                data["networkdata"] = config
-        return {
-            "apiVersion": "v1",
-            "kind": "Secret",
-            "metadata": {
-                "name": cloud_init_secret_name(self.name),
-                "namespace": self.namespace,
-                "labels": children.labels(self.name),
-                "annotations": {CLOUD_INIT_DIGEST_ANNOTATION: digest(data)},
-                "ownerReferences": [children.owner_reference(self.wukong)],
-            },
-            "type": "Opaque",
-            "data": {key: base64.b64encode(value.encode()).decode() for key, value in data.items()},
-        }
-
-    def network_attachment_definitions(self) -> list[Obj]:
-        """One per network that names no existing NetworkAttachmentDefinition."""
-        return [networks.network_attachment_definition(self.wukong, n) for n in self.spec.networks if not n.nad_name]
-
-    def nad_names(self) -> list[str]:
-        return [n.nad_name or networks.nad_name(self.name, n.name) for n in self.spec.networks]
-
-    def add_to(self, template: Obj, secret: Obj | None) -> None:
-        """Give the VM template (``spec.template``) its networks, cloud-init, SSH keys and placement."""
-        spec = template["spec"]
-        interfaces, nets = networks.vm_interfaces(self.namespace, self.name, self.spec.networks)
-        spec["domain"]["devices"]["interfaces"], spec["networks"] = interfaces, nets
-        if secret is not None:
-            source: Obj = {"secretRef": {"name": secret["metadata"]["name"]}}
-            if "networkdata" in secret["data"]:
-                source["networkDataSecretRef"] = {"name": secret["metadata"]["name"]}
-            spec["domain"]["devices"]["disks"].append({"name": CLOUD_INIT_DISK, "disk": {"bus": "virtio"}})
-            spec["volumes"].append({"name": CLOUD_INIT_DISK, "cloudInitNoCloud": source})
-            annotations = template["metadata"].setdefault("annotations", {})
-            annotations[CLOUD_INIT_DIGEST_ANNOTATION] = secret["metadata"]["annotations"][CLOUD_INIT_DIGEST_ANNOTATION]
-        if self.spec.ssh_key_secret:
-            spec["accessCredentials"] = [
-                {
-                    "sshPublicKey": {
-                        "source": {"secret": {"secretName": self.spec.ssh_key_secret}},
-                        "propagationMethod": {"noCloud": {}},
-                    }
-                }
-            ]
-        placement = self.spec.high_availability
-        if placement.node_selector:
-            spec["nodeSelector"] = dict(placement.node_selector)
-        if placement.tolerations:
-            spec["tolerations"] = [dict(t) for t in placement.tolerations]
-        if placement.anti_affinity:
-            spec["affinity"] = {
-                "podAntiAffinity": {
-                    "preferredDuringSchedulingIgnoredDuringExecution": [
-                        {
-                            "weight": 100,
-                            "podAffinityTerm": {
-                                "labelSelector": {
-                                    "matchExpressions": [{"key": api.WUKONG_LABEL, "operator": "Exists"}]
-                                },
-                                "topologyKey": ANTI_AFFINITY_TOPOLOGY,
-                            },
-                        }
-                    ]
-                }
-            }
+def cloud_init_secret(observed: Observed) -> Obj | None:
+    """The user-data Secret (and network-data for Multus interfaces), owned by the Wukong; None when the VM needs
+    no cloud-init."""
+    spec, name, namespace = observed.spec, observed.name, observed.namespace
+    if not needs_cloud_init(spec):
+        return None
+    user = spec.cloud_init_user
+    hashed = None
+    if user is not None:
+        hashed = user.password_hash or (password_hash(user.password, observed.uid) if user.password else None)
+    data = {"userdata": cloudinit.user_data(user, name, hashed)}
+    if spec.networks:
+        config = cloudinit.network_config(spec.networks, namespace, name)
+        if config is not None:
+            data["networkdata"] = config
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {
+            "name": cloud_init_secret_name(name),
+            "namespace": namespace,
+            "labels": labels(name),
+            "annotations": {api.CLOUD_INIT_DIGEST_ANNOTATION: digest(data)},
+            "ownerReferences": [owner_reference(observed.wukong)],
+        },
+        "type": "Opaque",
+        "data": {key: base64.b64encode(value.encode()).decode() for key, value in data.items()},
+    }
 
 
 def digest(data: Mapping[str, str]) -> str:

@@ -1,22 +1,29 @@
 """A Wukong's secondary networks: the Multus NetworkAttachmentDefinitions made for them and the VM's interfaces.
 
 A network either names an existing NetworkAttachmentDefinition (``nadName``), and then how the attachment is
-made is that object's business, or describes one (``type``, ``bridgeName``, ``vlanId``, ``ipConfig``) that the
-reconciler makes, names ``<wukong>-<network>`` and has the Wukong own. ``type`` also picks the VM interface's
-binding, so it matters with ``nadName`` too.
+made is that object's business, or describes one (``type``, the host field of its type, ``vlanId``,
+``ipConfig``) that the reconciler makes, names ``<wukong>-<network>`` and has the Wukong own. ``type`` also picks
+the VM interface's binding, so it matters with ``nadName`` too.
 
-``bridgeName`` names what each CNI plugin needs from the node:
+Each type names what its CNI plugin needs from the node in a field of its own (``networkrules.HOST_FIELD``):
 
-- bridge: the Linux bridge; without one it is the network's name (the plugin creates a bridge that is missing).
-- macvlan: the host interface to enslave (``master``); without one the plugin takes the default-route interface.
+- bridge (``bridgeName``): the Linux bridge; without one it is the network's name (the plugin creates a bridge
+  that is missing).
+- macvlan (``master``): the host interface to enslave; without one the plugin takes the default-route interface.
   macvlan has no VLAN setting: a VLAN is a VLAN interface (``eth0.100``) named here.
-- sriov: the SR-IOV device plugin's resource name (``intel.com/sriov_netdevice``). It goes into the NAD's
-  ``k8s.v1.cni.cncf.io/resourceName`` annotation, through which Multus makes the pod request a VF, so the
-  scheduler only picks nodes that have one free.
-- ovs: the Open vSwitch bridge, which must already exist on the nodes (ovs-cni does not create bridges).
+- sriov (``resourceName``): the SR-IOV device plugin's extended resource (``intel.com/sriov_netdevice``). It goes
+  into the NAD's ``k8s.v1.cni.cncf.io/resourceName`` annotation, through which Multus makes the pod request a VF,
+  so the scheduler only picks nodes that have one free -- and the launcher pod gets whatever device it names,
+  which is why only a resource a WukongPolicy names is built.
+- ovs (``bridgeName``): the Open vSwitch bridge, which must already exist on the nodes (ovs-cni does not create
+  bridges).
 
-Pure: objects in, objects out. ``problems`` lists the combinations that cannot work, as (field, message) pairs
-relative to the network's entry; nothing here builds a config for a network it lists problems for.
+A macvlan or sriov network stored before ``master`` and ``resourceName`` existed said them in ``bridgeName``, and
+is built as it was (``networkrules.host_interface``); admission refuses that spelling in what it is given anew.
+
+Pure: objects in, objects out. ``wukong.networkrules.problems`` lists the combinations that cannot work, as
+(field, message) pairs relative to the network's entry (admission refuses them too); nothing here builds a config
+for a network it lists problems for.
 """
 
 from __future__ import annotations
@@ -26,11 +33,11 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
-from reconciler import children
+from reconciler.ownership import child_metadata
 from wukong.cloudinit import mac_address
 from wukong.manifests import Obj
 from wukong.naming import LABEL_VALUE_MAX, POD_NETWORK
-from wukong.networkrules import BRIDGE, DHCP, MACVLAN, OVS, SRIOV, STATIC, problems
+from wukong.networkrules import BRIDGE, DHCP, MACVLAN, OVS, SRIOV, STATIC, host_interface, problems
 from wukong.spec import IPConfig, Network
 
 NAD_API_VERSION: Final = "k8s.cni.cncf.io/v1"
@@ -63,8 +70,8 @@ def cni_config(network: Network, name: str) -> Obj:
         plugin = {"type": BRIDGE, "bridge": network.bridge_name or network.name}
     elif network.type == MACVLAN:
         plugin = {"type": MACVLAN, "mode": "bridge"}
-        if network.bridge_name:
-            plugin["master"] = network.bridge_name
+        if master := host_interface(network):
+            plugin["master"] = master
     elif network.type == SRIOV:
         plugin = {"type": SRIOV}
     elif network.type == OVS:
@@ -93,22 +100,21 @@ def _ipam(ip: IPConfig | None) -> Obj:
 
 def network_attachment_definition(wukong: Mapping[str, Any], network: Network) -> Obj:
     """The NAD the reconciler makes for a network without ``nadName``, in the Wukong's namespace and owned by it."""
-    owner = wukong["metadata"]
-    name = nad_name(owner["name"], network.name)
-    metadata: Obj = {
-        "name": name,
-        "namespace": owner["namespace"],
-        "labels": children.labels(owner["name"]),
-        "ownerReferences": [children.owner_reference(wukong)],
-    }
+    name = nad_name(wukong["metadata"]["name"], network.name)
+    metadata = child_metadata(wukong, name)
     if network.type == SRIOV:
-        metadata["annotations"] = {RESOURCE_NAME_ANNOTATION: network.bridge_name}
+        metadata["annotations"] = {RESOURCE_NAME_ANNOTATION: host_interface(network)}
     return {
         "apiVersion": NAD_API_VERSION,
         "kind": NAD_KIND,
         "metadata": metadata,
         "spec": {"config": json.dumps(cni_config(network, name), sort_keys=True)},
     }
+
+
+def nad_names(wukong_name: str, networks: Sequence[Network]) -> list[str]:
+    """The NetworkAttachmentDefinition each network uses, in spec order: the one it names, else the one made for it."""
+    return [n.nad_name or nad_name(wukong_name, n.name) for n in networks]
 
 
 def vm_interfaces(namespace: str, wukong_name: str, networks: Sequence[Network]) -> tuple[list[Obj], list[Obj]]:
@@ -128,6 +134,6 @@ def vm_interfaces(namespace: str, wukong_name: str, networks: Sequence[Network])
         binding = SRIOV if network.type == SRIOV else BRIDGE
         mac = mac_address(namespace, wukong_name, network.name)
         interfaces.append({"name": network.name, binding: {}, "macAddress": mac})
-        nad = network.nad_name or nad_name(wukong_name, network.name)
+    for network, nad in zip(networks, nad_names(wukong_name, networks), strict=True):
         vm_networks.append({"name": network.name, "multus": {"networkName": nad}})
     return interfaces, vm_networks

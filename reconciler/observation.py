@@ -8,24 +8,32 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from fractions import Fraction
 from typing import Any, Literal
 
-from reconciler import children
+from reconciler.ownership import is_ours, is_owned_by, made_by_cdi, wukong_references
+from reconciler.volumes import imports_for
 from wukong import api, policy
-from wukong.image import ImageError, parse_image
 from wukong.manifests import Obj
 from wukong.naming import vm_name, volume_name
-from wukong.quantity import Quantity, QuantityError, parse
+from wukong.quantity import Quantity, parse_or_none
 from wukong.spec import Disk, WukongSpec
 from wukong.storageclass import StorageClass
 
-Kind = Literal["PersistentVolumeClaim", "DataVolume", "VirtualMachine", "NetworkAttachmentDefinition"]
+Kind = Literal["PersistentVolumeClaim", "DataVolume", "VirtualMachine", "NetworkAttachmentDefinition", "VolumeSnapshot"]
 VolumeKind = Literal["PersistentVolumeClaim", "DataVolume"]
 SPENT = "acknowledgementSpent"  # status.volumes[]: the annotation naming the disk no longer authorises a new volume
 _FIELD_OF_KIND: dict[str, str] = {"PersistentVolumeClaim": "pvcs", "DataVolume": "data_volumes"}
 BIND_COMPLETED = "pv.kubernetes.io/bind-completed"  # set by Kubernetes' binder once a claim bound
+# A claim's resize that failed (KEP-1790): the terminal states of status.allocatedResourceStatuses, and the
+# conditions the resizer (controller) and the kubelet (node) set on an error
+RESIZE_INFEASIBLE = frozenset(
+    {"ControllerResizeInfeasible", "NodeResizeInfeasible", "ControllerResizeFailed", "NodeResizeFailed"}
+)
+RESIZE_ERRORS = frozenset({"ControllerResizeError", "NodeResizeError"})
 
 
 @dataclass(frozen=True)
@@ -42,12 +50,27 @@ class Observed:
     nads: Mapping[str, Obj | None] = field(default_factory=dict)  # NetworkAttachmentDefinition name -> it, or None
     multus: bool | None = None  # NetworkAttachmentDefinitions served; None: not asked (no networks)
     policy_scope: policy.Scope | None = None  # the WukongPolicies on the namespace; None: none known (built-ins only)
+    # Volumes labelled released-from this Wukong's name (by "Kind/name"): kept after their disk was removed (or an
+    # earlier Wukong of this name was deleted), still there, still counted as held until someone deletes them.
+    released: Mapping[str, Obj] = field(default_factory=dict)
+    # Listed per pass for a Wukong that asks for snapshots (or has some recorded); None: not asked, or the cluster
+    # serves no VolumeSnapshot API (snapshot.storage.k8s.io/v1) -- ``snapshots_served`` says which.
+    snapshots: Mapping[str, Obj] | None = None  # VolumeSnapshots labelled with this Wukong's name, by name
+    snapshot_classes: tuple[Obj, ...] | None = None  # every VolumeSnapshotClass
+    snapshots_served: bool | None = None
+    # (the Wukong, its spec): carried by ``dataclasses.replace`` while the Wukong stays the same object
+    parsed: tuple[Obj, WukongSpec] | None = field(default=None, repr=False, compare=False)
 
-    @functools.cached_property
+    def __post_init__(self) -> None:
+        if self.parsed is None or self.parsed[0] is not self.wukong:
+            object.__setattr__(self, "parsed", (self.wukong, WukongSpec.from_object(self.wukong)))
+
+    @property
     def spec(self) -> WukongSpec:
-        """Read once per observation: planning and status ask for it dozens of times in a pass (the 1,000-Wukong
-        profile showed its re-reading at 3 % of the reconciler's samples)."""
-        return WukongSpec.from_object(self.wukong)
+        """Read once per pass: planning and status ask for it dozens of times (the 1,000-Wukong profile showed its
+        re-reading at 3 % of the reconciler's samples), and every write folded back makes a new observation."""
+        assert self.parsed is not None
+        return self.parsed[1]
 
     @functools.cached_property
     def refused_networks(self) -> dict[str, str]:
@@ -64,6 +87,72 @@ class Observed:
             if denied:
                 refused[network.name] = f"{denied[0].path}: {denied[0].detail}"
         return refused
+
+    @functools.cached_property
+    def held_elsewhere(self) -> list[Held]:
+        """The volumes this Wukong holds besides its disks' own: released from its name (or ours, of a disk no
+        longer in the spec, about to be released), by name. A volume a disk of the spec is named for is that
+        disk's (or taken back by it), and a PVC CDI made for a DataVolume is counted as the DataVolume."""
+        own = {volume_name(self.name, d.name) for d in self.spec.disks}
+        candidates = [
+            *(("DataVolume", o, True) for o in self.data_volumes.values()),
+            *(("PersistentVolumeClaim", o, True) for o in self.pvcs.values()),
+            *((key.partition("/")[0], o, False) for key, o in self.released.items()),
+        ]
+        found: dict[tuple[str, str], Held] = {}
+        for kind, obj, ours in candidates:
+            metadata = obj.get("metadata") or {}
+            name = str(metadata.get("name") or "")
+            if name in own or made_by_cdi(obj) or (ours and not is_ours(obj, self.uid)):
+                continue
+            spec = obj.get("spec") or {}
+            size = quantity(
+                lookup(spec, "resources", "requests", "storage")
+                or lookup(spec, "storage", "resources", "requests", "storage")
+                or lookup(spec, "pvc", "resources", "requests", "storage")
+            )
+            disk = (metadata.get("labels") or {}).get(api.DISK_LABEL) or name
+            if size is not None:
+                found[(kind, name)] = Held(disk=str(disk), name=name, kind=kind, size=size)
+        return sorted(found.values(), key=lambda h: (h.name, h.kind))
+
+    @functools.cached_property
+    def storage_refusals(self) -> dict[str, str]:
+        """Disk name -> why no volume is made (or grown) for it: that would take what this Wukong holds -- its
+        disks' volumes and the released ones it still holds -- past the strictest deny maxTotalSize. Admission
+        refuses the same from what the status records; asked again here, from the volumes themselves, because
+        two quick updates (remove a disk, add another) can both pass before the status says what was released."""
+        scope = self.policy_scope
+        limit = scope.total_size_limit() if scope is not None else None
+        if limit is None:
+            return {}
+        owner, most = limit
+        current = volumes(self)
+        held = sum((h.size.value for h in self.held_elsewhere), Fraction(0))
+        held += sum(
+            (r.value for v in current if v.exists and not v.conflict and (r := v.requested) is not None), Fraction(0)
+        )
+        released = ", ".join(f"{h.kind} {h.name} ({h.size})" for h in self.held_elsewhere[:8]) or "none"
+        refusals: dict[str, str] = {}
+        for volume in current:
+            desired, requested = volume.desired, volume.requested
+            if volume.conflict or desired is None or (volume.lost and not volume.recreate):
+                continue
+            cost = desired.value if not volume.exists else desired.value - (requested.value if requested else 0)
+            if cost <= 0 or (volume.exists and volume.pvc is None):
+                continue
+            if most is None or held + cost > most.value:
+                limit_text = "a limit that cannot be read" if most is None else f"the {most}"
+                refusals[volume.disk.name] = (
+                    f"disk {volume.disk.name} gets no {'more ' if volume.exists else ''}storage: this Wukong holds "
+                    f"{Quantity(held).canonical()} (released volumes of removed disks, kept until deleted: "
+                    f"{released}), and {Quantity(cost).canonical()} more passes {limit_text} policy "
+                    f"{owner} allows one Wukong (storage.maxTotalSize); delete the released volumes no longer "
+                    f"needed, or remove the disk"
+                )
+                continue
+            held += cost
+        return refusals
 
     @property
     def name(self) -> str:
@@ -83,6 +172,8 @@ class Observed:
             return dataclasses.replace(self, vm=obj)
         if kind == "NetworkAttachmentDefinition":
             return dataclasses.replace(self, nads={**self.nads, obj["metadata"]["name"]: obj})
+        if kind == "VolumeSnapshot":
+            return dataclasses.replace(self, snapshots={**(self.snapshots or {}), obj["metadata"]["name"]: obj})
         name = _FIELD_OF_KIND[kind]
         changes: dict[str, Any] = {name: {**getattr(self, name), obj["metadata"]["name"]: obj}}
         return dataclasses.replace(self, **changes)
@@ -92,6 +183,15 @@ class Observed:
         name = _FIELD_OF_KIND[kind]
         changes: dict[str, Any] = {name: {n: o for n, o in getattr(self, name).items() if n != object_name}}
         return dataclasses.replace(self, **changes)
+
+    def with_released(self, kind: VolumeKind, obj: Obj) -> Observed:
+        """The observation after one of our volumes was released: gone from ours, still held."""
+        released = {**self.released, f"{kind}/{obj['metadata']['name']}": obj}
+        return dataclasses.replace(self.without_child(kind, obj["metadata"]["name"]), released=released)
+
+    def without_snapshot(self, name: str) -> Observed:
+        """The observation after a VolumeSnapshot was deleted (pruned)."""
+        return dataclasses.replace(self, snapshots={n: o for n, o in (self.snapshots or {}).items() if n != name})
 
     def with_conflict(self, object_name: str, why: str) -> Observed:
         return dataclasses.replace(self, conflicts={**self.conflicts, object_name: why})
@@ -108,6 +208,16 @@ class Observed:
         annotations = lookup(self.wukong, "metadata", "annotations") or {}
         text = annotations.get(api.RECREATE_LOST_VOLUMES_ANNOTATION) or ""
         return frozenset(name.strip() for name in str(text).split(",") if name.strip())
+
+
+@dataclass(frozen=True)
+class Held:
+    """A volume a Wukong holds that is not one of its disks' own: released, kept until someone deletes it."""
+
+    disk: str
+    name: str
+    kind: str
+    size: Quantity
 
 
 @dataclass(frozen=True)
@@ -135,7 +245,7 @@ class Volume:
         """CDI garbage-collected the disk's DataVolume after its import succeeded: the PVC it left (no longer
         the DataVolume's, the importer's success recorded on it) holds the imported data and is the volume."""
         pvc = self.pvc
-        if self.source != "dataVolume" or self.data_volume is not None or pvc is None or children.made_by_cdi(pvc):
+        if self.source != "dataVolume" or self.data_volume is not None or pvc is None or made_by_cdi(pvc):
             return False
         metadata = pvc.get("metadata") or {}
         return (metadata.get("annotations") or {}).get(api.CDI_POD_PHASE) == "Succeeded" and (
@@ -186,6 +296,8 @@ class Volume:
         if self.lost:
             return True
         pvc = self.pvc
+        if self.import_unfinished:
+            return False  # a claim holding a partial import: no guest ever ran on it (see import_unfinished)
         if pvc is not None and (
             lookup(pvc, "spec", "volumeName")
             or lookup(pvc, "status", "phase") in ("Bound", "Lost")
@@ -193,6 +305,81 @@ class Volume:
         ):
             return True
         return bool(lookup(self.data_volume, "status", "phase") == "Succeeded")
+
+    @property
+    def import_unfinished(self) -> bool:
+        """The disk's DataVolume has not finished its first import: its claim may have bound (CDI's importer writes
+        into a bound claim, or a populator binds it only at the end) but holds only what the importer wrote so far.
+        KubeVirt starts no VM on a DataVolume before it succeeds, and the reconciler makes none before, so no guest
+        has written to it: while CDI retries a broken image, the image may still be corrected and the DataVolume
+        replaced. A claim whose importer pod succeeded (CDI's annotation on it) or that lost its volume is not."""
+        dv, pvc = self.data_volume, self.pvc
+        if dv is None or lookup(dv, "status", "phase") == "Succeeded":
+            return False
+        annotations = lookup(pvc, "metadata", "annotations") or {}
+        return annotations.get(api.CDI_POD_PHASE) != "Succeeded" and lookup(pvc, "status", "phase") != "Lost"
+
+    @property
+    def import_progress(self) -> str | None:
+        """CDI's ``status.progress`` of an import under way ("45.20%", or "N/A" before the importer reports)."""
+        progress = lookup(self.data_volume, "status", "progress")
+        ok = self.import_unfinished and isinstance(progress, str) and progress
+        return _clipped(progress, _SHORT) if ok else None
+
+    @property
+    def import_restarts(self) -> int:
+        """CDI's ``status.restartCount``: how often the importer pod restarted (CDI retries a failing import
+        forever, with the kubelet's back-off)."""
+        count = lookup(self.data_volume, "status", "restartCount")
+        if not self.import_unfinished or isinstance(count, bool) or not isinstance(count, int) or count <= 0:
+            return 0
+        return min(count, _INT32_MAX)
+
+    @property
+    def import_not_running(self) -> tuple[str, str] | None:
+        """(reason, message) of the DataVolume's Running condition when it is False with a reason: why the
+        importer is not running (CDI's ``ImagePullFailed``, ``Error``, ``Unschedulable``...)."""
+        if not self.import_unfinished:
+            return None
+        for condition in lookup(self.data_volume, "status", "conditions") or []:
+            if isinstance(condition, Mapping) and condition.get("type") == "Running":
+                reason, message = condition.get("reason"), condition.get("message")
+                if condition.get("status") == "False" and isinstance(reason, str) and reason:
+                    return _clipped(reason, _SHORT), _clipped(str(message or ""), _QUOTED)
+        return None
+
+    @property
+    def expansion_failure(self) -> tuple[str, str] | None:
+        """(state, message) when the claim's resize failed: ``status.allocatedResourceStatuses.storage`` is
+        ``ControllerResizeInfeasible``/``NodeResizeInfeasible`` (a terminal error: the resizer stops; named
+        ``...ResizeFailed`` before Kubernetes 1.31), or a ``ControllerResizeError``/``NodeResizeError`` condition
+        stands (the resizer retries). The message is the driver's, from that condition."""
+        pvc = self.pvc
+        if pvc is None:
+            return None
+        state = lookup(pvc, "status", "allocatedResourceStatuses", "storage")
+        errors = [
+            c
+            for c in lookup(pvc, "status", "conditions") or []
+            if isinstance(c, Mapping) and c.get("type") in RESIZE_ERRORS and c.get("status") == "True"
+        ]
+        said = "; ".join(str(c.get("message") or c.get("reason") or c.get("type")) for c in errors)
+        message = _clipped(said, _QUOTED)
+        if isinstance(state, str) and state in RESIZE_INFEASIBLE:
+            return state, message
+        if errors:
+            return str(errors[0]["type"]), message
+        return None
+
+    @property
+    def recovering(self) -> bool:
+        """The disk asks for less than its claim requests after the claim's expansion failed, and more than the
+        capacity reached: the request is lowered to it, as Kubernetes allows (KEP-1790: down to, never to or
+        below, ``status.capacity``). Not a shrink: the volume never had the size it gives up."""
+        desired, requested, capacity = self.desired, self.requested, self.capacity
+        if self.expansion_failure is None or desired is None or requested is None or capacity is None:
+            return False
+        return capacity < desired < requested
 
     @property
     def held_class(self) -> str | None:
@@ -217,14 +404,16 @@ class Volume:
             return f"it is a blank PersistentVolumeClaim and the disk now asks for image {disk.image}"
         if disk.storage_class and self.held_class != disk.storage_class:
             return f"its StorageClass is {self.held_class or '(none)'} and the disk asks for {disk.storage_class}"
-        if self.data_volume is not None and disk.image and _image_url(disk.image) != _source_url(self.data_volume):
-            return f"it was imported from {_source_url(self.data_volume)} and the disk asks for {disk.image}"
+        if self.data_volume is not None and disk.image and not imports_for(self.data_volume, disk):
+            return f"it was imported from {_source_shown(self.data_volume)} and the disk asks for {disk.image}"
         return None
 
     def bound(self, classes: Mapping[str, StorageClass]) -> bool:
-        """Ready to attach: Bound, or Pending on a WaitForFirstConsumer class (the VM is the first consumer)."""
-        if self.conflict or self.retained or self.lost or self.deleting or (self.mismatch and not self.ever_bound):
-            return False  # not ours, not yet taken back, lost, or about to be replaced
+        """Ready to attach: Bound, or Pending on a WaitForFirstConsumer class (the VM is the first consumer). A
+        volume that does not fit its disk never is: one that never bound is replaced, and one that bound is
+        neither replaced nor attached (status.py says VolumeImmutable)."""
+        if self.conflict or self.retained or self.lost or self.deleting or self.mismatch:
+            return False  # not ours, not yet taken back, lost, about to be replaced, or not what the disk asks for
         if self.data_volume is not None:
             return lookup(self.data_volume, "status", "phase") in ("Succeeded", "WaitForFirstConsumer")
         if self.pvc is None:
@@ -286,7 +475,7 @@ def _conflict(observed: Observed, volume: Volume) -> str | None:
     of this name retained and it fits the disk; then it is taken back (``_RETAINED``)."""
     name, pvc, dv = volume.name, volume.pvc, volume.data_volume
     kind, found = ("DataVolume", dv) if dv is not None else ("PersistentVolumeClaim", pvc)
-    if found is None or children.is_ours(found, observed.uid):
+    if found is None or is_ours(found, observed.uid):
         return None
     if kind == "PersistentVolumeClaim" and _owned_by_data_volume(found, dv):
         return None  # CDI's PVC belongs to the DataVolume
@@ -305,7 +494,7 @@ def _retained_by_this_name(observed: Observed, obj: Obj) -> bool:
     return (
         labels.get(api.MANAGED_BY_LABEL) == api.MANAGED_BY
         and came_from == observed.name
-        and not children.wukong_references(obj)  # still owned: the garbage collector may be deleting it
+        and not wukong_references(obj)  # still owned: the garbage collector may be deleting it
         and not metadata.get("deletionTimestamp")
     )
 
@@ -326,8 +515,8 @@ def _misfit(volume: Volume, kind: str, obj: Obj) -> str | None:
     requested, desired = volume.requested, volume.desired
     if requested is not None and desired is not None and requested > desired:
         return f"it holds {requested}, more than the {disk.size} asked for"
-    if kind == "DataVolume" and disk.image and disk.image not in str(lookup(obj, "spec", "source")):
-        return f"it was imported from another image than {disk.image}"
+    if kind == "DataVolume" and disk.image and not imports_for(obj, disk):
+        return f"it was imported from {_source_shown(obj)}, not {disk.image}"
     return None
 
 
@@ -348,28 +537,27 @@ def vm_conflict(observed: Observed) -> str | None:
     name = vm_name(observed.name)
     if name in observed.conflicts:
         return observed.conflicts[name]
-    if observed.vm is not None and not children.is_owned_by(observed.vm, observed.uid):
+    if observed.vm is not None and not is_owned_by(observed.vm, observed.uid):
         return f"VirtualMachine {name} exists and is not owned by this Wukong"
     return None
 
 
-def _image_url(image: str) -> str | None:
-    try:
-        return parse_image(image).url
-    except ImageError:
-        return None
+def _source_shown(data_volume: Obj) -> str:
+    """A DataVolume's whole source for a message: its kind and every setting, not only a URL (shortened)."""
+    text = json.dumps(lookup(data_volume, "spec", "source"), sort_keys=True, separators=(",", ":"), default=str)
+    return text if len(text) <= _SOURCE_SHOWN else text[: _SOURCE_SHOWN - 3] + "..."
 
 
-def _source_url(data_volume: Obj) -> str | None:
-    source = lookup(data_volume, "spec", "source") or {}
-    return next((s.get("url") for s in source.values() if isinstance(s, Mapping) and s.get("url")), None)
+_SOURCE_SHOWN = 300
+_SHORT, _QUOTED = 64, 1000  # a reason or progress (the status schema's bound), another component's message quoted
+_INT32_MAX = 2**31 - 1
 
 
-def quantity(text: Any) -> Quantity | None:
-    try:
-        return parse(text)
-    except QuantityError:
-        return None
+def _clipped(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+quantity = parse_or_none  # the reconciler's name for it: sizes in children and status that may be anything
 
 
 def lookup(obj: Any, *path: str) -> Any:

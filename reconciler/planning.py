@@ -1,8 +1,8 @@
 """Pure planning: from the observed state of one Wukong and its children to the writes that converge it.
 
-``plan(observed)`` lists the actions to take; it does no I/O, so every rule of SPEC section 4 is unit-tested
-here without an API server. The controller executes the actions, folds the results back into the
-observation (observation.py), and derives the status from that (status.py).
+``plan(observed)`` lists the actions to take from the pass's assessment (assess.py: the volumes, what the VM
+waits for); it does no I/O, so every rule is unit-tested here without an API server. The pass (reconcile.py)
+executes the actions, folds the results back into the observation, and derives the status from that (status.py).
 """
 
 from __future__ import annotations
@@ -10,9 +10,21 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from reconciler import children
-from reconciler.guest import CLOUD_INIT_DIGEST_ANNOTATION, GuestConfig
-from reconciler.observation import Kind, Observed, Volume, VolumeKind, expandable, lookup, volumes
+from reconciler import snapshots
+from reconciler.assess import Assessment, assess, made_networks, unimportable
+from reconciler.guest import cloud_init_secret
+from reconciler.observation import Kind, Observed, Volume, VolumeKind, expandable, lookup
+from reconciler.ownership import (
+    adoption_patch,
+    is_ours,
+    is_owned_by,
+    made_by_cdi,
+    ownership_patch,
+    release_patch,
+    wukong_references,
+)
+from reconciler.vm import hot_disks, update_patch, virtual_machine
+from reconciler.volumes import data_volume, keep_patch, persistent_volume_claim
 from wukong import api
 from wukong.manifests import Obj
 from wukong.naming import vm_name, volume_name
@@ -29,10 +41,14 @@ class Create:
 
 @dataclass(frozen=True)
 class Expand:
+    """Set a bound claim's request: a growth, or (``recovery``) a failed growth's request lowered to what the disk
+    now asks for, never to the capacity reached (the API server refuses that)."""
+
     pvc: str
     disk: str
     size: str
     previous: str
+    recovery: bool = False
 
 
 @dataclass(frozen=True)
@@ -87,6 +103,33 @@ class KeepDataVolume:
 
 
 @dataclass(frozen=True)
+class TakeSnapshot:
+    """A VolumeSnapshot of a disk's claim, before the disk grows (snapshotBeforeExpand)."""
+
+    disk: str
+    object: Obj
+
+
+@dataclass(frozen=True)
+class PruneSnapshot:
+    """Delete a snapshot this Wukong made beyond the disk's ``keep``; the preconditions make the API server refuse
+    if it changed since it was judged."""
+
+    name: str
+    disk: str
+    uid: str
+    resource_version: str
+
+
+@dataclass(frozen=True)
+class SetSnapshotRetention:
+    """A snapshot follows its volume: the Wukong's ownerReference under Delete, none under Retain."""
+
+    name: str
+    patch: Obj
+
+
+@dataclass(frozen=True)
 class UpdateVM:
     patch: Obj
 
@@ -107,28 +150,36 @@ class UpdateNetwork:
 
 
 Action = (
-    Create | Expand | Release | Adopt | SetRetention | Replace | KeepDataVolume | UpdateVM | ApplySecret | UpdateNetwork
+    Create
+    | Expand
+    | Release
+    | Adopt
+    | SetRetention
+    | Replace
+    | KeepDataVolume
+    | TakeSnapshot
+    | PruneSnapshot
+    | SetSnapshotRetention
+    | UpdateVM
+    | ApplySecret
+    | UpdateNetwork
 )
 
 
 # -- the plan --------------------------------------------------------------------------------------------
-def plan(observed: Observed, hotplug_disks: bool = False) -> list[Action]:
+def plan(observed: Observed | Assessment, hotplug_disks: bool = False) -> list[Action]:
     """``hotplug_disks``: disks added to an existing VM become hotpluggable volumes (KubeVirt's
     DeclarativeHotplugVolumes), attached without a restart."""
+    assessed = assess(observed)
+    observed = assessed.observed
     actions: list[Action] = []
-    current = volumes(observed)
-    for volume in current:
-        actions.extend(_volume_actions(observed, volume))
+    for volume in assessed.volumes:
+        actions.extend(_volume_actions(assessed, volume))
+    actions.extend(_snapshot_retention(observed))
     actions.extend(_releases(observed))
     actions.extend(_network_actions(observed))
-    actions.extend(_vm_actions(observed, current, hotplug_disks))
+    actions.extend(_vm_actions(assessed, hotplug_disks))
     return actions
-
-
-def _made_networks(observed: Observed) -> list[tuple[str, Obj]]:
-    """(network name, the NetworkAttachmentDefinition this Wukong makes for it) for each network without nadName."""
-    made = [n for n in observed.spec.networks if not n.nad_name]
-    return list(zip((n.name for n in made), GuestConfig(observed).network_attachment_definitions(), strict=True))
 
 
 def _network_actions(observed: Observed) -> list[Action]:
@@ -139,65 +190,21 @@ def _network_actions(observed: Observed) -> list[Action]:
         return []
     refused = observed.refused_networks
     actions: list[Action] = []
-    for network, nad in _made_networks(observed):
+    for network, nad in made_networks(observed):
         name = nad["metadata"]["name"]
         if name not in observed.nads or network in refused:
             continue  # not looked up this pass, or not to be written
         live = observed.nads[name]
         if live is None:
             actions.append(Create("NetworkAttachmentDefinition", nad))
-        elif children.is_owned_by(live, observed.uid) and live.get("spec") != nad["spec"]:
+        elif is_owned_by(live, observed.uid) and live.get("spec") != nad["spec"]:
             patch = {"metadata": {"resourceVersion": live["metadata"].get("resourceVersion")}, "spec": nad["spec"]}
             actions.append(UpdateNetwork(name, patch))
     return actions
 
 
-def guest_blockers(observed: Observed) -> list[tuple[str, str]]:
-    """(reason, message) for what the VM needs and the cluster lacks: it is not created until they are there."""
-    spec, found = observed.spec, []
-    guest = GuestConfig(observed)
-    if spec.networks and observed.multus is False:
-        found.append(
-            (
-                "MultusNotInstalled",
-                f"spec.networks asks for {len(spec.networks)} Multus interfaces, but the cluster serves no "
-                f"NetworkAttachmentDefinition (k8s.cni.cncf.io/v1): install Multus, or remove spec.networks",
-            )
-        )
-    elif spec.networks:
-        refused = observed.refused_networks
-        wanted = {nad["metadata"]["name"]: nad for _, nad in _made_networks(observed)}
-        for network, nad in zip(spec.networks, guest.nad_names(), strict=True):
-            live = observed.nads.get(nad)
-            if network.name in refused:
-                # A NAD this Wukong made earlier, exactly as asked, needs no write: the refusal blocks writes only.
-                kept = live is not None and not network.nad_name and live.get("spec") == wanted[nad]["spec"]
-                if not kept:
-                    found.append(("NetworkNotAllowed", f"network {network.name}: {refused[network.name]}"))
-            elif nad in observed.nads and live is None and network.nad_name:
-                found.append(
-                    (
-                        "NetworkNotFound",
-                        f"network {network.name} names NetworkAttachmentDefinition {nad}, which does not exist in "
-                        f"namespace {observed.namespace}",
-                    )
-                )
-            elif live is not None and not network.nad_name and not children.is_owned_by(live, observed.uid):
-                found.append(
-                    ("NameConflict", f"NetworkAttachmentDefinition {nad} exists and is not owned by this Wukong")
-                )
-    if spec.ssh_key_secret and observed.secrets.get(spec.ssh_key_secret) is False:
-        found.append(
-            (
-                "SSHKeySecretNotFound",
-                f"spec.sshKeySecret names Secret {spec.ssh_key_secret}, which does not exist in namespace "
-                f"{observed.namespace}; create it with the public keys (one per key, any key names)",
-            )
-        )
-    return found
-
-
-def _volume_actions(observed: Observed, volume: Volume) -> list[Action]:
+def _volume_actions(assessed: Assessment, volume: Volume) -> list[Action]:
+    observed = assessed.observed
     if volume.conflict or volume.deleting:
         return []  # not ours; or being replaced, and created again once it is gone
     if volume.lost:
@@ -205,7 +212,7 @@ def _volume_actions(observed: Observed, volume: Volume) -> list[Action]:
     delete_with_owner = observed.spec.when_deleted == DELETE
     kind: VolumeKind = "DataVolume" if volume.source == "dataVolume" else "PersistentVolumeClaim"
     if volume.retained and volume.own is not None:
-        patch = children.adoption_patch(volume.own, observed.wukong, delete_with_owner)
+        patch = adoption_patch(volume.own, observed.wukong, delete_with_owner)
         return [Adopt(kind, volume.name, volume.disk.name, patch)]
     if volume.mismatch and volume.holder is not None:
         if volume.ever_bound:
@@ -216,12 +223,13 @@ def _volume_actions(observed: Observed, volume: Volume) -> list[Action]:
         why = f"it never bound and {volume.mismatch}"
         return [Replace(held_kind, volume.name, volume.disk.name, metadata["uid"], metadata["resourceVersion"], why)]
     actions: list[Action] = []
-    owned = None if volume.own is None else children.ownership_patch(volume.own, observed.wukong, delete_with_owner)
+    owned = None if volume.own is None else ownership_patch(volume.own, observed.wukong, delete_with_owner)
     if owned is not None:
         actions.append(SetRetention(kind, volume.name, volume.disk.name, delete_with_owner, owned))
-    if (kept := children.keep_patch(volume.data_volume)) is not None:
+    if (kept := keep_patch(volume.data_volume)) is not None:
         actions.append(KeepDataVolume(volume.name, volume.disk.name, kept))
-    return actions + _storage_actions(observed, volume)
+    gate = assessed.snapshot_gates.get(volume.disk.name)
+    return actions + _storage_actions(observed, volume, gate) + _prunes(observed, volume)
 
 
 def _lost_actions(observed: Observed, volume: Volume) -> list[Action]:
@@ -237,23 +245,43 @@ def _lost_actions(observed: Observed, volume: Volume) -> list[Action]:
     return _storage_actions(observed, volume)
 
 
-def _storage_actions(observed: Observed, volume: Volume) -> list[Action]:
+def _storage_actions(observed: Observed, volume: Volume, gate: snapshots.Gate | None = None) -> list[Action]:
+    """``gate``: the snapshot the disk's growth waits for (snapshotBeforeExpand), if it asks for one."""
+    if volume.disk.name in observed.storage_refusals:
+        return []  # it would take what the Wukong holds past maxTotalSize: status.py says so
     if not volume.exists:
+        delete_with_owner = observed.spec.when_deleted == DELETE
         if volume.source == "dataVolume":
-            return [Create("DataVolume", children.data_volume(observed.wukong, volume.disk), volume.disk.name)]
-        return [
-            Create(
-                "PersistentVolumeClaim",
-                children.persistent_volume_claim(observed.wukong, volume.disk),
-                volume.disk.name,
-            )
-        ]
+            if unimportable(volume) is not None:
+                return []  # status.py says why (ImageInvalid)
+            dv = data_volume(observed.wukong, volume.disk, delete_with_owner)
+            return [Create("DataVolume", dv, volume.disk.name)]
+        claim = persistent_volume_claim(observed.wukong, volume.disk, delete_with_owner)
+        return [Create("PersistentVolumeClaim", claim, volume.disk.name)]
     desired, requested = volume.desired, volume.requested
+    if volume.recovering and volume.pvc_bound:
+        return [Expand(volume.name, volume.disk.name, volume.disk.size, str(requested), recovery=True)]
     if volume.pvc is None or desired is None or requested is None or not desired > requested:
         return []  # a shrink is never patched: status.py reports it as ShrinkRefused
     if not volume.pvc_bound or not expandable(observed, volume):
         return []  # only bound claims on expandable classes can grow; status.py says why it waits
+    if gate is not None and not gate.open:
+        if gate.state == "create" and gate.snapshot is not None:
+            return [TakeSnapshot(volume.disk.name, gate.snapshot)]
+        return []  # waiting for it, or none can be taken: status.py says which
     return [Expand(volume.name, volume.disk.name, volume.disk.size, str(requested))]
+
+
+def _prunes(observed: Observed, volume: Volume) -> list[Action]:
+    """Snapshots beyond the disk's ``keep`` (after the growth they stood before, in the same pass)."""
+    return [
+        PruneSnapshot(s["metadata"]["name"], volume.disk.name, s["metadata"]["uid"], s["metadata"]["resourceVersion"])
+        for s in snapshots.prunable(observed, volume)
+    ]
+
+
+def _snapshot_retention(observed: Observed) -> list[Action]:
+    return [SetSnapshotRetention(name, patch) for name, patch in snapshots.retention_patches(observed)]
 
 
 def _releases(observed: Observed) -> list[Action]:
@@ -266,10 +294,10 @@ def _releases(observed: Observed) -> list[Action]:
     )
     for kind, objects in kinds:
         for name, obj in objects.items():
-            if name in wanted or not children.is_ours(obj, observed.uid) or children.made_by_cdi(obj):
+            if name in wanted or not is_ours(obj, observed.uid) or made_by_cdi(obj):
                 continue
             disk = (obj["metadata"].get("labels") or {}).get(api.DISK_LABEL, name)
-            actions.append(Release(kind, name, disk, children.release_patch(obj, observed.name, observed.uid)))
+            actions.append(Release(kind, name, disk, release_patch(obj, observed.name, observed.uid)))
     return actions
 
 
@@ -285,86 +313,37 @@ def release_retained(wukong_name: str, data_volumes: Mapping[str, Obj], pvcs: Ma
         for name, obj in objects.items():
             metadata = obj.get("metadata") or {}
             labels = metadata.get("labels") or {}
-            if labels.get(api.WUKONG_LABEL) != wukong_name or children.wukong_references(obj):
+            if labels.get(api.WUKONG_LABEL) != wukong_name or wukong_references(obj):
                 continue
-            if children.made_by_cdi(obj):
+            if made_by_cdi(obj):
                 continue
             disk = labels.get(api.DISK_LABEL, name)
-            actions.append(Release(kind, name, disk, children.release_patch(obj, wukong_name, None)))
+            actions.append(Release(kind, name, disk, release_patch(obj, wukong_name, None)))
     return actions
 
 
-def _hotplug(observed: Observed, enabled: bool) -> set[str]:
-    """Disks that are hotpluggable in the VM stay so (changing the bus would need a restart); with hotplug
-    enabled, disks new to an existing VM are hot-plugged."""
-    vm = observed.vm
-    if vm is None:
-        return set()
-    kept = children.hotplugged(vm)
-    if enabled:
-        present = children.template_disks(vm)
-        kept |= {d.name for d in observed.spec.disks if d.name not in present and not d.boot}
-    return kept
-
-
-def _vm_actions(observed: Observed, current: list[Volume], hotplug_disks: bool) -> list[Action]:
+def _vm_actions(assessed: Assessment, hotplug_disks: bool) -> list[Action]:
+    """The VM (vm.py builds it) once every volume is ready and nothing it needs is missing; its cloud-init Secret
+    first, whenever the data the VM was given changed."""
+    observed, current = assessed.observed, assessed.volumes
     if not current or not all(v.bound(observed.storage_classes) for v in current) or any(v.failure for v in current):
         return []
-    if vm_name(observed.name) in observed.conflicts or guest_blockers(observed):
+    if vm_name(observed.name) in observed.conflicts or assessed.blockers:
         return []
-    guest = GuestConfig(observed)
-    secret = guest.secret()
-    desired = children.virtual_machine(observed.wukong, observed.spec, _hotplug(observed, hotplug_disks))
-    guest.add_to(desired["spec"]["template"], secret)
+    secret = cloud_init_secret(observed)
+    desired = virtual_machine(observed, secret, hot_disks(observed, hotplug_disks))
     vm = observed.vm
     applied_digest = ((lookup(vm, "spec", "template", "metadata") or {}).get("annotations") or {}).get(
-        CLOUD_INIT_DIGEST_ANNOTATION
+        api.CLOUD_INIT_DIGEST_ANNOTATION
     )
     secrets: list[Action] = []
     if secret is not None and (
-        vm is None or applied_digest != secret["metadata"]["annotations"][CLOUD_INIT_DIGEST_ANNOTATION]
+        vm is None or applied_digest != secret["metadata"]["annotations"][api.CLOUD_INIT_DIGEST_ANNOTATION]
     ):
         secrets.append(ApplySecret(secret))
     if vm is None:
         return [*secrets, Create("VirtualMachine", desired)]
-    if not children.is_owned_by(vm, observed.uid):
+    if not is_owned_by(vm, observed.uid):
         return []
-    wanted_labels = desired["metadata"]["labels"]
-    wanted_spec = dict(desired["spec"])
-    wanted_spec["template"] = _with_removals(lookup(vm, "spec", "template") or {}, desired["spec"]["template"])
-    applied = (vm["metadata"].get("annotations") or {}).get(api.START_STRATEGY_ANNOTATION)
-    if applied == observed.spec.start_strategy:
-        del wanted_spec["runStrategy"]  # the VM's user (virtctl stop/start) owns it until the Wukong's changes
-    if (
-        children.contains(vm.get("spec"), wanted_spec)
-        and children.contains(vm["metadata"].get("labels"), wanted_labels)
-        and applied == observed.spec.start_strategy
-    ):
-        return []
-    metadata = {
-        "resourceVersion": vm["metadata"].get("resourceVersion"),
-        "labels": wanted_labels,
-        "annotations": {api.START_STRATEGY_ANNOTATION: observed.spec.start_strategy},
-    }
-    return [*secrets, UpdateVM({"metadata": metadata, "spec": wanted_spec})]
-
-
-OPTIONAL_TEMPLATE_FIELDS = ("nodeSelector", "tolerations", "affinity", "accessCredentials")
-
-
-def _with_removals(live: Obj, desired: Obj) -> Obj:
-    """The desired template, with null for what the Wukong no longer asks for but the VM still has (a merge
-    patch removes a key only when told so): placement, SSH keys, the cloud-init digest annotation."""
-    template = {**desired, "spec": dict(desired["spec"]), "metadata": dict(desired.get("metadata") or {})}
-    for key in OPTIONAL_TEMPLATE_FIELDS:
-        if key in (live.get("spec") or {}) and key not in template["spec"]:
-            template["spec"][key] = None
-    live_annotations = (live.get("metadata") or {}).get("annotations") or {}
-    if CLOUD_INIT_DIGEST_ANNOTATION in live_annotations and CLOUD_INIT_DIGEST_ANNOTATION not in (
-        template["metadata"].get("annotations") or {}
-    ):
-        template["metadata"]["annotations"] = {
-            **(template["metadata"].get("annotations") or {}),
-            CLOUD_INIT_DIGEST_ANNOTATION: None,
-        }
-    return template
+    patch = update_patch(vm, desired)
+    return [] if patch is None else [*secrets, UpdateVM(patch)]

@@ -10,9 +10,10 @@ as it re-checks a shrink before it patches a claim.
 from __future__ import annotations
 
 from kubeclient.informer import Informer
-from kubeclient.resources import NAMESPACES, WUKONG_POLICIES
+from kubeclient.resources import NAMESPACES
 from kubeclient.rest import Kube
 from wukong import labels, policy
+from wukong.api import WUKONG_POLICIES
 from wukong.policy import Policy
 
 

@@ -8,9 +8,9 @@ Pure: it reads an ``Observed``.
 
 from __future__ import annotations
 
-from reconciler import children
-from reconciler.guest import CLOUD_INIT_DIGEST_ANNOTATION
 from reconciler.observation import Observed, lookup, quantity
+from reconciler.vm import hotpluggable, hotplugged
+from wukong import api
 from wukong.naming import CLOUD_INIT_DISK, vm_name
 
 RESTART_REQUIRED = "RestartRequired"
@@ -53,14 +53,12 @@ def pending(observed: Observed) -> list[str]:
         for v in instance.get("volumes") or []
         if isinstance(v, dict) and v.get("name") != CLOUD_INIT_DISK
     }
-    hot = children.hotplugged(observed.vm)  # KubeVirt attaches these live
+    hot = hotplugged(observed.vm)  # KubeVirt attaches these live
     wanted = [d.name for d in spec.disks]
     changes += [f'disk "{name}" added' for name in wanted if name not in running and name not in hot]
-    changes += [
-        f'disk "{name}" removed' for name, v in running.items() if name not in wanted and not children.hotpluggable(v)
-    ]
+    changes += [f'disk "{name}" removed' for name, v in running.items() if name not in wanted and not hotpluggable(v)]
     template = lookup(observed.vm, "spec", "template") or {}
-    digest_path = ("metadata", "annotations", CLOUD_INIT_DIGEST_ANNOTATION)
+    digest_path = ("metadata", "annotations", api.CLOUD_INIT_DIGEST_ANNOTATION)
     if lookup(observed.vmi, *digest_path) != lookup(template, *digest_path):
         changes.append(CLOUD_INIT)
     if [n.get("name") for n in instance.get("networks") or []] != [

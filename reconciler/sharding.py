@@ -17,7 +17,7 @@ import threading
 import time
 from collections.abc import Callable
 
-from kubeclient.leader import LeaderElector
+from kubeclient.leader import LEASE_SECONDS, LeaderElector
 from kubeclient.rest import Kube
 
 log = logging.getLogger("wukong.reconciler.sharding")
@@ -38,7 +38,7 @@ class ShardHolder:
         shards: int,
         replicas: int,
         identity: str,
-        lease_seconds: int = 15,
+        lease_seconds: int = LEASE_SECONDS,
         on_gained: Callable[[int], None] = lambda _shard: None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:

@@ -1,29 +1,49 @@
 """Pure status: phase, per-disk volumes and conditions, rebuilt from the observed world on every pass.
 
-``lastTransitionTime`` only moves when a condition's status changes, so a pass over an unchanged world
-yields an identical status and the controller writes nothing.
+It reads the pass's assessment (assess.py), the same that planning decided from. ``lastTransitionTime`` only
+moves when a condition's status changes, so a pass over an unchanged world yields an identical status and the
+pass writes nothing.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any
 
-from reconciler import planning, restarts
-from reconciler.observation import SPENT, Observed, Volume, expandable, lookup, vm_conflict, volumes
+from reconciler import snapshots
+from reconciler.assess import Assessment, assess, unimportable
+from reconciler.observation import SPENT, Observed, Volume, expandable, lookup
 from wukong import api
 from wukong.manifests import Obj
 from wukong.naming import vm_name
 from wukong.quantity import Quantity
 
-PHASE_PENDING, PHASE_CREATING, PHASE_RUNNING, PHASE_STOPPED, PHASE_ERROR = (
+PHASE_PENDING, PHASE_BLOCKED, PHASE_CREATING, PHASE_RUNNING, PHASE_STOPPED, PHASE_ERROR = (
     "Pending",
+    "Blocked",
     "Creating",
     "Running",
     "Stopped",
     "Error",
+)
+
+# Problems that stop the way to a VM until someone acts -- creates a Secret, a NetworkAttachmentDefinition or a
+# StorageClass, installs Multus, changes a policy or the spec, moves a foreign object: no retry gets past them.
+# While there is no VM (or a volume has not bound) they make the phase Blocked and give the Ready reason, so that
+# nothing reads "starting" while nothing can start.
+BLOCKING = frozenset(
+    {
+        "NameConflict",
+        "ImageInvalid",
+        "StorageClassNotFound",
+        "VolumeImmutable",
+        "MultusNotInstalled",
+        "NetworkNotFound",
+        "NetworkNotAllowed",
+        "SSHKeySecretNotFound",
+    }
 )
 
 
@@ -32,16 +52,25 @@ class Problem:
     reason: str  # NameConflict | VolumeFailed | StorageClassNotFound | VolumeImmutable | ShrinkRefused | ...
     message: str
 
+    @property
+    def blocks(self) -> bool:
+        return self.reason in BLOCKING
 
-def problems(observed: Observed, current: list[Volume]) -> list[Problem]:
-    found = []
-    for volume in current:
+
+MAX_RELEASED_RECORDS = 64  # the CRD's bound; the reconciler counts every released volume whatever the record holds
+
+
+def problems(assessed: Assessment) -> list[Problem]:
+    observed, found = assessed.observed, []
+    for volume in assessed.volumes:
         if volume.conflict:
             found.append(Problem("NameConflict", volume.conflict))
         if volume.lost:
             found.append(Problem("VolumeLost", lost_message(observed, volume)))
         if volume.failure:
             found.append(Problem("VolumeFailed", volume.failure))
+        if why := unimportable(volume):
+            found.append(Problem("ImageInvalid", why))
         if missing := _missing_class(observed, volume):
             found.append(
                 Problem(
@@ -55,13 +84,22 @@ def problems(observed: Observed, current: list[Volume]) -> list[Problem]:
                 Problem(
                     "VolumeImmutable",
                     f"disk {volume.disk.name} cannot be changed as asked: its volume {volume.name} has bound and "
-                    f"may hold data, so it is never replaced ({volume.mismatch}); set the disk back, or add a new "
-                    f"disk",
+                    f"may hold data, so it is never replaced ({volume.mismatch}); nor is it attached to the VM, "
+                    f"which is neither created nor changed while a volume does not fit its disk; set the disk back, "
+                    f"or add a new disk",
                 )
             )
+        gate = assessed.snapshot_gates.get(volume.disk.name)
+        if gate is not None and gate.state in ("failed", "unavailable"):
+            reason = "SnapshotFailed" if gate.state == "failed" else "SnapshotClassNotFound"
+            found.append(Problem(reason, gate.message))
+        if why := import_failing(volume):
+            found.append(Problem("ImportFailing", why))
+        if why := expansion_failed(volume):
+            found.append(Problem("ExpansionFailed", why))
         desired, requested = volume.desired, volume.requested
         if desired is not None and requested is not None and volume.pvc is not None:
-            if desired < requested:
+            if desired < requested and not volume.recovering:
                 found.append(
                     Problem(
                         "ShrinkRefused",
@@ -77,10 +115,54 @@ def problems(observed: Observed, current: list[Volume]) -> list[Problem]:
                         f"{volume.storage_class} does not allow volume expansion",
                     )
                 )
-    if conflict := vm_conflict(observed):
-        found.append(Problem("NameConflict", conflict))
-    found.extend(Problem(reason, message) for reason, message in planning.guest_blockers(observed))
+    found.extend(Problem("StorageLimitExceeded", why) for why in observed.storage_refusals.values())
+    if assessed.vm_conflict:
+        found.append(Problem("NameConflict", assessed.vm_conflict))
+    found.extend(Problem(reason, message) for reason, message in assessed.blockers)
     return found
+
+
+# CDI's UnusualRestartCountThreshold: its CDIDataVolumeUnusualRestartCount alert fires above it
+IMPORT_RESTARTS_TOLERATED = 3
+
+
+def import_failing(volume: Volume) -> str | None:
+    """An import CDI keeps retrying: more restarts of its importer than CDI itself finds usual. CDI never gives up
+    on a failing import (only a checksum mismatch is final), so without this a mistyped image leaves the Wukong
+    Pending with nothing to read; a restart or two is left alone (a node drained, a registry hiccup)."""
+    restarts = volume.import_restarts
+    if restarts <= IMPORT_RESTARTS_TOLERATED:
+        return None
+    why = volume.import_not_running
+    said = f"; CDI reports {why[0]}" + (f": {why[1]}" if why[1] else "") if why else ""
+    return (
+        f"disk {volume.disk.name}: the import of {volume.disk.image} keeps failing, DataVolume {volume.name} "
+        f"restarted its importer {restarts} times{said}. CDI retries forever; correct the disk's image (allowed "
+        f"while no import has finished: the DataVolume is replaced)"
+    )
+
+
+def expansion_failed(volume: Volume) -> str | None:
+    failure = volume.expansion_failure
+    if failure is None:
+        return None
+    state, message = failure
+    capacity, requested, desired = volume.capacity, volume.requested, volume.desired
+    retried = " (the resizer retries)" if state.endswith("Error") else ""
+    text = (
+        f"disk {volume.disk.name}: expanding PersistentVolumeClaim {volume.name} to {requested} failed{retried}: "
+        f"{state}" + (f": {message}" if message else "")
+    )
+    if volume.recovering:
+        return text + f"; its request is being lowered to {volume.disk.size}"
+    if capacity is not None:
+        text += (
+            f"; the volume keeps {capacity}. Lower the disk's size to more than {capacity} (Kubernetes allows "
+            f"lowering a failed expansion's request down to, not to, the capacity reached) or free the storage"
+        )
+    if desired is not None and requested is not None and desired > requested:
+        text += f"; the disk now asks for {volume.disk.size}, which waits until then"
+    return text
 
 
 def lost_message(observed: Observed, volume: Volume) -> str:
@@ -110,13 +192,17 @@ def _missing_class(observed: Observed, volume: Volume) -> str | None:
     return name if name and name not in observed.storage_classes else None
 
 
-def compute(observed: Observed, now: str) -> Obj:
-    current = volumes(observed)
-    found = problems(observed, current)
+def compute(observed: Observed | Assessment, now: str) -> Obj:
+    assessed = assess(observed)
+    observed, current = assessed.observed, assessed.volumes
+    found = problems(assessed)
     classes = observed.storage_classes
     bound = [v for v in current if v.bound(classes)]
-    resizing = [v for v in current if v.requested and v.capacity and v.requested > v.capacity]
-    phase = _phase(observed, current, found, len(bound) == len(current))
+    growing = [v for v in current if v.requested and v.capacity and v.requested > v.capacity]
+    resizing = [v for v in growing if v.expansion_failure is None or v.recovering]
+    stuck = [v for v in growing if v not in resizing]
+    snapshotting = [g for g in assessed.snapshot_gates.values() if g.pending]
+    phase = _phase(assessed, found, len(bound) == len(current))
     generation = observed.wukong["metadata"].get("generation")
     previous = {c["type"]: c for c in lookup(observed.wukong, "status", "conditions") or []}
 
@@ -135,6 +221,7 @@ def compute(observed: Observed, now: str) -> Obj:
         }
 
     waiting = [f"{v.disk.name} ({_volume_state(v)})" for v in current if not v.bound(classes)]
+    ready = _ready(phase, found, None if assessed.vm_conflict else observed.vm, _imports(current))
     conditions = [
         condition(
             "VolumesBound",
@@ -144,13 +231,23 @@ def compute(observed: Observed, now: str) -> Obj:
         ),
         condition(
             "Resizing",
-            bool(resizing),
-            "ExpansionInProgress" if resizing else "AtRequestedSize",
-            "; ".join(f"{v.disk.name}: {v.capacity} -> {v.requested}" for v in resizing)
+            bool(resizing or snapshotting),
+            "ExpansionInProgress"
+            if resizing
+            else "SnapshotBeforeExpansion"
+            if snapshotting
+            else "ExpansionFailed"
+            if stuck
+            else "AtRequestedSize",
+            "; ".join(
+                [f"{v.disk.name}: {v.capacity} -> {v.requested}" for v in resizing]
+                + [f"{v.disk.name}: {v.capacity} -> {v.requested} failed" for v in stuck]
+                + [g.message for g in snapshotting]
+            )
             or "every volume has the capacity it asks for",
         ),
-        condition("Ready", phase == PHASE_RUNNING, phase, _ready_message(phase, found)),
-        condition("RestartRequired", *restarts.condition(observed)),
+        condition("Ready", phase in (PHASE_RUNNING, PHASE_STOPPED), *ready),
+        condition("RestartRequired", *assessed.restart),
         condition(
             "Degraded",
             bool(found),
@@ -158,15 +255,25 @@ def compute(observed: Observed, now: str) -> Obj:
             "; ".join(p.message for p in found) or "no problems found",
         ),
     ]
+    grows = conditions[1]["message"] if resizing or snapshotting else None
+    conditions += _kstatus(condition, phase, found, ready[1], grows)
     status: Obj = {
         "phase": phase,
         "observedGeneration": generation,
         "diskCount": len(current),
         "totalSize": _total([v.requested for v in current]),
         "volumes": [_volume_status(observed, v, classes) for v in current],
+        "diskTable": disk_table(observed, current),
         "conditions": conditions,
     }
-    if observed.vm is not None and not vm_conflict(observed):
+    held = observed.held_elsewhere
+    if held or "releasedVolumes" in (lookup(observed.wukong, "status") or {}):
+        # Once written, always written (empty when none is left): the status is merge-patched, and a key left
+        # out would keep the last record of volumes deleted since.
+        status["releasedVolumes"] = [
+            {"name": h.name, "kind": h.kind, "disk": h.disk, "size": str(h.size)} for h in held[:MAX_RELEASED_RECORDS]
+        ]
+    if observed.vm is not None and not assessed.vm_conflict:
         status["vmName"] = vm_name(observed.name)
         if printable := lookup(observed.vm, "status", "printableStatus"):
             status["vmStatus"] = printable
@@ -175,11 +282,35 @@ def compute(observed: Observed, now: str) -> Obj:
     return status
 
 
-def _phase(observed: Observed, current: list[Volume], found: list[Problem], all_bound: bool) -> str:
+def _kstatus(
+    condition: Callable[[str, bool, str, str], Obj], phase: str, found: list[Problem], ready: str, growing: str | None
+) -> list[Obj]:
+    """kstatus' abnormal-true conditions (sigs.k8s.io/cli-utils pkg/kstatus/status, what Flux waits on):
+    ``Reconciling`` while work is under way -- volumes made, imported or bound, the VM created or starting (with
+    Ready's message), a volume growing (with Resizing's) -- and ``Stalled`` while a problem waits for someone to act:
+    every problem ``Degraded`` reports says what to do, and none goes away by waiting. Stalled wins, so the two are
+    never True together. Both follow the phase, ``Resizing`` and ``Degraded``, so they cost no status write of their
+    own."""
+    if found:
+        stalled = condition("Stalled", True, found[0].reason, "; ".join(p.message for p in found))
+        return [condition("Reconciling", False, "Stalled", "waiting for someone to act: see Stalled"), stalled]
+    if phase in (PHASE_PENDING, PHASE_CREATING):
+        reconciling = condition("Reconciling", True, phase, ready)
+    elif growing is not None:
+        reconciling = condition("Reconciling", True, "Resizing", growing)
+    else:
+        reconciling = condition("Reconciling", False, "Reconciled", "the Wukong is as its spec asks")
+    return [reconciling, condition("Stalled", False, "AsExpected", "nothing waits for someone to act")]
+
+
+def _phase(assessed: Assessment, found: list[Problem], all_bound: bool) -> str:
+    observed = assessed.observed
     if any(p.reason in ("VolumeFailed", "VolumeLost") for p in found):
         return PHASE_ERROR
-    if not all_bound or observed.vm is None or vm_conflict(observed):
-        return PHASE_PENDING if not all_bound or vm_conflict(observed) else PHASE_CREATING
+    if not all_bound or observed.vm is None or assessed.vm_conflict:
+        if any(p.blocks for p in found):
+            return PHASE_BLOCKED
+        return PHASE_PENDING if not all_bound else PHASE_CREATING
     printable = lookup(observed.vm, "status", "printableStatus")  # the VM's real state, whoever changed it
     if lookup(observed.vm, "status", "ready") is True or printable == "Running":
         return PHASE_RUNNING
@@ -188,15 +319,38 @@ def _phase(observed: Observed, current: list[Volume], found: list[Problem], all_
     return PHASE_CREATING
 
 
-def _ready_message(phase: str, found: list[Problem]) -> str:
-    messages = {
-        PHASE_RUNNING: "the virtual machine is running",
-        PHASE_STOPPED: "the virtual machine is stopped",
-        PHASE_CREATING: "the virtual machine is starting",
-        PHASE_PENDING: "waiting for volumes",
-        PHASE_ERROR: "a volume failed or was lost",
-    }
-    return messages[phase] + (f" ({found[0].message})" if found and phase != PHASE_RUNNING else "")
+def _imports(current: list[Volume]) -> str:
+    """The imports under way with the progress CDI reports: what a Wukong that is not ready yet waits for."""
+    return ", ".join(
+        f"disk {v.disk.name} importing" + (f" {v.import_progress}" if v.import_progress != "N/A" else "")
+        for v in current
+        if v.import_progress
+    )
+
+
+def _ready(phase: str, found: list[Problem], vm: Obj | None, imports: str = "") -> tuple[str, str]:
+    """(reason, message) of the Ready condition: the phase, or while Blocked what blocks it -- the same reason
+    Degraded gives, with every blocking problem's message, each saying what to do. ``imports``: the imports under
+    way, named while the VM waits for its volumes (Pending, Creating)."""
+    if phase == PHASE_BLOCKED:
+        blocking = [p for p in found if p.blocks]
+        held = "no virtual machine is created" if vm is None else "the virtual machine is not changed"
+        return blocking[0].reason, f"blocked: {held} until this is fixed: " + "; ".join(p.message for p in blocking)
+    if phase == PHASE_CREATING and vm is None:
+        message = "every volume is bound; the virtual machine is being created"
+    elif phase == PHASE_CREATING:
+        printable = lookup(vm, "status", "printableStatus")
+        message = "the virtual machine is starting" + (f" (KubeVirt: {printable})" if printable else "")
+    else:
+        message = {
+            PHASE_RUNNING: "the virtual machine is running",
+            PHASE_STOPPED: "the virtual machine is stopped",
+            PHASE_PENDING: "waiting for volumes to bind" if not imports else "waiting for volumes",
+            PHASE_ERROR: "a volume failed or was lost",
+        }[phase]
+    if imports and phase in (PHASE_PENDING, PHASE_CREATING):
+        message += f": {imports}"
+    return phase, message + (f" ({found[0].message})" if found and phase != PHASE_RUNNING else "")
 
 
 def _total(sizes: list[Quantity | None]) -> str:
@@ -211,13 +365,52 @@ def _volume_state(volume: Volume) -> str:
         return "lost"
     if volume.deleting:
         return "being replaced"
-    if volume.mismatch and not volume.ever_bound:
-        return "to be replaced"
+    if volume.mismatch:
+        return "does not fit its disk" if volume.ever_bound else "to be replaced"
     if volume.data_volume is not None:
-        return f"DataVolume {lookup(volume.data_volume, 'status', 'phase') or 'Pending'}"
+        state = f"DataVolume {lookup(volume.data_volume, 'status', 'phase') or 'Pending'}"
+        if (progress := volume.import_progress) and progress != "N/A":
+            state += f" {progress}"
+        if restarts := volume.import_restarts:
+            state += f", {restarts} restarts"
+        return state
     if volume.pvc is not None:
         return f"PVC {lookup(volume.pvc, 'status', 'phase') or 'Pending'}"
     return "not created yet"
+
+
+DISK_TABLE_COLUMNS = ("DISK", "SIZE", "CAPACITY", "BOUND", "SOURCE", "VOLUME", "STATE")
+
+
+def disk_table(observed: Observed, current: list[Volume]) -> list[str]:
+    """``status.diskTable``: one line per disk under a header, padded into columns. ``kubectl describe`` prints
+    a list of strings one per line, so the disks read as a table there (and in ``-o yaml``); ``status.volumes``
+    stays the data to read by program. The column widths follow the longest value, as kubectl's own tables do."""
+    classes = observed.storage_classes
+    rows = [DISK_TABLE_COLUMNS] + [
+        (
+            v.disk.name,
+            str(v.requested) if v.requested is not None else "-",
+            str(v.capacity) if v.capacity is not None else "-",
+            str(v.bound(classes)).lower(),
+            v.source,
+            v.name,
+            _disk_state(observed, v),
+        )
+        for v in current
+    ]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(DISK_TABLE_COLUMNS) - 1)]
+    return ["  ".join([*(cell.ljust(w) for cell, w in zip(row[:-1], widths, strict=True)), row[-1]]) for row in rows]
+
+
+def _disk_state(observed: Observed, volume: Volume) -> str:
+    state = _volume_state(volume)
+    if missing := _missing_class(observed, volume):
+        state += f", no StorageClass {missing}"
+    return state[:_STATE_SHOWN]
+
+
+_STATE_SHOWN = 200  # the schema allows 1024 characters a line: 63 + 64 + 64 + 5 + 10 + 253 + 200 and the gaps fit
 
 
 def _volume_status(observed: Observed, volume: Volume, classes: Mapping[str, Any]) -> Obj:
@@ -238,6 +431,17 @@ def _volume_status(observed: Observed, volume: Volume, classes: Mapping[str, Any
         entry["size"] = str(volume.requested)
     if volume.capacity is not None:
         entry["capacity"] = str(volume.capacity)
+    if taken := snapshots.record(observed, volume.disk.name):
+        entry["snapshots"] = taken
+    elif observed.snapshots is None and (kept := observed.recorded(volume.disk.name).get("snapshots")):
+        entry["snapshots"] = kept  # not listed this pass: the record stands
+    if progress := volume.import_progress:
+        entry["importProgress"] = progress
+    if restarts := volume.import_restarts:
+        entry["importRestartCount"] = restarts
+    if failure := volume.expansion_failure:
+        entry["expansionFailed"] = True
+        entry["resizeStatus"] = failure[0]
     return entry
 
 
@@ -269,9 +473,16 @@ def urgent(before: Obj, after: Obj) -> bool:
     changed = {kind for kind in was.keys() | became.keys() if was.get(kind) != became.get(kind)}
     if changed - {"VolumesBound"}:
         return True
-    if _safety_marks(before) != _safety_marks(after):
-        return True  # the record of a loss and of a spent acknowledgement must not wait: they decide what is made
+    if safety_marks_changed(before, after):
+        return True
+    if before.get("releasedVolumes") != after.get("releasedVolumes"):
+        return True  # admission counts them against maxTotalSize
     return "VolumesBound" in changed and became.get("VolumesBound") != "True"
+
+
+def safety_marks_changed(before: Obj, after: Obj) -> bool:
+    """The record of a loss and of a spent acknowledgement changed: it must not wait, it decides what is made."""
+    return _safety_marks(before) != _safety_marks(after)
 
 
 def _safety_marks(status: Obj) -> set[tuple[str, str]]:

@@ -216,7 +216,7 @@ def largest_wukong() -> dict[str, Any]:
         {
             "name": _name(63, i),
             "type": "sriov",
-            "bridgeName": f"{_subdomain(200, i)}/{_name(52, i)}",
+            "resourceName": f"{_subdomain(200, i)}/{_name(52, i)}",
             "vlanId": 4094,
             "ipConfig": {
                 "mode": "static",

@@ -1,13 +1,15 @@
 """The AdmissionReview (admission.k8s.io/v1) wire format and the pure decisions built on it.
 
-No HTTP here: ``review(body, endpoint, facts)`` turns a decoded request body into a response body, so
-the Flask shell and the offline checker run exactly the same code. Requests that are not a usable
-AdmissionReview raise ``BadReview`` (HTTP 400 in the shell); denials are ordinary responses.
+No HTTP here: ``parse_request(body)`` reads a decoded request body, ``decide(request, endpoint, facts)`` judges
+it and ``review(request, decision)`` frames the response body, so the Flask shell and the offline checker run
+exactly the same code. Requests that are not a usable AdmissionReview raise ``BadReview`` (HTTP 400 in the shell);
+denials are ordinary responses.
 """
 
 from __future__ import annotations
 
 import base64
+import dataclasses
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -18,6 +20,7 @@ from webhook import bounds, defaulting, validation
 from webhook.facts import ClusterFacts
 from webhook.field import FieldError, aggregate, causes, count, quoted
 from wukong import api
+from wukong.spec import Wukong
 
 REVIEW_API_VERSION = "admission.k8s.io/v1"
 
@@ -45,6 +48,7 @@ class AdmissionRequest(TypedDict):
     object: NotRequired[dict[str, Any] | None]
     oldObject: NotRequired[dict[str, Any] | None]
     dryRun: NotRequired[bool]
+    userInfo: NotRequired[dict[str, Any]]
 
 
 class StatusDetails(TypedDict):
@@ -117,7 +121,14 @@ def parse_request(body: Any) -> AdmissionRequest:
     return request  # type: ignore[return-value]
 
 
-def decide(request: AdmissionRequest, endpoint: Endpoint, facts: ClusterFacts) -> Decision:
+def decide(
+    request: AdmissionRequest,
+    endpoint: Endpoint,
+    facts: ClusterFacts,
+    readable_secrets: Mapping[str, bool] | None = None,
+) -> Decision:
+    """``readable_secrets``: what the API server said of the Secrets ``secret_to_authorize`` named (the shell
+    asks it, for the validating endpoint)."""
     kind = request["kind"]
     if (kind.get("group"), kind.get("kind")) != (api.GROUP, api.KIND):
         return Decision(
@@ -143,10 +154,45 @@ def decide(request: AdmissionRequest, endpoint: Endpoint, facts: ClusterFacts) -
             return Decision(allowed=False, errors=stored.errors, object=new)
         old = stored.object
     facts = facts.in_namespace(namespace_of(request))
+    if readable_secrets:
+        facts = dataclasses.replace(facts, readable_secrets=readable_secrets)
     if endpoint is Endpoint.MUTATE:
         return _mutate(new, old, facts)
     errors, warnings = validation.validate(new, old, facts)
     return Decision(allowed=not errors, errors=errors, warnings=warnings, object=new)
+
+
+def secret_to_authorize(request: AdmissionRequest) -> str | None:
+    """The Secret a Wukong's create or update newly names in ``spec.sshKeySecret``: KubeVirt copies its values into
+    the guest, so the user asking must be one who may read it (a SubjectAccessReview, made by the shell). None
+    when there is nothing to ask: no such Secret, the same one as before, or a name the schema refuses anyway."""
+    kind = request["kind"]
+    if (kind.get("group"), kind.get("kind")) != (api.GROUP, api.KIND) or request["operation"] not in (
+        "CREATE",
+        "UPDATE",
+    ):
+        return None
+    name = _ssh_key_secret(request.get("object"))
+    if name is None or not 0 < len(name) <= MAX_SECRET_NAME:
+        return None
+    if request["operation"] == "UPDATE" and _ssh_key_secret(request.get("oldObject")) == name:
+        return None
+    return name
+
+
+MAX_SECRET_NAME = 253  # a DNS subdomain, as the CRD says
+
+
+def _ssh_key_secret(obj: Mapping[str, Any] | None) -> str | None:
+    spec = obj.get("spec") if isinstance(obj, Mapping) else None
+    name = spec.get("sshKeySecret") if isinstance(spec, Mapping) else None
+    return name if isinstance(name, str) else None
+
+
+def user_of(request: AdmissionRequest) -> Mapping[str, Any]:
+    """The requesting user as the API server authenticated it (``userInfo``), or an empty one."""
+    user = request.get("userInfo")
+    return user if isinstance(user, Mapping) else {}
 
 
 def namespace_of(request: AdmissionRequest) -> str:
@@ -167,9 +213,10 @@ def _mutate(new: dict[str, Any], old: dict[str, Any] | None, facts: ClusterFacts
     shrink from 500Gi to 400Gi``) rather than the terser CEL safety net's. Warnings are left to the
     validating endpoint, so kubectl does not print them twice.
     """
-    defaulted, errors = defaulting.default(new, old, facts)
+    before = Wukong(old) if old is not None else None  # the stored object, read once for both
+    defaulted, errors = defaulting.default(new, before, facts)
     if not errors:
-        errors, _ = validation.validate(defaulted, old, facts)
+        errors, _ = validation.validate(defaulted, before, facts)
     if errors:
         return Decision(allowed=False, errors=errors, object=new)
     warnings = [PASSWORD_HASHED] if _has_password(new) and not _has_password(defaulted) else []

@@ -5,8 +5,9 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 from flask import Flask, Response, request
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
@@ -14,6 +15,7 @@ from werkzeug.exceptions import HTTPException
 
 from webhook import admission, bounds
 from webhook.admission import BadReview, Endpoint
+from webhook.certmetrics import CertificateValidity
 from webhook.facts import ClusterFacts, FactsUnavailable
 
 # The largest review a real Wukong can cause is an update (object and oldObject) of a Wukong at every bound of the
@@ -31,15 +33,21 @@ log = logging.getLogger("wukong.webhook")
 
 class FactsSource(Protocol):
     """Where cluster facts come from: a file, or a watch-backed cache of the API. ``facts(namespace)`` raises
-    FactsUnavailable when what that namespace's requests are judged by cannot be had."""
+    FactsUnavailable when what that namespace's requests are judged by cannot be had; ``may_read_secret`` asks the
+    API server whether a user may read a Secret (None: there is no API server to ask), and raises
+    FactsUnavailable when it cannot be asked."""
 
     def facts(self, namespace: str | None = None) -> ClusterFacts: ...
 
     def ready(self) -> bool: ...
 
+    def may_read_secret(self, user: Mapping[str, Any], namespace: str, name: str) -> bool | None: ...
+
 
 @dataclass
 class StaticFacts:
+    """Facts from files, with no API server: who may read which Secret is not known, and not judged."""
+
     value: ClusterFacts = field(default_factory=ClusterFacts)
 
     def facts(self, namespace: str | None = None) -> ClusterFacts:
@@ -48,12 +56,16 @@ class StaticFacts:
     def ready(self) -> bool:
         return True
 
+    def may_read_secret(self, user: Mapping[str, Any], namespace: str, name: str) -> bool | None:
+        return None
+
 
 @dataclass
 class WebhookConfig:
     facts: FactsSource = field(default_factory=StaticFacts)
     max_body_bytes: int = MAX_BODY_BYTES
     registry: CollectorRegistry = field(default_factory=CollectorRegistry)
+    certificate_file: str | None = None  # the serving certificate, whose validity /metrics reports
 
 
 class Metrics:
@@ -79,6 +91,8 @@ def create_app(config: WebhookConfig | None = None) -> Flask:
     app = Flask("wukong-webhook")
     app.config["MAX_CONTENT_LENGTH"] = config.max_body_bytes
     metrics = Metrics(config.registry)
+    if config.certificate_file:
+        config.registry.register(CertificateValidity(config.certificate_file))
 
     def admit(endpoint: Endpoint) -> Response:
         started = time.perf_counter()
@@ -88,8 +102,11 @@ def create_app(config: WebhookConfig | None = None) -> Flask:
             review_request = admission.parse_request(body)
             operation = review_request["operation"]
             try:
-                facts = config.facts.facts(admission.namespace_of(review_request))
-                decision = admission.decide(review_request, endpoint, facts)
+                namespace = admission.namespace_of(review_request)
+                facts = config.facts.facts(namespace)
+                decision = admission.decide(
+                    review_request, endpoint, facts, _readable_secrets(config.facts, endpoint, review_request)
+                )
                 verdict, answer = decision.verdict, admission.review(review_request, decision)
                 _log_decision(endpoint, review_request, decision)
             except FactsUnavailable as error:
@@ -129,6 +146,19 @@ def create_app(config: WebhookConfig | None = None) -> Flask:
         return _plain(error.code or 400, f"{error.name.lower()}: {request.method} {request.path}")
 
     return app
+
+
+def _readable_secrets(
+    source: FactsSource, endpoint: Endpoint, review_request: admission.AdmissionRequest
+) -> dict[str, bool]:
+    """The one API call a decision may need: for a Wukong newly naming a Secret, whether its author may read it
+    (on the validating endpoint only, so a request asks once). Raises FactsUnavailable when it cannot be asked."""
+    name = admission.secret_to_authorize(review_request) if endpoint is Endpoint.VALIDATE else None
+    if name is None:
+        return {}
+    namespace = admission.namespace_of(review_request)
+    allowed = source.may_read_secret(admission.user_of(review_request), namespace, name)
+    return {} if allowed is None else {name: allowed}
 
 
 def _decode(data: bytes) -> object:

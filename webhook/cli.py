@@ -243,14 +243,14 @@ def _serve(args: argparse.Namespace) -> int:
     def app_factory() -> Any:
         """Runs in the gunicorn worker, so the watch thread lives in the process that serves."""
         if static is not None:
-            return create_app(WebhookConfig(facts=StaticFacts(static)))
+            return create_app(WebhookConfig(facts=StaticFacts(static), certificate_file=args.tls_cert_file))
         from kubeclient.credentials import load_api_client
         from kubeclient.rest import Kube
         from webhook.factscache import FactsCache
 
         kube = Kube(load_api_client(args.kubeconfig), field_manager="wukong-webhook")
         cache = FactsCache(kube, args.default_storage_class).start()
-        return create_app(WebhookConfig(facts=cache))
+        return create_app(WebhookConfig(facts=cache, certificate_file=args.tls_cert_file))
 
     if args.tls_secret:
         from pathlib import Path

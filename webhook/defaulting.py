@@ -1,6 +1,10 @@
 """Mutating admission (M1-M6): fill in what the user left out, on a copy of the object, and keep no password in
 clear.
 
+The rules by id (M1-M3 are SPEC.md's): M1 each disk's StorageClass, M2 the boot disk, M3 an existing disk keeps
+its defaults when a manifest is applied again, M4 volumeRetentionPolicy.whenDeleted, M5 osImage as the boot
+disk's image, M6 a password stored as its hash.
+
 The rules here only say what the object should look like. ``patch`` then compares the request with this copy
 where defaulting can write -- each disk's keys, ``spec.volumeRetentionPolicy``, ``spec.cloudInitUser`` and the
 last-applied annotation -- and nowhere else, which is what makes it cheap; tests check that it always yields the
@@ -18,7 +22,7 @@ from webhook import field
 from webhook.facts import ClusterFacts
 from webhook.field import quoted
 from wukong import cloudinit, schema
-from wukong.spec import RETAIN, disk_dicts, mapping
+from wukong.spec import RETAIN, Wukong, mapping
 
 STORAGE_CLASS = "storageClassName"
 BOOT = "boot"
@@ -29,7 +33,7 @@ LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
 
 def default(
     new: Mapping[str, Any],
-    old: Mapping[str, Any] | None,
+    old: Wukong | Mapping[str, Any] | None,
     facts: ClusterFacts,
 ) -> tuple[dict[str, Any], list[field.FieldError]]:
     """The defaulted copy of ``new`` and the errors that stop defaulting (no StorageClass to give).
@@ -38,16 +42,18 @@ def default(
     repair, and the validating side or the API server will say what is wrong with it.
     """
     obj = _writable_copy(new)
-    password_errors = _hash_password(obj, old)  # M6, whatever the disks look like: a password never rests in clear
+    after = Wukong(new)  # read before any default is written (on the copy): what the request says
+    before = Wukong.of(old) if old is not None else None
+    password_errors = _hash_password(obj, after, before)  # M6, whatever the disks: no password rests in clear
     disks = _disks(obj)
     if disks is None:
         return obj, password_errors
-    _default_retention(obj, old)  # M4
-    _keep_previous_values(disks, old)  # M3 first: an existing disk keeps what it had
+    _default_retention(obj, before)  # M4
+    _keep_previous_values(disks, before)  # M3 first: an existing disk keeps what it had
     errors = _default_storage_classes(disks, facts)  # M1
     _default_boot(disks)  # M2
     if old is None:
-        _default_boot_image(obj, disks)  # M5
+        _default_boot_image(after.os_image, disks)  # M5
     return obj, password_errors + errors
 
 
@@ -73,24 +79,24 @@ def _disks(obj: dict[str, Any]) -> list[dict[str, Any]] | None:
     return disks
 
 
-def _keep_previous_values(disks: list[dict[str, Any]], old: Mapping[str, Any] | None) -> None:
+def _keep_previous_values(disks: list[dict[str, Any]], old: Wukong | None) -> None:
     """M3: re-applying a minimal manifest changes nothing.
 
     ``kubectl apply`` replaces a CRD's lists whole, so the defaults written on create are missing from
     the next request. An existing disk gets them back. The old boot flag is carried over only when the
     request marks no disk ``boot: true`` itself, so that moving the boot flag to another disk works.
     """
-    previous = {d["name"]: d for d in disk_dicts(old or {}) if isinstance(d.get("name"), str)}
+    previous = {entry.name: entry for entry in old.named_disks} if old is not None else {}
     boot_requested = any(d.get(BOOT) is True for d in disks)
     for disk in disks:
         name = disk.get("name")
         before = previous.get(name) if isinstance(name, str) else None  # a name of another type is a schema error
         if before is None:
             continue
-        if STORAGE_CLASS not in disk and isinstance(before.get(STORAGE_CLASS), str):
-            disk[STORAGE_CLASS] = before[STORAGE_CLASS]
-        if BOOT not in disk and isinstance(before.get(BOOT), bool) and not boot_requested:
-            disk[BOOT] = before[BOOT]
+        if STORAGE_CLASS not in disk and (storage_class := before.text(STORAGE_CLASS)) is not None:
+            disk[STORAGE_CLASS] = storage_class
+        if BOOT not in disk and before.disk.boot is not None and not boot_requested:
+            disk[BOOT] = before.disk.boot
 
 
 def _default_storage_classes(disks: list[dict[str, Any]], facts: ClusterFacts) -> list[field.FieldError]:
@@ -144,18 +150,17 @@ def _default_boot(disks: list[dict[str, Any]]) -> None:
             disk[BOOT] = False
 
 
-def _default_boot_image(obj: dict[str, Any], disks: list[dict[str, Any]]) -> None:
+def _default_boot_image(image: str | None, disks: list[dict[str, Any]]) -> None:
     """M5: ``osImage`` is the boot disk's image when no disk names one (at creation; afterwards the boot disk's
     image is what it is, and changing it is validation's business)."""
-    image = mapping(obj.get("spec")).get("osImage")
-    if not isinstance(image, str) or not image or any(d.get("image") for d in disks):
+    if image is None or any(d.get("image") for d in disks):
         return
     boot = next((d for d in disks if d.get(BOOT) is True), None)
     if boot is not None:
         boot["image"] = image
 
 
-def _default_retention(obj: dict[str, Any], old: Mapping[str, Any] | None) -> None:
+def _default_retention(obj: dict[str, Any], old: Wukong | None) -> None:
     """M4: ``volumeRetentionPolicy.whenDeleted`` is shown, not implied: the previous value on update (a request
     that omits it never flips Delete back to Retain), else Retain -- data outlives the Wukong unless asked."""
     spec = obj.get("spec")
@@ -164,34 +169,33 @@ def _default_retention(obj: dict[str, Any], old: Mapping[str, Any] | None) -> No
     policy = spec.setdefault(RETENTION, {})
     if not isinstance(policy, dict) or "whenDeleted" in policy:
         return
-    before = mapping(mapping(mapping(old).get("spec")).get("volumeRetentionPolicy")).get("whenDeleted")
+    before = old.when_deleted if old is not None else None
     policy["whenDeleted"] = before if isinstance(before, str) else RETAIN
 
 
-def _hash_password(obj: dict[str, Any], old: Mapping[str, Any] | None) -> list[field.FieldError]:
+def _hash_password(obj: dict[str, Any], new: Wukong, old: Wukong | None) -> list[field.FieldError]:
     """M6: ``cloudInitUser.password`` is stored as its SHA-512 crypt hash in ``passwordHash``, and the plaintext is
     taken out of the last-applied annotation too, so it rests nowhere: not in the Wukong, etcd or its backups,
     nor in what every reader of Wukongs sees. The hash already stored is kept while the same password is applied
     again (kubectl apply sends it every time), so re-applying a manifest changes nothing."""
-    spec = obj.get("spec")
-    user = spec.get(USER) if isinstance(spec, dict) else None
-    password = user.get(PASSWORD) if isinstance(user, Mapping) else None
-    if not isinstance(spec, dict) or not isinstance(user, Mapping) or not isinstance(password, str) or not password:
+    spec, user = obj.get("spec"), new.user
+    password = user.password if user is not None else None
+    if not isinstance(spec, dict) or user is None or password is None:
         return []  # no password, or one of a wrong type that validation names (without showing it)
     path = field.SPEC.child(USER)
     if len(password) > _password_limit():
         return [field.invalid(path.child(PASSWORD), password, f"may not be longer than {_password_limit()} characters")]
-    given = user.get(PASSWORD_HASH)
-    previous = mapping(mapping(mapping(old).get("spec")).get(USER)).get(PASSWORD_HASH)
-    known = [h for h in (given, previous) if isinstance(h, str) and h]
-    if isinstance(given, str) and given and given != previous and not cloudinit.password_matches(password, given):
+    given = user.password_hash
+    previous = old.user.password_hash if old is not None and old.user is not None else None
+    known = [h for h in (given, previous) if h]
+    if given and given != previous and not cloudinit.password_matches(password, given):
         return [field.forbidden(path.child(PASSWORD_HASH), "set password or passwordHash, not both")]
     try:
         hashed = next((h for h in known if cloudinit.password_matches(password, h)), None)
         hashed = hashed or cloudinit.hash_password(password)
     except ValueError:
         return [field.invalid(path.child(PASSWORD), password, "may not hold a NUL character")]
-    spec[USER] = {**{k: v for k, v in user.items() if k != PASSWORD}, PASSWORD_HASH: hashed}
+    spec[USER] = {**{k: v for k, v in new.cloud_init_user.items() if k != PASSWORD}, PASSWORD_HASH: hashed}
     _scrub_last_applied(obj, hashed)
     return []
 

@@ -33,6 +33,9 @@ class ClusterFacts:
     namespace_labels: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
     namespace: str | None = None
     classes_origin: str | None = None  # where the classes come from when not a cluster (a file), for messages
+    # Secret name -> whether the requesting user may read it, as the API server answered a SubjectAccessReview for
+    # this request; a Secret not here is not judged (the offline checker, the mutating endpoint).
+    readable_secrets: Mapping[str, bool] = field(default_factory=dict)
     policy_scope: policy.Scope | None = field(default=None, init=False, repr=False, compare=False)
     _default: str | None = field(default=None, init=False, repr=False, compare=False)
     _scoped: dict[str, ClusterFacts] = field(default_factory=dict, init=False, repr=False, compare=False)

@@ -16,13 +16,15 @@ any policy exists; if that read fails, the request is refused with a message to 
 from __future__ import annotations
 
 import threading
+from collections.abc import Mapping
 from typing import Any
 
 from kubeclient.informer import Informer
-from kubeclient.resources import NAMESPACES, STORAGE_CLASSES, WUKONG_POLICIES
+from kubeclient.resources import NAMESPACES, SECRETS, STORAGE_CLASSES
 from kubeclient.rest import ApiError, Kube, NotFound
 from webhook.facts import ClusterFacts, FactsUnavailable
 from wukong import labels
+from wukong.api import WUKONG_POLICIES
 from wukong.policy import Policy
 from wukong.storageclass import StorageClass
 
@@ -73,6 +75,19 @@ class FactsCache:
         if namespace and facts.policies and namespace not in facts.namespace_labels:
             facts = self._learn(namespace)
         return facts
+
+    def may_read_secret(self, user: Mapping[str, Any], namespace: str, name: str) -> bool:
+        """Whether ``user`` (an AdmissionReview's userInfo) may get Secret ``name``: a SubjectAccessReview, so the
+        webhook itself never needs to read a Secret. Raises FactsUnavailable when the API server does not answer:
+        the request is refused, to be retried, never admitted unjudged."""
+        try:
+            return self._kube.user_may(user, "get", SECRETS, namespace, name)
+        except (ApiError, ValueError) as error:
+            raise FactsUnavailable(
+                f"spec.sshKeySecret names Secret {name!r}, and whether you may read it could not be asked of the API "
+                f"server ({error}); KubeVirt copies that Secret into the VM, so the request cannot be judged without "
+                f"it: try again"
+            ) from None
 
     def _learn(self, namespace: str) -> ClusterFacts:
         try:

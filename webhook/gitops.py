@@ -127,8 +127,8 @@ class Cluster:
         return [StorageClass.from_manifest(item) for item in items]
 
     def policies(self) -> list[Policy]:
-        from kubeclient.resources import WUKONG_POLICIES
         from kubeclient.rest import ApiError, NotFound
+        from wukong.api import WUKONG_POLICIES
 
         try:
             items, _ = self.kube.list(WUKONG_POLICIES, None)
@@ -149,8 +149,8 @@ class Cluster:
         return labels.of_namespaces(items)
 
     def wukong(self, namespace: str, name: str) -> dict[str, Any] | None:
-        from kubeclient.resources import WUKONGS
         from kubeclient.rest import ApiError, NotFound
+        from wukong.api import WUKONGS
 
         try:
             return dict(self.kube.get(WUKONGS, namespace, name))

@@ -1,4 +1,12 @@
-"""Validating admission (V1-V10, W1): what may not be created or changed, with every reason at once.
+"""Validating admission (V1-V10, W1-W3): what may not be created or changed, with every reason at once.
+
+The rules by id (SPEC.md's, and the tests' section names): V1 the CRD's schema, V2 unique disk names, V3 one boot
+disk, V4 valid quantities, V5 no shrinking, V6 and V7 a bound disk's storageClassName and image fixed, V8 a disk
+removed only with the annotation, V9 growth only on an expandable StorageClass, V10 supported images. The rules
+added since have names, not ids: ``name_fits_children``, ``reserved_disk_names``, ``guest_user``,
+``guest_networks``, ``placement``, ``os_image``, ``ssh_key_secret``, and the WukongPolicies (``wukong.policy``).
+Warnings let a request through: W1 a StorageClass that does not exist, W2 a password stored in clear, W3 a removal
+permission that this update does not use (and whatever a policy only warns of).
 
 ``validate(new, old, facts)`` mirrors Kubernetes' ``ValidateUpdate(new, old, opts)``: it returns the
 field errors that deny the request and, separately, warnings that let it through.
@@ -21,23 +29,25 @@ from wukong import api, cloudinit, naming, policy, schema
 from wukong import networkrules as network_rules
 from wukong.image import ImageError, parse_image
 from wukong.naming import CLOUD_INIT_DISK, POD_NETWORK
-from wukong.quantity import Quantity, QuantityError, parse
-from wukong.spec import RESTART_POLICY_RUN_STRATEGY, Network, disk_dicts, mapping
+from wukong.quantity import Quantity, QuantityError, parse, parse_or_none
+from wukong.spec import RESTART_POLICY_RUN_STRATEGY, DiskEntry, Wukong, mapping, text
 
-Old = Mapping[str, Any] | None
+Old = Wukong | None
 Result = tuple[list[field.FieldError], list[str]]
 
 
-def validate(new: Mapping[str, Any], old: Old, facts: ClusterFacts) -> Result:
-    """All errors and warnings for a CREATE (``old`` None) or an UPDATE."""
-    if old is not None and old.get("spec") == new.get("spec"):
+def validate(new: Mapping[str, Any], old: Wukong | Mapping[str, Any] | None, facts: ClusterFacts) -> Result:
+    """All errors and warnings for a CREATE (``old`` None) or an UPDATE (``old`` as stored, or its reader)."""
+    before = Wukong.of(old) if old is not None else None
+    if before is not None and before.object.get("spec") == new.get("spec"):
         # Metadata- or finalizer-only updates pass even if an older object predates a rule.
         return [], []
-    errors = field.FieldErrors(_schema_errors(new))
+    errors = field.FieldErrors(_schema_errors(new))  # V1: what is not of its type, named once, here
+    after = Wukong(new)  # read once, by every rule
     for rule in _RULES:
-        errors.extend(rule(new, old, facts))
-    warnings = [*_warnings(new, facts), *_removal_warnings(new, old)]
-    for violation in facts.scope.evaluate(new, old):
+        errors.extend(rule(after, before, facts))
+    warnings = [*_warnings(after, facts), *_removal_warnings(after, before)]
+    for violation in facts.scope.evaluate(after, before):
         if violation.action == policy.DENY:
             errors.append(field.forbidden(field.Path(violation.path), violation.detail))
         else:
@@ -117,40 +127,29 @@ def _pattern_message(path: field.Path, pattern: str) -> str:
 
 
 # V2-V10 ------------------------------------------------------------------------------------------------
-def _indexed(obj: Mapping[str, Any] | None) -> Iterator[tuple[int, Mapping[str, Any], str]]:
-    for index, disk in enumerate(disk_dicts(obj or {})):
-        name = disk.get("name")
-        if isinstance(name, str):
-            yield index, disk, name
+def _disks(obj: Old) -> Iterator[tuple[int, DiskEntry, str]]:
+    """(index, disk, name) of the disks whose name is a string."""
+    for entry in obj.named_disks if obj is not None else ():
+        yield entry.index, entry, entry.name or ""
 
 
-def _previous(old: Old) -> dict[str, Mapping[str, Any]]:
-    return {name: disk for _, disk, name in _indexed(old)}
+def _previous(old: Old) -> dict[str, DiskEntry]:
+    return {name: disk for _, disk, name in _disks(old)}
 
 
-def _size(disk: Mapping[str, Any]) -> Quantity | None:
-    size = disk.get("size")
-    if not isinstance(size, str):
-        return None
-    try:
-        return parse(size)
-    except QuantityError:
-        return None
-
-
-def unique_names(new: Mapping[str, Any], old: Old, facts: ClusterFacts) -> Iterator[field.FieldError]:
+def unique_names(new: Wukong, old: Old, facts: ClusterFacts) -> Iterator[field.FieldError]:
     """V2."""
     seen: set[str] = set()
-    for index, _, name in _indexed(new):
+    for index, _, name in _disks(new):
         if name in seen:
             yield field.duplicate(field.DISKS.index(index).child("name"), name, "disk names must be unique")
         seen.add(name)
 
 
-def one_boot_disk(new: Mapping[str, Any], old: Old, facts: ClusterFacts) -> Iterator[field.FieldError]:
+def one_boot_disk(new: Wukong, old: Old, facts: ClusterFacts) -> Iterator[field.FieldError]:
     """V3."""
-    boots = [(index, name) for index, disk, name in _indexed(new) if disk.get("boot") is True]
-    if not boots and disk_dicts(new):
+    boots = [(index, name) for index, disk, name in _disks(new) if disk.boots]
+    if not boots and new.disks:
         yield field.required(field.DISKS, "exactly one disk must have boot: true, and none has")
     for index, name in boots[1:]:
         yield field.invalid(
@@ -160,15 +159,13 @@ def one_boot_disk(new: Mapping[str, Any], old: Old, facts: ClusterFacts) -> Iter
         )
 
 
-def valid_quantities(new: Mapping[str, Any], old: Old, facts: ClusterFacts) -> Iterator[field.FieldError]:
+def valid_quantities(new: Wukong, old: Old, facts: ClusterFacts) -> Iterator[field.FieldError]:
     """V4: sizes and memory parse as quantities, and are more than zero."""
-    spec = mapping(new.get("spec"))
-    memory = spec.get("memory")
-    if isinstance(memory, str):
-        yield from _positive_quantity(field.SPEC.child("memory"), memory, "memory")
-    for index, disk, name in _indexed(new):
-        if isinstance(disk.get("size"), str):
-            yield from _positive_quantity(field.DISKS.index(index).child("size"), disk["size"], f"disk {quoted(name)}")
+    if new.memory_text is not None:
+        yield from _positive_quantity(field.SPEC.child("memory"), new.memory_text, "memory")
+    for index, disk, name in _disks(new):
+        if (size := disk.text("size")) is not None:
+            yield from _positive_quantity(field.DISKS.index(index).child("size"), size, f"disk {quoted(name)}")
 
 
 def _positive_quantity(path: field.Path, text: str, what: str) -> Iterator[field.FieldError]:
@@ -181,17 +178,31 @@ def _positive_quantity(path: field.Path, text: str, what: str) -> Iterator[field
         yield field.invalid(path, text, f"{what} must be greater than zero")
 
 
-def size_changes(new: Mapping[str, Any], old: Old, facts: ClusterFacts) -> Iterator[field.FieldError]:
-    """V5 (shrink) and V9 (growth needs an expandable StorageClass)."""
+def size_changes(new: Wukong, old: Old, facts: ClusterFacts) -> Iterator[field.FieldError]:
+    """V5 (shrink; a failed expansion may be taken back to above the capacity reached) and V9 (growth needs an
+    expandable StorageClass)."""
     previous = _previous(old)
-    for index, disk, name in _indexed(new):
-        before = previous.get(name)
-        if before is None:
+    failed = _failed_expansions(old)
+    for index, entry, name in _disks(new):
+        earlier = previous.get(name)
+        if earlier is None:
             continue
-        was, now = _size(before), _size(disk)
+        disk, before = entry.raw, earlier.raw
+        was, now = earlier.size, entry.size
         if was is None or now is None or was == now:
             continue
         path = field.DISKS.index(index).child("size")
+        if now < was and name in failed:
+            reached = failed[name]
+            if reached is None or now <= reached:
+                yield field.forbidden(
+                    path,
+                    f"disk {quoted(name)} cannot shrink from {was} to {now}: its expansion failed, and its size may "
+                    f"be lowered only to more than the capacity its volume reached"
+                    + (f" ({reached})" if reached is not None else " (not known yet)")
+                    + ", as Kubernetes allows",
+                )
+            continue
         if now < was:
             yield field.forbidden(path, f"disk {quoted(name)} cannot shrink from {was} to {now}; disks can only grow")
             continue
@@ -205,16 +216,17 @@ def size_changes(new: Mapping[str, Any], old: Old, facts: ClusterFacts) -> Itera
             )
 
 
-def immutable_fields(new: Mapping[str, Any], old: Old, facts: ClusterFacts) -> Iterator[field.FieldError]:
+def immutable_fields(new: Wukong, old: Old, facts: ClusterFacts) -> Iterator[field.FieldError]:
     """V6 (storageClassName) and V7 (image) of an existing disk cannot change once its volume has bound: it may
     hold data. Until then (a mistyped class, say) they may be corrected, and the reconciler replaces the unbound
     claim; it re-checks, and never deletes a claim that bound, whatever this rule saw."""
     previous = _previous(old)
-    held = _ever_bound(old)
-    for index, disk, name in _indexed(new):
-        before = previous.get(name)
-        if before is None or name not in held:
+    held = old.ever_bound if old is not None else frozenset()
+    for index, entry, name in _disks(new):
+        earlier = previous.get(name)
+        if earlier is None or name not in held:
             continue
+        disk, before = entry.raw, earlier.raw
         path = field.DISKS.index(index)
         if before.get("storageClassName") and disk.get("storageClassName") != before["storageClassName"]:
             yield field.forbidden(
@@ -230,20 +242,22 @@ def immutable_fields(new: Mapping[str, Any], old: Old, facts: ClusterFacts) -> I
             )
 
 
-def _ever_bound(old: Old) -> set[str]:
-    """Disks whose volume the reconciler has seen bound (status.volumes[].everBound)."""
-    status = mapping((old or {}).get("status"))
+def _failed_expansions(old: Old) -> dict[str, Quantity | None]:
+    """Disk -> the capacity its volume reached, for the disks whose expansion failed (status.volumes[]
+    .expansionFailed, written by the reconciler from the claim): while it stands, the disk's size may be lowered to
+    more than that capacity (KEP-1790, recovery from expansion failure)."""
+    status = mapping(old.object.get("status")) if old is not None else {}
     volumes = status.get("volumes")
     if not isinstance(volumes, list):
-        return set()
+        return {}
     return {
-        v["name"]
+        v["name"]: parse_or_none(v.get("capacity"))
         for v in volumes
-        if isinstance(v, Mapping) and isinstance(v.get("name"), str) and v.get("everBound") is True
+        if isinstance(v, Mapping) and isinstance(v.get("name"), str) and v.get("expansionFailed") is True
     }
 
 
-def no_removal(new: Mapping[str, Any], old: Old, facts: ClusterFacts) -> Iterator[field.FieldError]:
+def no_removal(new: Wukong, old: Old, facts: ClusterFacts) -> Iterator[field.FieldError]:
     """V8: removing a disk needs the allow-disk-removal annotation set *by the same update*, naming the disk (or
     ``"true"``, every disk that update removes); its volume is kept either way.
 
@@ -277,14 +291,13 @@ def no_removal(new: Mapping[str, Any], old: Old, facts: ClusterFacts) -> Iterato
         )
 
 
-def _removed(new: Mapping[str, Any], old: Old) -> list[str]:
-    remaining = {name for _, _, name in _indexed(new)}
-    return [name for _, _, name in _indexed(old) if name not in remaining]
+def _removed(new: Wukong, old: Old) -> list[str]:
+    remaining = {name for _, _, name in _disks(new)}
+    return [name for _, _, name in _disks(old) if name not in remaining]
 
 
 def _removal_permission(obj: Old) -> str | None:
-    value = mapping(mapping(mapping(obj).get("metadata")).get("annotations")).get(api.ALLOW_DISK_REMOVAL_ANNOTATION)
-    return value if isinstance(value, str) else None
+    return obj.annotation(api.ALLOW_DISK_REMOVAL_ANNOTATION) if obj is not None else None
 
 
 def _named(value: str, removed: list[str]) -> set[str]:
@@ -294,8 +307,8 @@ def _named(value: str, removed: list[str]) -> set[str]:
     return {name.strip() for name in value.split(",")}
 
 
-def _removal_warnings(new: Mapping[str, Any], old: Old) -> Iterator[str]:
-    """A permission set for a disk this update does not remove is spent unused: say so, rather than let it
+def _removal_warnings(new: Wukong, old: Old) -> Iterator[str]:
+    """W3: a permission set for a disk this update does not remove is spent unused: say so, rather than let it
     look armed."""
     given = _removal_permission(new)
     if old is None or given is None or given == "true" or given == _removal_permission(old):
@@ -308,11 +321,11 @@ def _removal_warnings(new: Mapping[str, Any], old: Old) -> Iterator[str]:
         )
 
 
-def supported_images(new: Mapping[str, Any], old: Old, facts: ClusterFacts) -> Iterator[field.FieldError]:
+def supported_images(new: Wukong, old: Old, facts: ClusterFacts) -> Iterator[field.FieldError]:
     """V10."""
-    for index, disk, name in _indexed(new):
-        image = disk.get("image")
-        if not isinstance(image, str):
+    for index, disk, name in _disks(new):
+        image = disk.text("image")
+        if image is None:
             continue
         try:
             parse_image(image)
@@ -320,10 +333,10 @@ def supported_images(new: Mapping[str, Any], old: Old, facts: ClusterFacts) -> I
             yield field.invalid(field.DISKS.index(index).child("image"), image, f"disk {quoted(name)}: {error}")
 
 
-def name_fits_children(new: Mapping[str, Any], old: Old, facts: ClusterFacts) -> Iterator[field.FieldError]:
+def name_fits_children(new: Wukong, old: Old, facts: ClusterFacts) -> Iterator[field.FieldError]:
     """The VM is named ``<name>-vm`` and that name is a label value (63 characters at most)."""
-    name = mapping(new.get("metadata")).get("name")
-    if old is None and isinstance(name, str) and len(name) > naming.MAX_NAME_LENGTH:
+    name = new.name
+    if old is None and name is not None and len(name) > naming.MAX_NAME_LENGTH:
         yield field.invalid(
             field.Path("metadata").child("name"),
             name,
@@ -333,28 +346,28 @@ def name_fits_children(new: Mapping[str, Any], old: Old, facts: ClusterFacts) ->
         )
 
 
-def reserved_disk_names(new: Mapping[str, Any], old: Old, facts: ClusterFacts) -> Iterator[field.FieldError]:
-    for index, _, name in _indexed(new):
+def reserved_disk_names(new: Wukong, old: Old, facts: ClusterFacts) -> Iterator[field.FieldError]:
+    for index, _, name in _disks(new):
         if name == CLOUD_INIT_DISK:
             yield field.invalid(
                 field.DISKS.index(index).child("name"), name, f'"{CLOUD_INIT_DISK}" is the VM\'s cloud-init disk'
             )
 
 
-def guest_user(new: Mapping[str, Any], old: Old, facts: ClusterFacts) -> Iterator[field.FieldError]:
+def guest_user(new: Wukong, old: Old, facts: ClusterFacts) -> Iterator[field.FieldError]:
     """What cloud-init and useradd would refuse, said before the VM boots."""
-    user = mapping(mapping(new.get("spec")).get("cloudInitUser"))
+    user = new.cloud_init_user
     path = field.SPEC.child("cloudInitUser")
-    if isinstance(user.get("name"), str) and (problem := cloudinit.user_name_problem(user["name"])):
-        yield field.invalid(path.child("name"), user["name"], problem)
+    if (name := text(user, "name")) is not None and (problem := cloudinit.user_name_problem(name)):
+        yield field.invalid(path.child("name"), name, problem)
     groups = user.get("groups")
     for index, group in enumerate(groups if isinstance(groups, list) else []):
         if isinstance(group, str) and (problem := cloudinit.group_problem(group)):
             yield field.invalid(path.child("groups").index(index), group, problem)
-    if isinstance(user.get("shell"), str) and (problem := cloudinit.shell_problem(user["shell"])):
-        yield field.invalid(path.child("shell"), user["shell"], problem)
-    hashed = user.get("passwordHash")
-    if isinstance(hashed, str) and not hashed.startswith("$"):
+    if (shell := text(user, "shell")) is not None and (problem := cloudinit.shell_problem(shell)):
+        yield field.invalid(path.child("shell"), shell, problem)
+    hashed = text(user, "passwordHash")
+    if hashed is not None and not hashed.startswith("$"):
         yield field.invalid(
             path.child("passwordHash"),
             hashed,
@@ -367,16 +380,10 @@ def guest_user(new: Mapping[str, Any], old: Old, facts: ClusterFacts) -> Iterato
         )
 
 
-def guest_networks(new: Mapping[str, Any], old: Old, facts: ClusterFacts) -> Iterator[field.FieldError]:
-    raw = mapping(new.get("spec")).get("networks")
-    stored = mapping(mapping(old).get("spec")).get("networks")
-    before = (
-        {e.get("name"): e.get("ipConfig") for e in stored if isinstance(e, Mapping)} if isinstance(stored, list) else {}
-    )
+def guest_networks(new: Wukong, old: Old, facts: ClusterFacts) -> Iterator[field.FieldError]:
+    before = {e.raw.get("name"): e.raw for e in old.networks} if old is not None else {}
     seen: set[str] = set()
-    for index, entry in enumerate(raw if isinstance(raw, list) else []):
-        if not isinstance(entry, Mapping):
-            continue
+    for index, entry, network in ((e.index, e.raw, e.network) for e in new.networks):
         path = field.SPEC.child("networks").index(index)
         name = entry.get("name")
         if name == POD_NETWORK:
@@ -387,14 +394,20 @@ def guest_networks(new: Mapping[str, Any], old: Old, facts: ClusterFacts) -> Ite
             if name in seen:
                 yield field.duplicate(path.child("name"), name, "network names must be unique")
             seen.add(name)
-        network = Network.from_dict(entry)
         for where, problem in network_rules.problems(network):
             yield field.invalid(path.child(where), _at(entry, where), problem)
         ip = network.ip_config
+        stored_entry = before.get(name, {}) if isinstance(name, str) else {}
         # A gateway without routes stored before routes existed (when it was a default route) may stay as it is.
-        unchanged = before.get(name) == entry.get("ipConfig")
+        unchanged = bool(stored_entry) and stored_entry.get("ipConfig") == entry.get("ipConfig")
         if ip and ip.mode == network_rules.STATIC and ip.gateway and not ip.routes and not unchanged:
             yield field.invalid(path.child("ipConfig.gateway"), ip.gateway, network_rules.GATEWAY_WITHOUT_ROUTES)
+        # So may a macvlan master or sriov resource stored in bridgeName before master and resourceName existed.
+        misplaced = network_rules.MISPLACED_BRIDGE_NAME.get(network.type)
+        kept = all(stored_entry.get(key) == entry.get(key) for key in ("type", "bridgeName"))
+        legacy = not network.nad_name and network_rules.host_field(network) == "bridgeName"
+        if misplaced is not None and legacy and not (stored_entry and kept):
+            yield field.invalid(path.child("bridgeName"), network.bridge_name, misplaced)
 
 
 def _at(entry: Mapping[str, Any], where: str) -> Any:
@@ -404,11 +417,10 @@ def _at(entry: Mapping[str, Any], where: str) -> Any:
     return value if not isinstance(value, (dict, list)) else type(value).__name__
 
 
-def placement(new: Mapping[str, Any], old: Old, facts: ClusterFacts) -> Iterator[field.FieldError]:
+def placement(new: Wukong, old: Old, facts: ClusterFacts) -> Iterator[field.FieldError]:
     """highAvailability.restartPolicy sets the run strategy only when startStrategy does not say otherwise."""
-    spec = mapping(new.get("spec"))
-    policy = mapping(spec.get("highAvailability")).get("restartPolicy")
-    start = mapping(spec.get("startStrategy"))
+    policy = new.high_availability.get("restartPolicy")
+    start = new.start_strategy
     if not isinstance(policy, str) or policy not in RESTART_POLICY_RUN_STRATEGY:
         return
     path = field.SPEC.child("highAvailability").child("restartPolicy")
@@ -425,11 +437,10 @@ def placement(new: Mapping[str, Any], old: Old, facts: ClusterFacts) -> Iterator
     )
 
 
-def os_image(new: Mapping[str, Any], old: Old, facts: ClusterFacts) -> Iterator[field.FieldError]:
+def os_image(new: Wukong, old: Old, facts: ClusterFacts) -> Iterator[field.FieldError]:
     """osImage fills the boot disk's image at creation; it may not contradict it, nor be set where it cannot act."""
-    spec = mapping(new.get("spec"))
-    image = spec.get("osImage")
-    if not isinstance(image, str) or not image:
+    image = new.os_image
+    if image is None:
         return
     path = field.SPEC.child("osImage")
     try:
@@ -437,8 +448,8 @@ def os_image(new: Mapping[str, Any], old: Old, facts: ClusterFacts) -> Iterator[
     except ImageError as error:
         yield field.invalid(path, image, str(error))
         return
-    before = mapping(mapping((old or {}).get("spec"))).get("osImage")
-    boot = next(((i, d) for i, d, _ in _indexed(new) if d.get("boot") is True), None)
+    before = old.os_image if old is not None else None
+    boot = next(((i, d.raw) for i, d, _ in _disks(new) if d.boots), None)
     if boot is not None and image != before and boot[1].get("image") not in (None, image):
         yield field.invalid(
             path,
@@ -455,7 +466,24 @@ def os_image(new: Mapping[str, Any], old: Old, facts: ClusterFacts) -> Iterator[
         )
 
 
-_RULES: tuple[Callable[[Mapping[str, Any], Old, ClusterFacts], Iterator[field.FieldError]], ...] = (
+def ssh_key_secret(new: Wukong, old: Old, facts: ClusterFacts) -> Iterator[field.FieldError]:
+    """A Secret named anew in sshKeySecret must be one the user asking may read: KubeVirt copies every value of it
+    into the guest's cloud-init data, where whoever uses the VM reads it, so naming a Secret one cannot read (a
+    ServiceAccount token, another team's TLS key) would read it through the VM. Judged by the API server's own
+    authorisers (facts.readable_secrets, a SubjectAccessReview for this user); not judged where there is none."""
+    name = new.ssh_key_secret
+    if name is None or facts.readable_secrets.get(name) is not False:
+        return
+    yield field.forbidden(
+        field.SPEC.child("sshKeySecret"),
+        f"you may not read Secret {quoted(name)} in namespace {quoted(facts.namespace or '')} (get secrets), and "
+        f"KubeVirt copies every value of it into the VM's guest, where its users read them: name a Secret of SSH "
+        f"public keys that you may read (an Opaque Secret of public keys only, labelled "
+        f"{api.SSH_KEYS_LABEL}=true by convention), or ask for read access to it",
+    )
+
+
+_RULES: tuple[Callable[[Wukong, Old, ClusterFacts], Iterator[field.FieldError]], ...] = (
     name_fits_children,
     unique_names,
     one_boot_disk,
@@ -469,13 +497,15 @@ _RULES: tuple[Callable[[Mapping[str, Any], Old, ClusterFacts], Iterator[field.Fi
     guest_networks,
     placement,
     os_image,
+    ssh_key_secret,
 )
 
 
-# W1, W2 ------------------------------------------------------------------------------------------------
-def _warnings(new: Mapping[str, Any], facts: ClusterFacts) -> Iterator[str]:
-    user = mapping(mapping(new.get("spec")).get("cloudInitUser"))
-    if isinstance(user.get("password"), str) and user["password"] and not user.get("passwordHash"):
+# W1, W2 (W3 is _removal_warnings) ----------------------------------------------------------------------
+def _warnings(new: Wukong, facts: ClusterFacts) -> Iterator[str]:
+    """W2 a password in clear, W1 a StorageClass that does not exist."""
+    user = new.cloud_init_user
+    if text(user, "password") and not user.get("passwordHash"):
         yield (
             "spec.cloudInitUser.password is stored in clear in this Wukong, readable by anyone who can read it "
             "(the VM's user-data gets a SHA-512 hash of it); use passwordHash instead, e.g. the output of "
@@ -483,9 +513,9 @@ def _warnings(new: Mapping[str, Any], facts: ClusterFacts) -> Iterator[str]:
         )
     if not facts.knows_storage_classes:
         return
-    for index, disk, name in _indexed(new):
-        class_name = disk.get("storageClassName")
-        if isinstance(class_name, str) and facts.storage_class(class_name) is None:
+    for index, disk, name in _disks(new):
+        class_name = disk.text("storageClassName")
+        if class_name is not None and facts.storage_class(class_name) is None:
             yield (
                 f"spec.disks[{index}].storageClassName: StorageClass {quoted(class_name)} does not exist; "
                 f"disk {quoted(name)} stays Pending until it does"

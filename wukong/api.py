@@ -2,6 +2,8 @@
 
 from typing import Final
 
+from wukong.resource import Resource
+
 GROUP: Final = "vm.novasphere.dev"
 VERSION: Final = "v1alpha1"
 API_VERSION: Final = f"{GROUP}/{VERSION}"
@@ -19,9 +21,15 @@ DISK_LABEL: Final = f"{GROUP}/disk"
 RELEASED_FROM_LABEL: Final = f"{GROUP}/released-from"
 WUKONG_UID_ANNOTATION: Final = f"{GROUP}/wukong-uid"  # which Wukong a volume without an ownerReference serves
 START_STRATEGY_ANNOTATION: Final = f"{GROUP}/start-strategy"  # the Wukong's startStrategy last applied to its VM
+# On a VM template (and so its instance): a digest of the cloud-init Secret's data, so a changed user-data is a
+# template change KubeVirt reports as waiting for a restart.
+CLOUD_INIT_DIGEST_ANNOTATION: Final = f"{GROUP}/cloud-init-digest"
 # On a Wukong: comma-separated disk names whose lost volume (bound once, now gone) may be created anew, empty or
 # re-imported -- the user's explicit say that the data is not coming back.
 RECREATE_LOST_VOLUMES_ANNOTATION: Final = f"{GROUP}/recreate-lost-volumes"
+# On a VolumeSnapshot taken before a disk grew: the size the volume had when it was taken.
+SNAPSHOT_SIZE_ANNOTATION: Final = f"{GROUP}/snapshot-size"
+SSH_KEYS_LABEL: Final = f"{GROUP}/ssh-keys"  # on a Secret: made to be named in sshKeySecret (a documented convention)
 MANAGED_BY_LABEL: Final = "app.kubernetes.io/managed-by"
 MANAGED_BY: Final = "wukong-reconciler"
 NAMESPACE_NAME_LABEL: Final = "kubernetes.io/metadata.name"  # set by the API server on every namespace
@@ -39,6 +47,9 @@ DEFAULT_CLASS_ANNOTATIONS: Final = (
     "storageclass.beta.kubernetes.io/is-default-class",
 )
 
-MAX_DISKS: Final = 16
-MIN_CPU: Final = 1
-MAX_CPU: Final = 64
+# The CSI snapshotter's default VolumeSnapshotClass of a driver (the one a VolumeSnapshot naming no class gets).
+DEFAULT_SNAPSHOT_CLASS_ANNOTATION: Final = "snapshot.storage.kubernetes.io/is-default-class"
+
+# The product's resources, for the client layer (kubeclient.resources holds only those of Kubernetes and add-ons).
+WUKONGS: Final = Resource(GROUP, VERSION, PLURAL, KIND)
+WUKONG_POLICIES: Final = Resource(GROUP, VERSION, POLICY_PLURAL, POLICY_KIND, namespaced=False)

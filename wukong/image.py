@@ -1,21 +1,19 @@
-"""Disk images: what a disk's ``image`` may say, and the CDI import source it becomes."""
+"""Disk images: what a disk's ``image`` may say, and the CDI import source it becomes.
+
+A registry reference is read by the distribution grammar (``wukong.reference``), less what CDI's importer
+(containers/image) refuses on top of it: a tag beside a digest. A URL is read strictly (``wukong.imageurl``).
+Whatever the string, the only exception is ImageError, whose message says what is wrong.
+"""
 
 from __future__ import annotations
 
-import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Literal
-from urllib.parse import urlsplit
 
-# A container image reference, as github.com/distribution/reference defines it (IPv6 hosts aside).
-_ALNUM = r"[a-z0-9]+"
-_SEPARATOR = r"(?:[._]|__|-+)"
-_PATH_COMPONENT = rf"{_ALNUM}(?:{_SEPARATOR}{_ALNUM})*"
-_DOMAIN_COMPONENT = r"(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])"
-_DOMAIN = rf"{_DOMAIN_COMPONENT}(?:\.{_DOMAIN_COMPONENT})*(?::[0-9]+)?"
-_TAG = r"[\w][\w.-]{0,127}"
-_DIGEST = r"[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,}"
-_REFERENCE = re.compile(rf"(?:{_DOMAIN}/)?{_PATH_COMPONENT}(?:/{_PATH_COMPONENT})*(?::{_TAG})?(?:@{_DIGEST})?")
+from wukong import imageurl, reference
+from wukong.imageurl import Location
+from wukong.reference import Reference
 
 REGISTRY_SCHEME = "docker://"
 HINT = "use docker://REF, http(s)://URL, or a registry reference such as quay.io/containerdisks/fedora:40"
@@ -27,19 +25,32 @@ class ImageError(ValueError):
 
 @dataclass(frozen=True)
 class ImageSource:
-    """A CDI DataVolume source: ``registry`` (url is docker://REF) or ``http`` (url is the URL)."""
+    """A CDI DataVolume source: ``registry`` (url is docker://REF) or ``http`` (url is the URL), with its parts as
+    the importer reads them (``reference`` for a registry image, ``location`` for a URL)."""
 
     kind: Literal["registry", "http"]
     url: str
+    reference: Reference | None = field(default=None, compare=False, repr=False)
+    location: Location | None = field(default=None, compare=False, repr=False)
 
 
+@lru_cache(maxsize=4096)
 def parse_image(image: str) -> ImageSource:
     if image.startswith(("http://", "https://")):
-        parts = urlsplit(image)
-        if not parts.netloc or any(c.isspace() for c in image):
-            raise ImageError(f"not a valid URL; {HINT}")
-        return ImageSource("http", image)
-    reference = image.removeprefix(REGISTRY_SCHEME)
-    if "://" in reference or not _REFERENCE.fullmatch(reference):
+        try:
+            return ImageSource("http", image, location=imageurl.parse(image))
+        except imageurl.InvalidURL as error:
+            raise ImageError(f"not a valid URL: {error}; {HINT}") from None
+    text = image.removeprefix(REGISTRY_SCHEME)
+    if "://" in text:
         raise ImageError(f"not a supported image; {HINT}")
-    return ImageSource("registry", REGISTRY_SCHEME + reference)
+    try:
+        parsed = reference.parse(text)
+    except reference.InvalidReference as error:
+        raise ImageError(f"not a supported image: {error}; {HINT}") from None
+    if parsed.tag is not None and parsed.digest is not None:
+        raise ImageError(
+            f'not a supported image: it names tag "{parsed.tag}" beside its digest, which CDI\'s importer refuses '
+            f'(the digest is what would be pulled; the tag only misleads a reader); drop ":{parsed.tag}"'
+        )
+    return ImageSource("registry", REGISTRY_SCHEME + text, reference=parsed)

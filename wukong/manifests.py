@@ -1,8 +1,9 @@
-"""Reading Kubernetes manifests: YAML or JSON files of one or more documents, or a ``List``."""
+"""Kubernetes manifests: read from YAML or JSON files of one or more documents, or a ``List``; and a live object
+compared with the one a controller wants."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +31,21 @@ def parse_objects(text: str, source: str = "<input>") -> list[dict[str, Any]]:
         documents = list(yaml.safe_load_all(text))
     except yaml.YAMLError as error:
         raise ManifestError(f"{source}: not valid YAML or JSON: {_first_line(error)}") from None
-    return list(_flatten(documents, source))
+    return [as_the_api_server_decodes(obj) for obj in _flatten(documents, source)]
+
+
+def as_the_api_server_decodes(value: Any) -> Any:
+    """The object as the API server holds it after decoding JSON: a whole float (``cpu: 64.0``) that fits an int64
+    is an integer, as apimachinery's JSON decoder makes it before any schema or webhook sees it (a float with a
+    fraction stays one, and an integer field's schema refuses it). Applied once, where text becomes objects, so
+    that the offline checker judges every field, of Wukongs and WukongPolicies alike, as the cluster would."""
+    if isinstance(value, float) and value.is_integer() and -(2**63) <= value < 2**63:  # what fits an int64
+        return int(value)
+    if isinstance(value, dict):
+        return {key: as_the_api_server_decodes(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [as_the_api_server_decodes(item) for item in value]
+    return value
 
 
 def load_object(path: str | Path) -> dict[str, Any]:
@@ -57,3 +72,13 @@ def _flatten(documents: list[Any], source: str) -> Iterator[dict[str, Any]]:
 
 def _first_line(error: Exception) -> str:
     return " ".join(str(error).split())
+
+
+def contains(live: Any, desired: Any) -> bool:
+    """True when everything ``desired`` says is already in ``live``: defaults other controllers add are fine (lists
+    must match item by item, as a merge patch replaces a list whole)."""
+    if isinstance(desired, Mapping):
+        return isinstance(live, Mapping) and all(contains(live.get(k), v) for k, v in desired.items())
+    if isinstance(desired, list):
+        return isinstance(live, list) and len(live) == len(desired) and all(map(contains, live, desired))
+    return bool(live == desired)

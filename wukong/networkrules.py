@@ -37,54 +37,129 @@ def nad_reference(nad_name: str, namespace: str) -> tuple[str, str]:
     return other or namespace, name
 
 
+# The field that names what a network attaches to on the nodes, per type: one field per meaning.
+HOST_FIELD: Final = {BRIDGE: "bridgeName", OVS: "bridgeName", MACVLAN: "master", SRIOV: "resourceName"}
+# Admission's rule for a network written or changed: before ``master`` and ``resourceName`` existed, macvlan and
+# sriov networks named their master and resource in bridgeName; such a stored network is still built as it was.
+MISPLACED_BRIDGE_NAME: Final = {
+    MACVLAN: "bridgeName names a Linux or Open vSwitch bridge; a macvlan network names the host interface it "
+    "enslaves in master",
+    SRIOV: "bridgeName names a Linux or Open vSwitch bridge; an sriov network names its device plugin resource in "
+    "resourceName",
+}
+
+
 def host_interface(network: Network) -> str | None:
     """What on the nodes a NetworkAttachmentDefinition made for ``network`` attaches the VM to: the Linux or
     Open vSwitch bridge, the macvlan master, or the SR-IOV resource. A bridge network without ``bridgeName`` uses
     a bridge named after the network (the plugin joins one that exists, or makes it); a macvlan network without
-    one enslaves the node's default-route interface, which is None here: it is the node's own network."""
+    a master enslaves the node's default-route interface, which is None here: it is the node's own network."""
     if network.type == BRIDGE:
         return network.bridge_name or network.name
+    if network.type == MACVLAN:
+        return network.master or network.bridge_name  # bridgeName: stored before master existed
+    if network.type == SRIOV:
+        return network.resource_name or network.bridge_name  # bridgeName: stored before resourceName existed
     return network.bridge_name
+
+
+def host_field(network: Network) -> str:
+    """The field of the entry that says what ``host_interface`` names (where a stored network said it)."""
+    wanted = HOST_FIELD.get(network.type, "bridgeName")
+    if network.type in (MACVLAN, SRIOV) and _own_field(network) is None and network.bridge_name:
+        return "bridgeName"
+    return wanted
+
+
+def _own_field(network: Network) -> str | None:
+    """The value of macvlan's ``master`` or sriov's ``resourceName``."""
+    return {MACVLAN: network.master, SRIOV: network.resource_name}.get(network.type)
 
 
 def problems(network: Network) -> list[Problem]:
     """Every combination in one network entry that cannot work. The schema checks each field on its own, and
     what concerns the list (unique names, none named like the pod network) is the caller's."""
     if network.nad_name:  # ipConfig still configures the guest (cloud-init); the rest is the named NAD's
-        set_here = [("bridgeName", network.bridge_name), ("vlanId", network.vlan_id)]
+        set_here = [
+            ("bridgeName", network.bridge_name),
+            ("master", network.master),
+            ("resourceName", network.resource_name),
+            ("vlanId", network.vlan_id),
+        ]
         found = [(field, _NAD_NAME_ONLY) for field, value in set_here if value is not None]
         return found + (_ip_problems(network.ip_config) if network.ip_config is not None else [])
-    found = _bridge_name_problems(network)
+    found = _host_problems(network)
     if network.type == MACVLAN and network.vlan_id is not None:
-        found.append(
-            ("vlanId", "macvlan has no VLAN setting: name a VLAN interface (like eth0.100) in bridgeName instead")
-        )
+        found.append(("vlanId", "macvlan has no VLAN setting: name a VLAN interface (like eth0.100) in master instead"))
     if network.ip_config is not None:
         found += _ip_problems(network.ip_config)
     return found
 
 
-def _bridge_name_problems(network: Network) -> list[Problem]:
-    given = network.bridge_name
+def _host_problems(network: Network) -> list[Problem]:
+    found: list[Problem] = []
+    for field, value, for_type in (("master", network.master, MACVLAN), ("resourceName", network.resource_name, SRIOV)):
+        if value is not None and network.type != for_type:
+            own = f"; a {network.type} network names its {_WHAT[network.type]} in {HOST_FIELD[network.type]}"
+            found.append((field, f"only for {for_type} networks" + (own if network.type in _WHAT else "")))
+    if network.type in (MACVLAN, SRIOV) and network.bridge_name and _own_field(network):
+        found.append(("bridgeName", f"{MISPLACED_BRIDGE_NAME[network.type]}: set {HOST_FIELD[network.type]} only"))
+    given, where = host_interface(network), host_field(network)
     if network.type == SRIOV:
         if given is None:
-            return [("bridgeName", "required for sriov: the SR-IOV resource name, like intel.com/sriov_netdevice")]
-        if not _RESOURCE_NAME.fullmatch(given):
-            return [("bridgeName", "must be an SR-IOV resource name, <domain>/<name>, like intel.com/sriov_netdevice")]
-        return []
+            found.append(
+                ("resourceName", "required for sriov: the device plugin's resource, like intel.com/sriov_netdevice")
+            )
+        elif message := extended_resource_problem(given):
+            found.append((where, message))
+        return found
     if network.type == OVS and given is None:
-        return [("bridgeName", "required for ovs: the Open vSwitch bridge on the nodes (ovs-cni does not create it)")]
-    if network.type == BRIDGE and given is None and len(network.name) > IFNAME_MAX:
         return [
+            *found,
+            ("bridgeName", "required for ovs: the Open vSwitch bridge on the nodes (ovs-cni does not create it)"),
+        ]
+    if network.type == BRIDGE and network.bridge_name is None and len(network.name) > IFNAME_MAX:
+        return [
+            *found,
             (
                 "bridgeName",
                 f"required when the network name is longer than {IFNAME_MAX} characters: the bridge is named "
                 "after the network by default, and Linux interface names are shorter",
-            )
+            ),
         ]
-    if network.type in (BRIDGE, MACVLAN, OVS) and given is not None and (message := _interface_name_problem(given)):
-        return [("bridgeName", message)]
-    return []
+    explicit = network.bridge_name if network.type in (BRIDGE, OVS) else given
+    if (
+        network.type in (BRIDGE, MACVLAN, OVS)
+        and explicit is not None
+        and (message := _interface_name_problem(explicit))
+    ):
+        found.append((where, message))
+    return found
+
+
+_WHAT: Final = {
+    BRIDGE: "Linux bridge",
+    OVS: "Open vSwitch bridge",
+    MACVLAN: "master interface",
+    SRIOV: "device plugin resource",
+}
+_QUALIFIED_NAME_MAX: Final = 63
+_DNS_SUBDOMAIN_MAX: Final = 253
+
+
+def extended_resource_problem(name: str) -> str | None:
+    """Why ``name`` is not a Kubernetes extended resource name (``<domain>/<name>``, outside kubernetes.io, as
+    ``IsExtendedResourceName`` judges), or None: what a device plugin advertises and a pod may request."""
+    domain, _, rest = name.partition("/")
+    if (
+        not _RESOURCE_NAME.fullmatch(name)
+        or len(domain) > _DNS_SUBDOMAIN_MAX - len("requests.")  # its quota name, requests.<name>, must be valid too
+        or len(rest) > _QUALIFIED_NAME_MAX
+    ):
+        return "must be an extended resource name, <domain>/<name>, like intel.com/sriov_netdevice"
+    if domain == "kubernetes.io" or domain.endswith(".kubernetes.io"):
+        return "kubernetes.io resources are Kubernetes' own, not a device plugin's; name the SR-IOV resource"
+    return None
 
 
 def _interface_name_problem(name: str) -> str | None:

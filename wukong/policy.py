@@ -5,12 +5,13 @@ Only what a request changes is judged: a new policy never turns what already exi
 past a limit is refused like creation. Where several policies apply, the strictest wins rule by rule, and the
 violation names the one policy whose limit was broken, so the user knows whom to ask.
 
-Most rules allow what no policy limits. Three refuse by default, because they reach past the tenant's namespace:
+Most rules allow what no policy limits. Four refuse by default, because they reach past the tenant's namespace:
 a NetworkAttachmentDefinition made over a host interface (the node's or the underlay's layer 2, past every
-NetworkPolicy), another namespace's NetworkAttachmentDefinition, and placement on control-plane nodes (or on every
-node, by tolerating every taint). A value these rules govern must be named by at least one policy on the namespace
-and refused by none; the refusal of a value no policy names is built in (``Violation.policy`` is empty) and says
-which policy field would allow it.
+NetworkPolicy), another namespace's NetworkAttachmentDefinition, placement on control-plane nodes (or on every
+node, by tolerating every taint), and an image URL whose host is inside the cluster or the node (CDI's importer
+would fetch it from there: ``wukong.imageurl``). A value these rules govern must be named by at least one policy
+on the namespace and refused by none; the refusal of a value no policy names is built in (``Violation.policy`` is
+empty) and says which policy field would allow it.
 
 Policies and Wukongs are read without trusting their shape: a value of the wrong type reads as not set, and an
 unparsable Wukong value is not judged here (the schema check reports it).
@@ -23,15 +24,16 @@ import json
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from fractions import Fraction
 from typing import Any, TypeVar
 
-from wukong import imagesources
+from wukong import imagesources, imageurl
 from wukong.image import ImageError, parse_image
 from wukong.labels import LabelSelector
-from wukong.networkrules import MACVLAN, host_interface, nad_reference
-from wukong.quantity import Quantity, QuantityError, parse
-from wukong.spec import Disk, Network, mapping
+from wukong.networkrules import MACVLAN, SRIOV, host_field, host_interface, nad_reference
+from wukong.quantity import Quantity, parse_or_none
+from wukong.quantity import total as add_up
+from wukong.spec import DELETE as DELETE_VOLUMES
+from wukong.spec import Disk, Network, Wukong, mapping
 
 DENY, WARN = "deny", "warn"
 _ACTIONS = (DENY, WARN)  # deny first: a deny violation hides the warning for the same field and rule
@@ -69,12 +71,14 @@ class HostNetwork:
     attach to, and the VLANs it may tag there (None: untagged only). A malformed entry permits nothing."""
 
     type: str  # bridge | macvlan | ovs | sriov
-    interface: str  # the bridge, the macvlan master, the OVS bridge, or the SR-IOV resource name
+    interface: str  # the bridge, the macvlan master, the OVS bridge; for sriov, the device plugin resource
     vlans: tuple[tuple[int, int], ...] | None
 
     @classmethod
     def of(cls, raw: Mapping[str, Any]) -> HostNetwork:
         kind, interface, vlans = raw.get("type"), raw.get("interface"), raw.get("vlans")
+        if kind == SRIOV and isinstance(raw.get("resourceName"), str):
+            interface = raw["resourceName"]  # an sriov entry names the resource (interface: before it existed)
         return cls(
             type=kind if isinstance(kind, str) else "",
             interface=interface if isinstance(interface, str) else "",
@@ -125,6 +129,8 @@ class Policy:
     host_networks: tuple[HostNetwork, ...] | None = None
     allowed_toleration_keys: tuple[str, ...] | None = None
     allowed_node_selector_keys: tuple[str, ...] | None = None
+    # (rule, the value as written) for each limit set to something that cannot be read: it refuses what it limits
+    unreadable: tuple[tuple[str, str], ...] = ()
 
     @classmethod
     def from_object(cls, obj: Mapping[str, Any]) -> Policy:
@@ -137,18 +143,20 @@ class Policy:
         placement, host_networks = mapping(spec.get("placement")), networks.get("hostNetworks")
         name = mapping(obj.get("metadata")).get("name")
         default = storage.get("defaultClass")
+        unreadable: list[tuple[str, str]] = []
+        limit = functools.partial(_limit, unreadable)
         return cls(
             name=name if isinstance(name, str) else "",
             selector=LabelSelector.from_dict(spec.get("namespaceSelector")),
             action=WARN if spec.get("enforcementAction") == WARN else DENY,
             allowed_classes=_strings(storage.get("allowedClasses")),
             default_class=default if isinstance(default, str) and default else None,
-            max_disk_size=_quantity(storage.get("maxDiskSize")),
-            max_total_size=_quantity(storage.get("maxTotalSize")),
-            max_disks=_integer(storage.get("maxDisks")),
-            allow_disk_removal=storage.get("allowDiskRemoval") is not False,
-            max_cpu=_integer(compute.get("maxCpu")),
-            max_memory=_quantity(compute.get("maxMemory")),
+            max_disk_size=limit(MAX_DISK_SIZE, storage.get("maxDiskSize"), parse_or_none),
+            max_total_size=limit(MAX_TOTAL_SIZE, storage.get("maxTotalSize"), parse_or_none),
+            max_disks=limit(MAX_DISKS, storage.get("maxDisks"), _integer),
+            allow_disk_removal=storage.get("allowDiskRemoval") in (None, True),  # anything else forbids it
+            max_cpu=limit(MAX_CPU, compute.get("maxCpu"), _integer),
+            max_memory=limit(MAX_MEMORY, compute.get("maxMemory"), parse_or_none),
             allowed_sources=_strings(images.get("allowedSources")),
             require_digest=images.get("requireDigest") is True,
             allowed_network_types=_strings(networks.get("allowedTypes")),
@@ -158,7 +166,12 @@ class Policy:
             else None,
             allowed_toleration_keys=_strings(placement.get("allowedTolerationKeys")),
             allowed_node_selector_keys=_strings(placement.get("allowedNodeSelectorKeys")),
+            unreadable=tuple(unreadable),
         )
+
+    def cannot_read(self, rule: str) -> str | None:
+        """The value of ``rule`` as written, when it is set and cannot be read (then it refuses what it limits)."""
+        return next((text for found, text in self.unreadable if found == rule), None)
 
     def selects(self, labels: Mapping[str, str]) -> bool:
         return self.selector.matches(labels)
@@ -190,7 +203,10 @@ class Violation:
 
 
 def evaluate(
-    policies: Sequence[Policy], namespace: str, new: Mapping[str, Any], old: Mapping[str, Any] | None = None
+    policies: Sequence[Policy],
+    namespace: str,
+    new: Wukong | Mapping[str, Any],
+    old: Wukong | Mapping[str, Any] | None = None,
 ) -> list[Violation]:
     """What in ``new`` breaks the policies given (those that select ``namespace``); with ``old`` (an update),
     only what changed or grew is judged. Deny violations first rule by rule; a warning is dropped where a deny
@@ -198,64 +214,14 @@ def evaluate(
     return Scope.of(policies, namespace).evaluate(new, old)
 
 
-# -- the Wukong, as the rules read it --------------------------------------------------------------------------
-class _View:
-    """The fields policies judge, with each list entry's index in the raw list (entries that are not objects are
-    skipped, but the paths of the others still point where the user wrote them). Read here rather than through
-    WukongSpec, which also reads fields no policy judges; each field only when a rule asks for it (with no policy
-    on the namespace, only networks and placement are)."""
-
-    def __init__(self, obj: Any) -> None:
-        self._spec = mapping(mapping(obj).get("spec"))
-
-    @functools.cached_property
-    def cpu(self) -> int | None:
-        return _integer(self._spec.get("cpu"))
-
-    @functools.cached_property
-    def memory(self) -> Quantity | None:
-        return _quantity(self._spec.get("memory"))
-
-    @functools.cached_property
-    def disks(self) -> tuple[tuple[int, Disk], ...]:
-        return tuple((i, Disk.from_dict(raw)) for i, raw in _entries(self._spec.get("disks")))
-
-    @functools.cached_property
-    def os_image(self) -> str | None:
-        image = self._spec.get("osImage")
-        return image if isinstance(image, str) and image else None
-
-    @functools.cached_property
-    def networks(self) -> tuple[tuple[int, Network], ...]:
-        return tuple((i, Network.from_dict(raw)) for i, raw in _entries(self._spec.get("networks")))
-
-    @functools.cached_property
-    def tolerations(self) -> tuple[tuple[int, Mapping[str, Any]], ...]:
-        return tuple(_entries(mapping(self._spec.get("highAvailability")).get("tolerations")))
-
-    @functools.cached_property
-    def node_selector(self) -> Mapping[str, Any]:
-        return mapping(mapping(self._spec.get("highAvailability")).get("nodeSelector"))
-
-    def total_size(self) -> Quantity:
-        sizes = [q for _, d in self.disks if (q := _quantity(d.size)) is not None]
-        return Quantity(
-            value=sum((q.value for q in sizes), Fraction(0)), binary=bool(sizes) and all(q.binary for q in sizes)
-        )
-
-
-def _entries(value: Any) -> list[tuple[int, Mapping[str, Any]]]:
-    return [(i, item) for i, item in enumerate(value) if isinstance(item, Mapping)] if isinstance(value, list) else []
-
-
 _Named = TypeVar("_Named", Disk, Network)
 _Limit = TypeVar("_Limit", int, Quantity)
 
 
-def _by_name(entries: Iterable[tuple[int, _Named]]) -> dict[str, _Named]:
+def _by_name(entries: Iterable[_Named]) -> dict[str, _Named]:
     """Entries by name, the first of a name winning (a repeated name is validation's to report)."""
     found: dict[str, _Named] = {}
-    for _, entry in entries:
+    for entry in entries:
         found.setdefault(entry.name, entry)
     return found
 
@@ -266,80 +232,146 @@ def _grew(after: _Limit, before: _Limit | None) -> bool:
 
 
 # -- the rules ---------------------------------------------------------------------------------------------------
-def _compute(judge: Scope, after: _View, before: _View | None) -> Iterator[Violation]:
-    cpu, memory = after.cpu, after.memory
-    if cpu is not None and (before is None or _grew(cpu, before.cpu)):
-        yield from judge.at_most(
-            MAX_CPU,
-            "spec.cpu",
-            cpu,
-            lambda p: p.max_cpu,
-            lambda p, limit: f"{_number(cpu)} CPUs exceed {_number(limit)}, the most {judge.whose(p)}",
-        )
-    if memory is not None and (before is None or _grew(memory, before.memory)):
-        yield from judge.at_most(
-            MAX_MEMORY,
-            "spec.memory",
-            memory,
-            lambda p: p.max_memory,
-            lambda p, limit: f"{_value(memory)} exceeds {_value(limit)}, the most memory {judge.whose(p)}",
-        )
+def _compute(judge: Scope, after: Wukong, before: Wukong | None) -> Iterator[Violation]:
+    was = before or Wukong(None)  # nothing to compare with: judged whatever it is
+    yield from _growth(judge, MAX_CPU, "spec.cpu", after.cpu, was.cpu, lambda p: p.max_cpu, _CPUS)
+    yield from _growth(judge, MAX_MEMORY, "spec.memory", after.memory, was.memory, lambda p: p.max_memory, _MEMORY)
 
 
-def _disk_totals(judge: Scope, after: _View, before: _View | None) -> Iterator[Violation]:
-    count, total = len(after.disks), after.total_size()
-    if before is None or count > len(before.disks):
+# What _growth says of a value past a limit: the value, the limit and whose it is.
+_CPUS = "{value} CPUs exceed {limit}, the most {whose}"
+_MEMORY = "{value} exceeds {limit}, the most memory {whose}"
+_DISK_SIZE = "{value} exceeds {limit}, the largest disk {whose}"
+_DISK_COUNT = "{value} disks, more than the {limit} {whose}"
+
+
+def _growth(
+    judge: Scope,
+    rule: str,
+    path: str,
+    value: _Limit | None,
+    was: _Limit | None,
+    limit_of: Callable[[Policy], _Limit | None],
+    message: str,
+) -> Iterator[Violation]:
+    """A value held to the strictest limit when it is new or grew (a value that cannot be read is not judged)."""
+    if value is not None and _grew(value, was):
         yield from judge.at_most(
-            MAX_DISKS,
-            "spec.disks",
-            count,
-            lambda p: p.max_disks,
-            lambda p, limit: f"{count} disks, more than the {_number(limit)} {judge.whose(p)}",
-        )
-    if before is None or _grew(total, before.total_size()):
-        yield from judge.at_most(
-            MAX_TOTAL_SIZE,
-            "spec.disks",
-            total,
-            lambda p: p.max_total_size,
-            lambda p, limit: (
-                f"disks total {_value(total)}, more than the {_value(limit)} {judge.whose(p, 'allows one Wukong')}"
-            ),
+            rule,
+            path,
+            value,
+            limit_of,
+            lambda p, limit: message.format(value=_shown(value), limit=_shown(limit), whose=judge.whose(p)),
         )
 
 
-def _disks(judge: Scope, after: _View, before: _View | None) -> Iterator[Violation]:
-    earlier = _by_name(before.disks if before is not None else ())
-    for index, disk in after.disks:
-        yield from _disk(judge, f"spec.disks[{index}]", disk, earlier.get(disk.name))
+def _shown(value: int | Quantity) -> str:
+    return _number(value) if isinstance(value, int) else _value(value)
+
+
+def _disk_totals(judge: Scope, after: Wukong, before: Wukong | None) -> Iterator[Violation]:
+    count, total = len(after.disks), after.total_size
+    was = len(before.disks) if before is not None else None
+    yield from _growth(judge, MAX_DISKS, "spec.disks", count, was, lambda p: p.max_disks, _DISK_COUNT)
+    held, elsewhere = _held(after, before)
+    if before is not None:
+        earlier = {entry.disk.name for entry in before.disks}
+        before_held = add_up([before.total_size, *(q for n, q in before.recorded.items() if n not in earlier)])
+        if not held > before_held:
+            return
+    removed = sorted(elsewhere.items())
+    outside = (
+        " and the volumes of removed disks "
+        + _cut(", ".join(f"{_quoted(name, 63)} {_value(size)}" for name, size in removed), _LIST_CHARS)
+        if removed
+        else ""
+    )
+    yield from judge.at_most(
+        MAX_TOTAL_SIZE,
+        "spec.disks",
+        held,
+        lambda p: p.max_total_size,
+        lambda p, limit: (
+            f"disks total {_value(total)}{outside}"
+            + (f": {_value(held)} held" if removed else "")
+            + f", more than the {_value(limit)} "
+            f"{judge.whose(p, 'allows one Wukong')}"
+            + (
+                "; a removed disk's volume is released and kept, and counts until it is deleted (or the disk is "
+                "added back)"
+                if elsewhere
+                else ""
+            )
+        ),
+    )
+
+
+def _held(after: Wukong, before: Wukong | None) -> tuple[Quantity, dict[str, Quantity]]:
+    """What the Wukong holds once ``after`` is carried out: its disks, plus the volumes of disks it no longer has
+    (removed by this update, or earlier as the status records), which are released and kept, not deleted. A disk
+    named again takes its volume back, so it counts once."""
+    kept = {entry.disk.name for entry in after.disks}
+    elsewhere: dict[str, Quantity] = {}
+    if before is not None:
+        for name, recorded in before.recorded.items():
+            if name not in kept:
+                elsewhere[name] = recorded
+        for entry in before.disks:
+            name, size = entry.disk.name, entry.size
+            if name not in kept and size is not None and (name not in elsewhere or elsewhere[name] < size):
+                elsewhere[name] = size
+    total = after.total_size
+    return (add_up([total, *elsewhere.values()]) if elsewhere else total), elsewhere
+
+
+def _disks(judge: Scope, after: Wukong, before: Wukong | None) -> Iterator[Violation]:
+    earlier = _by_name(entry.disk for entry in before.disks) if before is not None else {}
+    for entry in after.disks:
+        yield from _disk(judge, f"spec.disks[{entry.index}]", entry.disk, earlier.get(entry.disk.name))
 
 
 def _disk(judge: Scope, path: str, disk: Disk, previous: Disk | None) -> Iterator[Violation]:
-    size = _quantity(disk.size)
-    if size is not None and (previous is None or _grew(size, _quantity(previous.size))):
-        yield from judge.at_most(
-            MAX_DISK_SIZE,
-            f"{path}.size",
-            size,
-            lambda p: p.max_disk_size,
-            lambda p, limit: f"{_value(size)} exceeds {_value(limit)}, the largest disk {judge.whose(p)}",
-        )
+    if disk.image is not None and (previous is None or previous.image != disk.image):
+        yield from _image(judge, f"{path}.image", disk.image)
+    size, was = parse_or_none(disk.size), parse_or_none(previous.size) if previous is not None else None
+    yield from _growth(judge, MAX_DISK_SIZE, f"{path}.size", size, was, lambda p: p.max_disk_size, _DISK_SIZE)
     chosen = disk.storage_class  # a disk without one is given one by defaulting, which runs first
     if chosen is not None and (previous is None or previous.storage_class != chosen):
         yield from judge.member(
             ALLOWED_CLASSES, f"{path}.storageClassName", lambda p: p.allowed_classes, "StorageClass", chosen
         )
-    if disk.image is not None and (previous is None or previous.image != disk.image):
-        yield from _image(judge, f"{path}.image", disk.image)
 
 
-def _os_image(judge: Scope, after: _View, before: _View | None) -> Iterator[Violation]:
+def _os_image(judge: Scope, after: Wukong, before: Wukong | None) -> Iterator[Violation]:
     """osImage becomes the boot disk's image on creation (defaulting copies it before validation), and is judged
     there; here only when no disk carries it (the offline checker given a manifest defaulting could not complete)."""
     if after.os_image is None or (before is not None and before.os_image == after.os_image):
         return
-    if not any(disk.image == after.os_image for _, disk in after.disks):
+    if not any(entry.disk.image == after.os_image for entry in after.disks):
         yield from _image(judge, "spec.osImage", after.os_image)
+
+
+def _urls(judge: Scope, after: Wukong, before: Wukong | None) -> Iterator[Violation]:
+    """The image rules where no policy applies: only a URL can be refused then (its host inside the cluster), so
+    nothing else is read or parsed, and each new or changed URL is judged as ``_disks`` and ``_os_image`` would."""
+    earlier: dict[str, str] = {}
+    for _, name, image in before.images() if before is not None else ():
+        earlier.setdefault(name, image)
+    images = after.images()
+    for index, name, image in images:
+        if image.startswith(_URL_SCHEMES) and earlier.get(name) != image:
+            yield from _image(judge, f"spec.disks[{index}].image", image)
+    os_image = after.os_image
+    if (
+        os_image is not None
+        and os_image.startswith(_URL_SCHEMES)
+        and (before is None or before.os_image != os_image)
+        and not any(image == os_image for _, _, image in images)
+    ):
+        yield from _image(judge, "spec.osImage", os_image)
+
+
+_URL_SCHEMES = ("http://", "https://")
 
 
 def _image(judge: Scope, path: str, image: str) -> Iterator[Violation]:
@@ -347,14 +379,30 @@ def _image(judge: Scope, path: str, image: str) -> Iterator[Violation]:
         source = parse_image(image)
     except ImageError:
         return  # validation says what an image may look like
+    inside = imageurl.internal(source.location) if source.location is not None else None
+    if inside is None and not judge.policies:
+        return
     shown = _quoted(source.url)
-    yield from judge.allowed(
-        ALLOWED_SOURCES,
-        path,
-        lambda p: p.allowed_sources,
-        lambda allowed: any(imagesources.allows(prefix, source) for prefix in allowed),
-        lambda p, allowed: f"image {shown} is not from a source {judge.whose(p)} (allowed: {_listing(allowed)})",
-    )
+
+    def allows(allowed: tuple[str, ...]) -> bool:
+        return any(imagesources.allows(prefix, source) for prefix in allowed)
+
+    def say(p: Policy, allowed: tuple[str, ...]) -> str:
+        return f"image {shown} is not from a source {judge.whose(p)} (allowed: {_listing(allowed)})"
+
+    if inside is not None:
+        yield from judge.named(
+            ALLOWED_SOURCES,
+            path,
+            lambda p: p.allowed_sources,
+            allows,
+            say,
+            f"image {shown} would be fetched by CDI's importer from inside the cluster: {inside}; "
+            f"{judge.none_allow('it')}: a cluster admin allows such a host by naming it in images.allowedSources "
+            "of a WukongPolicy selecting this namespace",
+        )
+    else:
+        yield from judge.allowed(ALLOWED_SOURCES, path, lambda p: p.allowed_sources, allows, say)
     if source.kind == "http":
         yield from judge.required(
             REQUIRE_DIGEST,
@@ -365,23 +413,21 @@ def _image(judge: Scope, path: str, image: str) -> Iterator[Violation]:
                 f"{judge.whose(p, 'requires')}; use a registry image with @sha256:<digest>"
             ),
         )
-    elif not imagesources.pinned(source):
+    elif (unpinned := imagesources.unpinned(source)) is not None:
         yield from judge.required(
             REQUIRE_DIGEST,
             path,
             lambda p: p.require_digest,
-            lambda p: (
-                f"image {shown} is not pinned by digest, which {judge.whose(p, 'requires')}; use @sha256:<digest>"
-            ),
+            lambda p: f"image {shown} {unpinned}, which {judge.whose(p, 'requires')}; use @sha256:<digest>",
         )
 
 
-def _networks(judge: Scope, after: _View, before: _View | None) -> Iterator[Violation]:
-    earlier = _by_name(before.networks if before is not None else ())
-    for index, network in after.networks:
-        previous = earlier.get(network.name)
-        if previous is None or _attachment(previous) != _attachment(network):
-            yield from judge.network(f"spec.networks[{index}]", network)
+def _networks(judge: Scope, after: Wukong, before: Wukong | None) -> Iterator[Violation]:
+    earlier = _by_name(entry.network for entry in before.networks) if before is not None else {}
+    for entry in after.networks:
+        previous = earlier.get(entry.network.name)
+        if previous is None or _attachment(previous) != _attachment(entry.network):
+            yield from judge.network(f"spec.networks[{entry.index}]", entry.network)
 
 
 def _attachment(network: Network) -> tuple[Any, ...]:
@@ -420,41 +466,47 @@ def _attachment_definition(judge: Scope, path: str, nad_name: str) -> Iterator[V
 
 
 def _host_network(judge: Scope, path: str, network: Network) -> Iterator[Violation]:
-    interface = host_interface(network)
+    interface, where = host_interface(network), f"{path}.{host_field(network)}"
     if interface is None:
         if network.type == MACVLAN:
             yield Violation(
                 "",
                 DENY,
                 HOST_NETWORKS,
-                f"{path}.bridgeName",
-                "macvlan without bridgeName enslaves the node's default-route interface, the node's own network; "
-                "name the master interface in bridgeName (one a WukongPolicy allows in networks.hostNetworks)",
+                f"{path}.master",
+                "macvlan without master enslaves the node's default-route interface, the node's own network; "
+                "name the master interface in master (one a WukongPolicy allows in networks.hostNetworks)",
             )
-        return  # the network rules require bridgeName for the other types
+        return  # the network rules require the host field for the other types
     shown = _quoted(f"{network.type} {interface}" + (f" VLAN {network.vlan_id}" if network.vlan_id is not None else ""))
 
     def permits(allowed: tuple[HostNetwork, ...]) -> bool:
         return any(entry.permits(network, interface) for entry in allowed)
 
-    entry = f"{{type: {_cut(network.type)}, interface: {_cut(interface)}" + (
+    key = "resourceName" if network.type == SRIOV else "interface"
+    entry = f"{{type: {_cut(network.type)}, {key}: {_cut(interface)}" + (
         f', vlans: ["{network.vlan_id}"]}}' if network.vlan_id is not None else "}"
+    )
+    reaches = (
+        "is a device resource the VM's pod would request (a VF pool, or any other device)"
+        if network.type == SRIOV
+        else "reaches the nodes' own network"
     )
     yield from judge.named(
         HOST_NETWORKS,
-        f"{path}.bridgeName",
+        where,
         lambda p: p.host_networks,
         permits,
         lambda p, allowed: (
             f"host network {shown} is not one {judge.whose(p)} (allowed: {_listing([str(h) for h in allowed])})"
         ),
-        f"host network {shown} reaches the nodes' own network; {judge.none_allow('it')}: a cluster admin allows it "
+        f"host network {shown} {reaches}; {judge.none_allow('it')}: a cluster admin allows it "
         f"with networks.hostNetworks: [{entry}] in a WukongPolicy selecting this namespace, or name an existing "
         f"NetworkAttachmentDefinition with nadName",
     )
 
 
-def _placement(judge: Scope, after: _View, before: _View | None) -> Iterator[Violation]:
+def _placement(judge: Scope, after: Wukong, before: Wukong | None) -> Iterator[Violation]:
     """Tolerations and nodeSelector keys: a toleration of every taint is never allowed; control-plane keys only
     where a policy names them; any other key where the policies' lists (when set) have it."""
     earlier = [t for _, t in before.tolerations] if before is not None else []
@@ -488,11 +540,11 @@ def _placement(judge: Scope, after: _View, before: _View | None) -> Iterator[Vio
             )
 
 
-def _removals(judge: Scope, after: _View, before: _View | None) -> Iterator[Violation]:
+def _removals(judge: Scope, after: Wukong, before: Wukong | None) -> Iterator[Violation]:
     if before is None:
         return
-    kept = {d.name for _, d in after.disks}
-    for name in dict.fromkeys(d.name for _, d in before.disks if d.name not in kept):  # once each, in order
+    kept = {entry.disk.name for entry in after.disks}
+    for name in dict.fromkeys(e.disk.name for e in before.disks if e.disk.name not in kept):  # once each, in order
         yield from _removal(judge, name)
 
 
@@ -508,9 +560,33 @@ def _removal(judge: Scope, name: str) -> Iterator[Violation]:
     )
 
 
-_Rule = Callable[["Scope", _View, "_View | None"], Iterator[Violation]]
-_RULES: tuple[_Rule, ...] = (_compute, _disk_totals, _disks, _os_image, _networks, _placement, _removals)
-_REFUSING_BY_DEFAULT: tuple[_Rule, ...] = (_networks, _placement)  # all that can find anything without a policy
+def _retention(judge: Scope, after: Wukong, before: Wukong | None) -> Iterator[Violation]:
+    """whenDeleted: Delete has the garbage collector delete every disk with the Wukong: all the disks removed at
+    once, so under allowDiskRemoval: false it is refused on creation and as a change (a Wukong that already has it
+    is not judged again). Retain, the default, is the only other value."""
+    if after.when_deleted != DELETE_VOLUMES or (before is not None and before.when_deleted == DELETE_VOLUMES):
+        return
+    yield from judge.required(
+        ALLOW_DISK_REMOVAL,
+        "spec.volumeRetentionPolicy.whenDeleted",
+        lambda p: not p.allow_disk_removal,
+        lambda p: (
+            f"whenDeleted: Delete would delete every disk with the Wukong, and "
+            f"{judge.whose(p, 'forbids removing disks')} (storage.allowDiskRemoval: false); keep whenDeleted: Retain"
+        ),
+    )
+
+
+_Rule = Callable[["Scope", Wukong, "Wukong | None"], Iterator[Violation]]
+_RULES: tuple[_Rule, ...] = (_compute, _disk_totals, _disks, _os_image, _networks, _placement, _removals, _retention)
+# All that can find anything without a policy: image hosts inside the cluster, host networks, placement.
+_REFUSING_BY_DEFAULT: tuple[_Rule, ...] = (_urls, _networks, _placement)
+
+
+# An allowed-list rule: each policy's list (None: not set), whether a list allows the value, what to say if not.
+_ListOf = Callable[[Policy], tuple[Any, ...] | None]
+_Allows = Callable[[tuple[Any, ...]], bool]
+_Say = Callable[[Policy, tuple[Any, ...]], str]
 
 
 # -- strictest wins ----------------------------------------------------------------------------------------------
@@ -521,7 +597,7 @@ class Scope:
 
     policies: tuple[Policy, ...]  # by name: ties go to the first
     namespace: str
-    _strictest: dict[str, tuple[int, list[tuple[Policy, Any]]]] = field(
+    _strictest: dict[str, tuple[int, list[tuple[Policy, Any]], list[Policy]]] = field(
         default_factory=dict, compare=False, hash=False, repr=False
     )
 
@@ -529,10 +605,12 @@ class Scope:
     def of(cls, policies: Iterable[Policy], namespace: str) -> Scope:
         return cls(tuple(sorted(policies, key=lambda p: p.name)), namespace)
 
-    def evaluate(self, new: Mapping[str, Any], old: Mapping[str, Any] | None = None) -> list[Violation]:
+    def evaluate(
+        self, new: Wukong | Mapping[str, Any], old: Wukong | Mapping[str, Any] | None = None
+    ) -> list[Violation]:
         """See ``evaluate``."""
-        after = _View(new)
-        before = _View(old) if old is not None else None
+        after = Wukong.of(new)
+        before = Wukong.of(old) if old is not None else None
         rules = _RULES if self.policies else _REFUSING_BY_DEFAULT
         found = [violation for rule in rules for violation in rule(self, after, before)]
         denied = {(v.path, v.rule) for v in found if v.action == DENY}
@@ -579,13 +657,7 @@ class Scope:
         )
 
     def named(
-        self,
-        rule: str,
-        path: str,
-        list_of: Callable[[Policy], tuple[Any, ...] | None],
-        allows: Callable[[tuple[Any, ...]], bool],
-        say: Callable[[Policy, tuple[Any, ...]], str],
-        unnamed: str,
+        self, rule: str, path: str, list_of: _ListOf, allows: _Allows, say: _Say, unnamed: str
     ) -> Iterator[Violation]:
         """An allowed-list rule that refuses by default: the value must be in the list of at least one policy
         (whatever its action) and is then judged as ``allowed`` judges; otherwise the built-in refusal
@@ -597,6 +669,23 @@ class Scope:
             yield Violation("", DENY, rule, path, unnamed + shown)
             return
         yield from self.allowed(rule, path, list_of, allows, say)
+
+    def total_size_limit(self) -> tuple[str, Quantity | None] | None:
+        """(policy, limit) of the strictest deny maxTotalSize (limit None: one that cannot be read, which refuses
+        any growth), or None when no deny policy sets one: what the reconciler holds a Wukong's volumes to."""
+        deny = [p for p in self.policies if p.action == DENY]
+        if broken := next((p for p in deny if p.cannot_read(MAX_TOTAL_SIZE) is not None), None):
+            return broken.name, None
+        limits = [(p.name, p.max_total_size) for p in deny if p.max_total_size is not None]
+        return min(limits, key=lambda found: found[1]) if limits else None
+
+    def unreadable(self, policy: Policy, rule: str) -> str:
+        written = policy.cannot_read(rule) or ""
+        return (
+            f"{rule} of policy {_quoted(policy.name, _NAME_CHARS)} is {_cut(written)}, which cannot be read as a "
+            f"limit, so nothing it limits is admitted in namespace {_quoted(self.namespace, _NAME_CHARS)} until a "
+            f"cluster admin corrects it (a limit that cannot be read refuses, it never allows)"
+        )
 
     def whose(self, policy: Policy, verb: str = "allows") -> str:
         return f"policy {_quoted(policy.name, _NAME_CHARS)} {verb} in namespace {_quoted(self.namespace, _NAME_CHARS)}"
@@ -617,9 +706,16 @@ class Scope:
                 for action in _ACTIONS
                 if (candidates := [(p, limit) for p, limit in setting if p.action == action])
             ]
-            known = self._strictest[rule] = (len(setting), strictest)
-        setting_count, strictest = known
+            unreadable = [p for p in self.policies if p.unreadable and p.cannot_read(rule) is not None]
+            broken = [found for a in _ACTIONS if (found := next((p for p in unreadable if p.action == a), None))]
+            known = self._strictest[rule] = (len(setting), strictest, broken)
+        setting_count, strictest, broken = known
+        for policy in broken:  # a limit that cannot be read refuses, in place of its action's strictest
+            yield Violation(policy.name, policy.action, rule, path, self.unreadable(policy, rule))
+        failing = {p.action for p in broken}
         for policy, limit in strictest:
+            if policy.action in failing:
+                continue
             if value > limit:
                 detail = say(policy, limit)
                 if setting_count > 1:
@@ -627,14 +723,7 @@ class Scope:
                     detail += f" (the strictest of {setting_count} policies on namespace {namespace})"
                 yield Violation(policy.name, policy.action, rule, path, detail)
 
-    def allowed(
-        self,
-        rule: str,
-        path: str,
-        list_of: Callable[[Policy], tuple[Any, ...] | None],
-        allows: Callable[[tuple[Any, ...]], bool],
-        say: Callable[[Policy, tuple[Any, ...]], str],
-    ) -> Iterator[Violation]:
+    def allowed(self, rule: str, path: str, list_of: _ListOf, allows: _Allows, say: _Say) -> Iterator[Violation]:
         """For each action, the value must be in every list set; the first policy (by name) refusing it is named."""
         for action in _ACTIONS:
             for policy in self.policies:
@@ -678,17 +767,21 @@ def _strings(value: Any) -> tuple[str, ...] | None:
     return tuple(v for v in value if isinstance(v, str)) if isinstance(value, list) else None
 
 
+_Read = TypeVar("_Read")
+
+
+def _limit(
+    unreadable: list[tuple[str, str]], rule: str, value: Any, read: Callable[[Any], _Read | None]
+) -> _Read | None:
+    """A limit as read; a value set (not null) that cannot be read is noted in ``unreadable``, to refuse."""
+    found = read(value)
+    if found is None and value is not None:
+        unreadable.append((rule, _quoted(value) if isinstance(value, str) else _cut(json.dumps(value))))
+    return found
+
+
 def _integer(value: Any) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) else None
-
-
-def _quantity(value: Any) -> Quantity | None:
-    if not isinstance(value, str):
-        return None
-    try:
-        return parse(value)
-    except QuantityError:
-        return None
 
 
 def _number(value: int) -> str:

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from devcluster.backend import SIMULATION, SimulatedBackend
+from devcluster.backend import SimulatedBackend
 from devcluster.controlplane import ControlPlane
 from devcluster.local_reconciler import LocalReconciler, install_rbac
 from devcluster.webhooks import LocalWebhook
@@ -55,7 +55,7 @@ def admin(cluster: ControlPlane) -> Kube:
 def backend(cluster: ControlPlane) -> Iterator[SimulatedBackend]:
     """The simulated Longhorn/CDI/KubeVirt; expansion takes a second so Resizing can be seen; CDI collects the
     DataVolumes annotated for it (the reconciler's say "false")."""
-    simulation = SimulatedBackend(cluster.client(SIMULATION), expand_delay=1.0, collect_data_volumes=True).start()
+    simulation = SimulatedBackend.on(cluster, expand_delay=1.0, collect_data_volumes=True).start()
     try:
         yield simulation
     finally:

@@ -180,7 +180,7 @@ def test_reapplying_the_same_manifest_changes_nothing(cluster, namespace, mode):
     for _ in range(2):
         result = apply(cluster, namespace, sample, *mode)
         assert result.returncode == 0, result.stderr
-        if not mode:  # see README: the whole disks list is sent again (JSON merge patch); nothing is written
+        if not mode:  # see docs/vm-owners.md: the whole disks list is sent again (JSON merge patch); nothing is written
             assert result.stdout.strip() == "wukong.vm.novasphere.dev/system-and-data configured"
     assert users_part(cluster, namespace, "system-and-data") == first
 
@@ -207,7 +207,7 @@ def test_without_any_webhook_the_crd_rule_still_refuses_a_shrink(cluster, namesp
         wait_for_webhooks_gone(cluster)
         result = apply(cluster, namespace, write(tmp_path, "system-and-data.yaml", ("500Gi", "400Gi")))
         assert result.returncode != 0
-        assert "spec.disks[1].size: Forbidden: disk data cannot shrink; disks can only grow" in result.stderr
+        assert "spec.disks: Forbidden: a disk cannot shrink; disks can only grow" in result.stderr
         assert users_part(cluster, namespace, "system-and-data") == before
     finally:
         webhook.register()
@@ -310,7 +310,9 @@ def test_the_largest_wukong_the_bounds_allow_is_accepted_by_the_api_server_and_b
     status = manifest.pop("status")
     # Its networks attach to host interfaces: allowed only where a cluster admin's WukongPolicy names them.
     named = [
-        {"type": n["type"], "interface": n["bridgeName"], "vlans": [str(n["vlanId"])]}
+        {"type": n["type"], "resourceName": n["resourceName"], "vlans": [str(n["vlanId"])]}
+        if n["type"] == "sriov"
+        else {"type": n["type"], "interface": n.get("master") or n["bridgeName"], "vlans": [str(n["vlanId"])]}
         for n in largest["spec"]["networks"]
     ]
     allowing = limits(f"largest-{namespace}", namespace, networks={"hostNetworks": named})

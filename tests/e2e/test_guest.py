@@ -11,11 +11,12 @@ import yaml
 
 from devcluster import crds
 from devcluster.local_reconciler import SERVICE_ACCOUNT
-from kubeclient.resources import NETWORK_ATTACHMENT_DEFINITIONS, SECRETS, VIRTUAL_MACHINES, WUKONGS
+from kubeclient.resources import NETWORK_ATTACHMENT_DEFINITIONS, SECRETS, VIRTUAL_MACHINES
 from kubeclient.rest import Kube
 from tests.e2e.test_namespace_policy import kubectl_apply, limits
 from tests.e2e.test_reconciler import apply, wait_condition, wait_for_wukong, wait_running
 from tests.waiting import poll, wait_for_object
+from wukong.api import WUKONGS
 
 pytestmark = pytest.mark.usefixtures("reconciler")
 NAME = "web"
@@ -45,7 +46,7 @@ spec:
       ipConfig: {{mode: dhcp}}
     - name: storage
       type: macvlan
-      bridgeName: eth1
+      master: eth1
       ipConfig:
         {{mode: static, address: 10.20.0.5/24, gateway: 10.20.0.1, routes: [10.30.0.0/16], dnsServers: [10.20.0.2]}}
   disks:
@@ -171,6 +172,44 @@ def test_a_missing_ssh_key_secret_is_degraded_and_named(cluster, admin, namespac
     assert "web-keys" in degraded["message"]
     admin.create(SECRETS, ssh_secret(namespace))
     wait_running(admin, namespace, NAME)
+
+
+def test_a_wukong_missing_its_nad_and_secret_is_blocked_on_them_and_goes_on_as_each_appears(cluster, admin, namespace):
+    obj = yaml.safe_load(GO_SAMPLE)
+    obj["spec"]["networks"] = [{"name": "corp", "type": "bridge", "nadName": "corp-lan"}]  # not there yet
+    apply(cluster, namespace, obj)
+
+    def blocked_on(reason: str):
+        def check(current: dict[str, Any]) -> dict[str, Any] | None:
+            ready = next((c for c in current.get("conditions") or [] if c["type"] == "Ready"), {})
+            return ready if current.get("phase") == "Blocked" and ready.get("reason") == reason else None
+
+        return check
+
+    ready = wait_for_wukong(admin, namespace, NAME, blocked_on("NetworkNotFound"), "Blocked on the NAD")
+    assert ready["status"] == "False"
+    assert ready["message"].startswith("blocked: no virtual machine is created until this is fixed: ")
+    assert "names NetworkAttachmentDefinition corp-lan, which does not exist" in ready["message"]
+    assert "names Secret web-keys, which does not exist" in ready["message"]
+    current = admin.get(WUKONGS, namespace, NAME)["status"]
+    assert "starting" not in json.dumps(current) and current.get("vmName") is None
+    table = cluster.kubectl("get", "wukong", NAME, "-n", namespace).stdout.splitlines()
+    assert table[1].split()[1:4] == ["Blocked", "False", "True"]  # PHASE, READY, DEGRADED
+
+    nad = {
+        "apiVersion": "k8s.cni.cncf.io/v1",
+        "kind": "NetworkAttachmentDefinition",
+        "metadata": {"name": "corp-lan", "namespace": namespace},
+        "spec": {"config": json.dumps({"cniVersion": "0.3.1", "type": "bridge", "bridge": "br-corp"})},
+    }
+    admin.create(NETWORK_ATTACHMENT_DEFINITIONS, nad)
+    ready = wait_for_wukong(admin, namespace, NAME, blocked_on("SSHKeySecretNotFound"), "Blocked on the Secret alone")
+    assert "corp-lan" not in ready["message"]
+    assert "create it with the public keys" in ready["message"]
+
+    admin.create(SECRETS, ssh_secret(namespace))
+    wait_running(admin, namespace, NAME)
+    assert admin.get(WUKONGS, namespace, NAME)["status"]["vmName"] == f"{NAME}-vm"
 
 
 def test_without_multus_the_wukong_says_so_and_converges_once_multus_is_installed(cluster, admin, namespace):

@@ -1,4 +1,5 @@
-"""The Helm chart and the kustomize base describe the same install; both are accepted by the real API server."""
+"""The Helm chart (generated from deploy/ by `make chart`) renders what the kustomize base does with its default
+values; both are accepted by the real API server. tests/e2e/test_helm_install.py installs it."""
 
 from __future__ import annotations
 
@@ -15,6 +16,8 @@ from tests.e2e.conftest import POD_CIDRS, kustomized, server_dry_run
 ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "deploy" / "helm" / "wukong"
 CERT_MANAGER_KINDS = {"Issuer", "Certificate"}  # cert-manager's CRDs are not installed on devcluster
+MONITORING_KINDS = {"ServiceMonitor", "PodMonitor", "PrometheusRule"}  # nor the Prometheus Operator's
+MONITORING = ("--set", "monitoring.enabled=true", "--api-versions", "monitoring.coreos.com/v1")
 # Aggregated into the built-in view/edit/admin: both installs must carry them, or namespace editors lose Wukongs.
 USER_ROLES = {("ClusterRole", f"wukong-{role}") for role in ("view", "edit", "admin")}
 
@@ -27,17 +30,8 @@ POD_CIDR_VALUES = [f"--set=networkPolicy.podCIDRs.{family}={cidr}" for family, c
 
 
 def template(*values: str) -> subprocess.CompletedProcess[str]:
-    return helm(
-        "template",
-        "wukong",
-        str(CHART),
-        "--namespace",
-        "wukong-system",
-        "--include-crds",
-        "--kube-version",
-        toolchain.kubernetes_version(),
-        *values,
-    )
+    """``helm template`` as a user types it: no --kube-version (Helm's default, v1.20.0, must not refuse it)."""
+    return helm("template", "wukong", str(CHART), "--namespace", "wukong-system", "--include-crds", *values)
 
 
 def rendered(*values: str) -> list[dict[str, Any]]:
@@ -53,7 +47,8 @@ def by_name(objects: list[dict[str, Any]]) -> dict[tuple[str, str], dict[str, An
 
 def dry_run(cluster, objects: list[dict[str, Any]]) -> None:
     cluster.kubectl("create", "namespace", "wukong-system", check=False)  # a dry run creates no namespace first
-    result = server_dry_run(cluster, [o for o in objects if o["kind"] not in CERT_MANAGER_KINDS], "-helm-dry-run")
+    absent = CERT_MANAGER_KINDS | MONITORING_KINDS
+    result = server_dry_run(cluster, [o for o in objects if o["kind"] not in absent], "-helm-dry-run")
     assert result.returncode == 0, result.stderr
 
 
@@ -64,13 +59,19 @@ def test_the_chart_lints():
 
 @pytest.mark.parametrize(
     ("values", "overlay"),
-    [((), ROOT / "deploy"), (("--set", "certificates.mode=cert-manager"), ROOT / "overlays" / "cert-manager")],
-    ids=["builtin-certificates", "cert-manager"],
+    [
+        ((), ROOT / "deploy"),
+        (("--set", "certificates.mode=cert-manager"), ROOT / "overlays" / "cert-manager"),
+        (MONITORING, ROOT / "overlays" / "monitoring"),
+    ],
+    ids=["builtin-certificates", "cert-manager", "monitoring"],
 )
 def test_the_chart_renders_exactly_what_kustomize_does_and_the_api_server_accepts_it(
     cluster, values, overlay, tmp_path
 ):
     chart, base = by_name(rendered(*values)), by_name(kustomized(cluster, overlay, tmp_path))
+    # The chart installs into the release's namespace (helm install --create-namespace), kustomize makes its own.
+    assert base.pop(("Namespace", "wukong-system"))
     assert sorted(chart) == sorted(base)
     assert set(base) >= USER_ROLES, f"the users' roles are missing from {overlay.name}"
     different = [key for key in chart if chart[key] != base[key]]
@@ -99,6 +100,17 @@ def test_values_reach_the_objects(cluster):
     assert not any(kind == "NetworkPolicy" for kind, _ in objects)
     reconciler = objects[("Deployment", "wukong-reconciler")]["spec"]["template"]["spec"]["containers"][0]
     assert "--hotplug-disks" in reconciler["command"]
+
+
+def test_the_monitors_and_the_rule_wait_for_their_api_and_carry_the_labels_prometheus_selects_by(cluster):
+    without_api = {kind for kind, _ in by_name(rendered("--set", "monitoring.enabled=true"))}
+    assert not without_api & MONITORING_KINDS
+    assert "ConfigMap" in without_api  # the dashboard needs no CRD
+    objects = rendered(*MONITORING, "--set", "monitoring.labels.release=kube-prometheus-stack")
+    monitoring = [o for o in objects if o["kind"] in MONITORING_KINDS]
+    assert {o["kind"] for o in monitoring} == MONITORING_KINDS
+    assert all(o["metadata"]["labels"]["release"] == "kube-prometheus-stack" for o in monitoring)
+    assert not {kind for kind, _ in by_name(rendered("--api-versions", "monitoring.coreos.com/v1"))} & MONITORING_KINDS
 
 
 def test_neither_renders_without_the_pod_cidrs_and_each_names_the_value(cluster):

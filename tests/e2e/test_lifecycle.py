@@ -9,11 +9,12 @@ from typing import Any
 import pytest
 import yaml
 
-from kubeclient.resources import DATA_VOLUMES, PVCS, VIRTUAL_MACHINES, WUKONGS
+from kubeclient.resources import DATA_VOLUMES, PVCS, VIRTUAL_MACHINES
 from kubeclient.rest import Kube, NotFound
 from tests.e2e.conftest import SAMPLES
 from tests.e2e.test_reconciler import apply, resyncs_passed, wait_for_wukong, wait_running
 from tests.waiting import wait_for_object, watch_quietly
+from wukong.api import WUKONGS
 
 pytestmark = pytest.mark.usefixtures("reconciler")
 NAME = "system-and-data"

@@ -12,10 +12,10 @@ import pytest
 import yaml
 
 from devcluster.controlplane import ControlPlane
-from kubeclient.resources import WUKONG_POLICIES, WUKONGS
 from tests.builders import disk, wukong
 from tests.e2e.conftest import ROOT, server_dry_run
 from tests.waiting import poll, wait_for_object
+from wukong.api import WUKONG_POLICIES, WUKONGS
 
 pytestmark = pytest.mark.usefixtures("webhook")
 

@@ -15,7 +15,7 @@ import yaml
 from devcluster.controlplane import ControlPlane
 from devcluster.local_reconciler import SERVICE_ACCOUNT, LocalReconciler
 from devcluster.webhooks import deregister
-from kubeclient.resources import DATA_VOLUMES, EVENTS, PVCS, VIRTUAL_MACHINES, WUKONGS
+from kubeclient.resources import DATA_VOLUMES, EVENTS, PVCS, VIRTUAL_MACHINES
 from kubeclient.rest import Kube
 from reconciler.events import REPEAT_WINDOW_SECONDS, EventRecorder
 from tests.builders import disk, wukong
@@ -29,6 +29,7 @@ from tests.e2e.conftest import (
 )
 from tests.waiting import poll, wait_for_event, wait_for_object, watch_quietly
 from wukong import schema
+from wukong.api import WUKONGS
 
 pytestmark = pytest.mark.usefixtures("reconciler")
 
@@ -213,8 +214,24 @@ def test_kubectl_get_shows_phase_ready_degraded_disks_size_cpu_memory_and_vm(clu
         "system-and-data-vm",
     ]
     wide = cluster.kubectl("get", "wk", "system-and-data", "-n", namespace, "-o", "wide").stdout.splitlines()
-    assert wide[0].split()[-6:] == ["AGE", "VM", "STATUS", "NODE", "RESTART", "REASON"]
+    assert wide[0].split()[-8:] == ["AGE", "VM", "STATUS", "NODE", "RESTART", "REQUIRED", "DEGRADED", "REASON"]
     assert wide[1].split()[-4:] == ["Running", "devcluster-node-1", "False", "AsExpected"]
+
+
+def test_kubectl_describe_shows_the_disks_as_a_table(cluster, admin, namespace):
+    apply(cluster, namespace, sample())
+    wait_for_wukong(admin, namespace, "system-and-data", lambda s: s.get("phase") == "Running", "Running")
+    described = cluster.kubectl("describe", "wukong", "system-and-data", "-n", namespace).stdout.splitlines()
+    start = next(i for i, line in enumerate(described) if line.strip() == "Disk Table:")
+    header, *rows = described[start + 1 : start + 4]
+    assert header.split() == ["DISK", "SIZE", "CAPACITY", "BOUND", "SOURCE", "VOLUME", "STATE"]
+    assert [row.split(maxsplit=6) for row in rows] == [
+        ["system", "80Gi", "80Gi", "true", "dataVolume", "system-and-data-system", "DataVolume Succeeded"],
+        ["data", "500Gi", "500Gi", "true", "pvc", "system-and-data-data", "PVC Bound"],
+    ]
+    for column in ("SIZE", "CAPACITY", "BOUND", "SOURCE", "VOLUME", "STATE"):  # each value under its heading
+        at = header.index(column)
+        assert all(row[at - 1] == " " and row[at] != " " for row in rows), (column, described[start : start + 4])
 
 
 def test_growing_a_disk_expands_its_pvc_and_reports_resizing(cluster, admin, namespace):
@@ -237,8 +254,7 @@ def test_growing_a_disk_expands_its_pvc_and_reports_resizing(cluster, admin, nam
 def no_admission_safety_net(cluster: ControlPlane, webhook):
     """Webhooks deregistered and a test-only CRD without the CEL shrink rule: a shrink reaches the reconciler."""
     crd = copy.deepcopy(schema.crd())
-    item = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]["properties"]["disks"]["items"]
-    item.pop("x-kubernetes-validations")
+    crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"].pop("x-kubernetes-validations")  # the no-shrink rule
     deregister(cluster)
     cluster.apply([crd])
     wait_for_webhooks_gone(cluster)
@@ -368,7 +384,7 @@ def test_a_same_named_pvc_it_does_not_own_is_left_alone(cluster, admin, namespac
     after = admin.get(PVCS, namespace, "system-and-data-data")
     assert after["metadata"]["resourceVersion"] == before["metadata"]["resourceVersion"]
     assert after["metadata"].get("ownerReferences") is None
-    assert status(admin, namespace, "system-and-data")["phase"] == "Pending"
+    assert status(admin, namespace, "system-and-data")["phase"] == "Blocked"  # until someone moves the PVC
 
 
 def test_a_failed_import_puts_the_wukong_in_error(cluster, admin, namespace):

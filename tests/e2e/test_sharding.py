@@ -13,10 +13,11 @@ from collections import defaultdict
 from pathlib import Path
 
 from devcluster.local_reconciler import NAMESPACE, LocalReconciler
-from kubeclient.resources import LEASES, PVCS, WUKONGS
+from kubeclient.resources import LEASES, PVCS
 from kubeclient.rest import NotFound
 from tests.e2e.faults.fleet import create_fleet, wait_fleet_running
 from tests.waiting import poll, wait_for_object
+from wukong.api import WUKONGS
 
 SHARDS, REPLICAS, LEASE_SECONDS, COUNT = 6, 3, 4, 30
 PASS = re.compile(r"pass (\S+) (started|ended) at (\d+\.\d+)")

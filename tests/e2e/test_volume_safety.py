@@ -9,11 +9,12 @@ import pytest
 import yaml
 
 from devcluster import checkout
-from kubeclient.resources import DATA_VOLUMES, PVCS, VIRTUAL_MACHINES, WUKONGS
+from kubeclient.resources import DATA_VOLUMES, PVCS, VIRTUAL_MACHINES
 from tests.e2e.test_lifecycle import NAME, sample
 from tests.e2e.test_reconciler import apply, resyncs_passed, wait_event, wait_for_wukong, wait_running
 from tests.waiting import poll, wait_for_object, watch_quietly
 from wukong import api
+from wukong.api import WUKONGS
 
 pytestmark = pytest.mark.usefixtures("reconciler")
 DATA = f"{NAME}-data"

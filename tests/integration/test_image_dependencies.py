@@ -41,7 +41,7 @@ def test_the_lock_holds_every_dependency_the_product_needs(image_python):
     assert check.returncode == 0, check.stdout
 
 
-@pytest.mark.parametrize("command", ["wukong-webhook", "wukong-reconciler", "wukong-certs"])
+@pytest.mark.parametrize("command", ["wukong-webhook", "wukong-reconciler", "wukong-certs", "kubectl-wukong"])
 def test_each_product_command_starts_from_the_locked_packages(image_python, command):
     result = run(image_python.parent / command, "--help")
     assert result.returncode == 0, result.stderr

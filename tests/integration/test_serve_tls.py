@@ -110,7 +110,7 @@ def server(tmp_path):
 
 def serial_served(port: int, context: ssl.SSLContext) -> int:
     with (
-        socket.create_connection(("127.0.0.1", port)) as raw,
+        socket.create_connection(("127.0.0.1", port), timeout=10) as raw,
         context.wrap_socket(raw, server_hostname="127.0.0.1") as tls,
     ):
         return x509.load_der_x509_certificate(tls.getpeercert(binary_form=True)).serial_number
@@ -140,7 +140,7 @@ def test_tls_1_2_clients_are_served_and_the_server_refuses_tls_1_1(server):
     tls11.set_ciphers("DEFAULT:@SECLEVEL=0")  # OpenSSL 3 offers no TLS 1.1 cipher at the default level
     with (
         pytest.raises(ssl.SSLError) as refused,
-        socket.create_connection(("127.0.0.1", port)) as raw,
+        socket.create_connection(("127.0.0.1", port), timeout=10) as raw,
         tls11.wrap_socket(raw, server_hostname="127.0.0.1"),
     ):
         pass

@@ -36,6 +36,7 @@ def wheel(tmp_path_factory: pytest.TempPathFactory) -> Iterator[zipfile.ZipFile]
         "reconciler/controller.py",
         "webhook/app.py",
         "certs/pki.py",
+        "wukongctl/cli.py",
         "wukong/_crd/wukongs.vm.novasphere.dev.yaml",
     ],
 )
@@ -47,8 +48,13 @@ def test_the_wheel_leaves_the_development_tools_out(wheel):
     assert [name for name in wheel.namelist() if name.startswith("devcluster/")] == []
 
 
-def test_the_wheel_installs_the_three_product_commands_and_no_devcluster_command(wheel):
+def test_the_wheel_installs_the_product_commands_and_the_kubectl_plugin_and_no_devcluster_command(wheel):
     (entry_points,) = [name for name in wheel.namelist() if name.endswith(".dist-info/entry_points.txt")]
     parser = configparser.ConfigParser()
     parser.read_string(wheel.read(entry_points).decode())
-    assert sorted(parser["console_scripts"]) == ["wukong-certs", "wukong-reconciler", "wukong-webhook"]
+    assert sorted(parser["console_scripts"]) == [
+        "kubectl-wukong",
+        "wukong-certs",
+        "wukong-reconciler",
+        "wukong-webhook",
+    ]

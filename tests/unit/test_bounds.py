@@ -256,7 +256,8 @@ def test_the_largest_wukong_the_bounds_allow_is_allowed_on_create_and_update():
     assert bounds.check(new).errors == []
     # Its networks attach to host interfaces: as on a real cluster, only where a WukongPolicy names them.
     named = [
-        {"type": n["type"], "interface": n["bridgeName"], "vlans": [str(n["vlanId"])]} for n in new["spec"]["networks"]
+        {"type": n["type"], "resourceName": n["resourceName"], "vlans": [str(n["vlanId"])]}
+        for n in new["spec"]["networks"]
     ]
     allowing = Policy.from_object(
         {"metadata": {"name": "networks"}, "spec": {"namespaceSelector": {}, "networks": {"hostNetworks": named}}}

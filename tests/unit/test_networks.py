@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 
@@ -9,11 +10,13 @@ import jsonschema
 import pytest
 import yaml
 
-from reconciler import children, networks
+from reconciler import networks
+from reconciler.observation import Observed
+from reconciler.vm import virtual_machine
 from tests import upstream
 from tests.builders import disk, wukong
 from wukong import cloudinit
-from wukong.spec import IPConfig, Network, WukongSpec
+from wukong.spec import IPConfig, Network
 
 NAD_SCHEMA = "k8s.cni.cncf.io_networkattachmentdefinition_v1.json"
 UID = "0f0f0f0f-1111-2222-3333-444444444444"
@@ -30,9 +33,9 @@ GOOD_NETWORKS = {
     "bridge": Network("data", "bridge"),
     "bridge-named-vlan": Network("data", "bridge", bridge_name="br1", vlan_id=100),
     "macvlan": Network("data", "macvlan"),
-    "macvlan-master": Network("data", "macvlan", bridge_name="eth0.100"),
-    "sriov": Network("data", "sriov", bridge_name="intel.com/sriov_netdevice"),
-    "sriov-vlan": Network("data", "sriov", bridge_name="intel.com/sriov_netdevice", vlan_id=200),
+    "macvlan-master": Network("data", "macvlan", master="eth0.100"),
+    "sriov": Network("data", "sriov", resource_name="intel.com/sriov_netdevice"),
+    "sriov-vlan": Network("data", "sriov", resource_name="intel.com/sriov_netdevice", vlan_id=200),
     "ovs": Network("data", "ovs", bridge_name="br-ovs"),
     "ovs-vlan": Network("data", "ovs", bridge_name="br-ovs", vlan_id=300),
 }
@@ -45,7 +48,7 @@ def live(name: str = "vm1") -> dict:
 
 
 def with_ip(network: Network, ip: IPConfig | None) -> Network:
-    return Network(network.name, network.type, network.bridge_name, network.nad_name, network.vlan_id, ip)
+    return dataclasses.replace(network, ip_config=ip)
 
 
 def config_of(nad: dict) -> dict:
@@ -101,10 +104,10 @@ def test_the_config_is_written_with_sorted_keys_so_rebuilding_it_changes_nothing
         (Network("data", "bridge"), {"type": "bridge", "bridge": "data"}),
         (Network("data", "bridge", bridge_name="br1", vlan_id=100), {"type": "bridge", "bridge": "br1", "vlan": 100}),
         (Network("data", "macvlan"), {"type": "macvlan", "mode": "bridge"}),
-        (Network("data", "macvlan", bridge_name="bond0"), {"type": "macvlan", "mode": "bridge", "master": "bond0"}),
-        (Network("data", "sriov", bridge_name="intel.com/sriov_netdevice"), {"type": "sriov"}),
+        (Network("data", "macvlan", master="bond0"), {"type": "macvlan", "mode": "bridge", "master": "bond0"}),
+        (Network("data", "sriov", resource_name="intel.com/sriov_netdevice"), {"type": "sriov"}),
         (
-            Network("data", "sriov", bridge_name="intel.com/sriov_netdevice", vlan_id=200),
+            Network("data", "sriov", resource_name="intel.com/sriov_netdevice", vlan_id=200),
             {"type": "sriov", "vlan": 200},
         ),
         (Network("data", "ovs", bridge_name="br-ovs"), {"type": "ovs", "bridge": "br-ovs"}),
@@ -265,12 +268,12 @@ def test_networks_that_can_work_have_no_problems(network):
             ]
         ),
         (Network("data", "macvlan", vlan_id=100), ["vlanId"]),
-        (Network("data", "sriov"), ["bridgeName"]),
-        (Network("data", "sriov", bridge_name="sriov_netdevice"), ["bridgeName"]),
+        (Network("data", "sriov"), ["resourceName"]),
+        (Network("data", "sriov", resource_name="sriov_netdevice"), ["resourceName"]),
         (Network("data", "ovs"), ["bridgeName"]),
         (Network("storage-replication", "bridge"), ["bridgeName"]),
         (Network("data", "bridge", bridge_name="a-very-long-bridge"), ["bridgeName"]),
-        (Network("data", "macvlan", bridge_name="eth0:1"), ["bridgeName"]),
+        (Network("data", "macvlan", master="eth0:1"), ["master"]),
         (Network("data", "bridge", nad_name="lan", bridge_name="br1"), ["bridgeName"]),
         (Network("data", "bridge", nad_name="lan", vlan_id=100), ["vlanId"]),
         (Network("data", "bridge", nad_name="lan", ip_config=IPConfig("static")), ["ipConfig.address"]),
@@ -325,7 +328,7 @@ def test_settings_beside_nad_name_are_all_reported_and_say_where_they_belong():
 # -- the VM's interfaces -----------------------------------------------------------------------------------
 SPEC_NETWORKS = (
     Network("data", "bridge", bridge_name="br1"),
-    Network("fast", "sriov", bridge_name="intel.com/sriov_netdevice"),
+    Network("fast", "sriov", resource_name="intel.com/sriov_netdevice"),
     Network("lan", "bridge", nad_name="corporate-lan"),
 )
 
@@ -374,7 +377,7 @@ def test_every_nic_has_the_mac_cloud_init_network_config_finds_it_by():
 
 def test_without_networks_the_pod_interface_is_left_as_the_vm_has_it_today():
     obj = live()
-    vm = children.virtual_machine(obj, WukongSpec.from_object(obj))
+    vm = virtual_machine(Observed(obj), None)
     template = vm["spec"]["template"]["spec"]
 
     interfaces, vm_networks = networks.vm_interfaces("default", "vm1", ())
@@ -394,7 +397,7 @@ def test_the_same_network_in_another_wukong_or_namespace_gets_another_mac():
 
 def test_a_vm_with_the_interfaces_is_valid_for_the_real_kubevirt_schema():
     obj = live()
-    vm = children.virtual_machine(obj, WukongSpec.from_object(obj))
+    vm = virtual_machine(Observed(obj), None)
     template = vm["spec"]["template"]["spec"]
 
     template["domain"]["devices"]["interfaces"], template["networks"] = networks.vm_interfaces(

@@ -1,3 +1,4 @@
+import math
 from fractions import Fraction
 
 import pytest
@@ -42,7 +43,7 @@ def test_ordering_is_exact(smaller, larger):
 
 @pytest.mark.parametrize(
     "text",
-    ["", "abc", "Gi", "1gi", "1 Gi", "1.2.3", "1e", "1Gi ", "0x10", "1K", "1KiB", "--1", "1e1.5", "1" * 65],
+    ["", "abc", "Pi", "e-10", "1gi", "1 Gi", "1.2.3", "1e", "1Gi ", "0x10", "1K", "1KiB", "--1", "1e1.5", "1" * 65],
     ids=repr,
 )
 def test_invalid_strings_say_what_a_quantity_looks_like(text):
@@ -55,9 +56,44 @@ def test_non_string_is_an_error_not_a_crash():
         parse(5)  # type: ignore[arg-type]
 
 
-def test_huge_exponent_is_refused_before_any_big_arithmetic():
-    with pytest.raises(QuantityError, match="exponent"):
-        parse("1e999999999")
+@pytest.mark.parametrize(
+    "text", ["1e1000", "1e-1000", "1E+1000", "1e0005", "1e999999999", "1e-999999999", "1e2147483647", "1e2147483648"]
+)
+def test_an_exponent_of_more_than_three_digits_is_refused_as_the_crds_refuse_it(text):
+    with pytest.raises(QuantityError, match=r"exponent has more than 3 digits.*e\.g\. 500Gi"):
+        parse(text)
+
+
+def test_three_exponent_digits_are_read_exactly():
+    assert parse("1e999").value == 10**999
+    assert parse("9" * 60 + "e999") > parse("1e999") > parse("9" * 60 + "e900")
+    assert parse("+1.5E+999").value == 15 * 10**998
+    assert parse("1e-999") == parse("1n")  # rounded up to a nano, as the API server does
+    assert parse("-1e-999") == parse("-1n")
+    assert parse("1e005").value == 10**5
+
+
+@pytest.mark.parametrize("text", ["Gi", "+", "-", ".", "+.", "k", "E", "Ti", "e3", "e-9", "n"], ids=repr)
+def test_a_number_without_digits_reads_as_zero_where_the_api_server_reads_it_so(text):
+    assert parse(text).value == 0
+
+
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [
+        ("16000000000000000000n", 16 * 10**9),
+        ("1.5n", Fraction(2, 10**9)),
+        ("-1.5n", Fraction(-2, 10**9)),
+        ("16Ei", 2**63 - 1),
+        ("99999999999999999999", 2**63 - 1),
+        ("-16Ei", -(2**63 - 1)),
+        ("1e19", 10**19),
+        ("1u", Fraction(1, 10**6)),
+    ],
+    ids=lambda v: str(v),
+)
+def test_nano_round_up_and_the_int64_cap_of_suffixed_values(text, value):
+    assert parse(text).value == value
 
 
 @pytest.mark.parametrize(
@@ -75,6 +111,8 @@ def test_str_keeps_what_the_user_wrote():
 # An oracle written out here, independent of the implementation's tables: what each suffix multiplies by.
 MULTIPLIERS = {
     "": 1,
+    "n": Fraction(1, 10**9),
+    "u": Fraction(1, 10**6),
     "m": Fraction(1, 1000),
     "k": 10**3,
     "M": 10**6,
@@ -98,7 +136,9 @@ def _text(number, suffix: str) -> str:
 
 
 def _exact(number, suffix: str) -> Fraction:
-    return Fraction(str(number)) * MULTIPLIERS[suffix]
+    """The API server's value: rounded up to a whole nano, capped at 2^63-1 (a suffixed quantity)."""
+    nanos = math.ceil(Fraction(str(number)) * MULTIPLIERS[suffix] * 10**9)
+    return min(Fraction(nanos, 10**9), Fraction(2**63 - 1))
 
 
 def test_the_oracle_covers_every_suffix_the_parser_knows():

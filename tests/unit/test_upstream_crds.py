@@ -37,3 +37,12 @@ def test_no_converted_upstream_schema_keeps_additional_properties_beside_propert
         converted = crds.crd(kind)["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
         assert list(offending(converted)) == [], kind.kind
         assert list(offending(crds.strict_schema(kind))) != [], "the catalog schema is strict to begin with"
+
+
+def test_the_snapshot_crds_are_upstreams_v1_kinds_labelled_as_devclusters():
+    found = {c["spec"]["names"]["kind"]: c for c in crds.snapshot_crds()}
+    assert set(found) == {"VolumeSnapshot", "VolumeSnapshotContent", "VolumeSnapshotClass"}
+    for crd in found.values():
+        assert crd["spec"]["group"] == "snapshot.storage.k8s.io"
+        assert [v["name"] for v in crd["spec"]["versions"] if v["served"] and v["storage"]] == ["v1"]
+        assert crd["metadata"]["labels"]["app.kubernetes.io/part-of"] == "wukong-devcluster"

@@ -275,8 +275,9 @@ def test_growth_is_not_judged_when_the_classes_are_unknown():
         "quay.io/containerdisks/fedora:40",
         "fedora",
         "registry:5000/team/img@sha256:" + "a" * 64,
+        "registry:5000/team/img:1.0",
         "https://example.com/disk.img",
-        "http://10.0.0.1:8080/x.qcow2",
+        "http://1.2.3.4:8080/x.qcow2",  # a private address is refused by the built-in policy rule
     ],
 )
 def test_supported_images_are_allowed(image):
@@ -284,7 +285,20 @@ def test_supported_images_are_allowed(image):
 
 
 @pytest.mark.parametrize(
-    "image", ["s3://bucket/disk.img", "ftp://host/x", "Quay.io/UPPER/Case", "https://", "docker://", "a b"]
+    "image",
+    [
+        "s3://bucket/disk.img",
+        "ftp://host/x",
+        "Quay.io/UPPER/Case",
+        "https://",
+        "docker://",
+        "a b",
+        "https://images.example.com:99999/vm/fedora.qcow2",
+        "quay.io/containerdisks/fedora@md5:" + "a" * 32,
+        "quay.io/containerdisks/fedora@sha256:" + "a" * 32,  # too short for sha256
+        "quay.io/containerdisks/fedora@blake3:" + "a" * 64,
+        "quay.io/containerdisks/fedora:40@sha256:" + "a" * 64,  # CDI's importer refuses a tag beside a digest
+    ],
 )
 def test_unsupported_images_are_refused(image):
     [message] = messages(wukong(disk("system", boot=True, storageClassName="longhorn", image=image)))

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from kubeclient.resources import WUKONGS
 from kubeclient.rest import Kube
 from tests.builders import disk, wukong
 from tests.waiting import wait_for_all
+from wukong.api import WUKONGS
 
 IMAGE = "docker://quay.io/containerdisks/fedora:40"
 

@@ -365,9 +365,17 @@ def test_the_reconciler_may_not_write_a_network_it_would_never_make(cluster, nam
     [
         Network("lan", "bridge", "br-lan", vlan_id=100, ip_config=IPConfig("dhcp")),
         Network("lan", "bridge"),
-        Network("st", "macvlan", "eth1", ip_config=IPConfig("static", "10.20.0.5/24", "10.20.0.1", ("10.20.0.2",))),
+        Network(
+            "st", "macvlan", master="eth1", ip_config=IPConfig("static", "10.20.0.5/24", "10.20.0.1", ("10.20.0.2",))
+        ),
         Network("st", "macvlan"),
-        Network("vf", "sriov", "intel.com/sriov_netdevice", vlan_id=4094, ip_config=IPConfig("static", "fd00::5/64")),
+        Network(
+            "vf",
+            "sriov",
+            resource_name="intel.com/sriov_netdevice",
+            vlan_id=4094,
+            ip_config=IPConfig("static", "fd00::5/64"),
+        ),
         Network("o", "ovs", "br1", vlan_id=1),
         Network("n" * 60, "bridge", "br0"),
     ],
@@ -399,3 +407,18 @@ def test_each_account_may_do_exactly_what_the_reviewed_listing_says(cluster):
     """A rule added to any of the three accounts' RBAC fails here until deploy/rbac/expected-permissions.txt is
     updated with it (`make permissions-update`), in the same review."""
     assert identities.permissions(cluster) == identities.expected_permissions()
+
+
+@pytest.mark.usefixtures("installed")
+def test_the_reconciler_deletes_only_the_snapshots_it_manages(cluster, namespace):
+    """It prunes the VolumeSnapshots it took beyond a disk's keep; a tenant's own snapshot is out of its reach."""
+    snapshot = {
+        "apiVersion": "snapshot.storage.k8s.io/v1",
+        "kind": "VolumeSnapshot",
+        "metadata": {"name": "tenants-backup", "namespace": namespace},
+        "spec": {"source": {"persistentVolumeClaimName": "db"}},
+    }
+    cluster.kubectl("create", "-f", "-", stdin=json.dumps(snapshot))
+    result = act_as(cluster, RECONCILER, "delete", "volumesnapshot", "tenants-backup", "-n", namespace)
+    refused(result, "is not managed by the Wukong reconciler")
+    cluster.kubectl("get", "volumesnapshot", "tenants-backup", "-n", namespace)

@@ -18,7 +18,7 @@ import yaml
 
 from devcluster.controlplane import ControlPlane
 from kubeclient.credentials import load_api_client
-from kubeclient.resources import EVENTS, NAMESPACES, SECRETS, WUKONG_POLICIES, WUKONGS, Resource
+from kubeclient.resources import EVENTS, NAMESPACES, SECRETS, Resource
 from kubeclient.rest import Kube
 from tests.builders import disk, wukong
 from tests.e2e.security.conftest import Tenant
@@ -27,6 +27,7 @@ from tests.e2e.test_reconciler import wait_condition
 from tests.waiting import poll, wait_for_object
 from webhook.facts import FactsUnavailable
 from webhook.factscache import FactsCache
+from wukong.api import WUKONG_POLICIES, WUKONGS
 from wukong.cloudinit import password_matches
 
 pytestmark = pytest.mark.usefixtures("webhook")
@@ -77,18 +78,33 @@ def allow(cluster: ControlPlane, tenant: Tenant) -> Iterator[Callable[..., None]
 @pytest.mark.parametrize(
     "network, shown",
     [
-        ({"type": "bridge", "bridgeName": "cni0"}, '"bridge cni0"'),
-        ({"type": "macvlan", "bridgeName": "eth0"}, '"macvlan eth0"'),
-        ({"type": "ovs", "bridgeName": "br-ex", "vlanId": 4000}, '"ovs br-ex VLAN 4000"'),
-        ({"type": "sriov", "bridgeName": "intel.com/sriov_netdevice"}, '"sriov intel.com/sriov_netdevice"'),
-        ({"type": "bridge"}, '"bridge lan"'),
+        ({"type": "bridge", "bridgeName": "cni0"}, '"bridge cni0" reaches the nodes\' own network'),
+        ({"type": "macvlan", "master": "eth0"}, '"macvlan eth0" reaches the nodes\' own network'),
+        (
+            {"type": "ovs", "bridgeName": "br-ex", "vlanId": 4000},
+            '"ovs br-ex VLAN 4000" reaches the nodes\' own network',
+        ),
+        (
+            {"type": "sriov", "resourceName": "intel.com/sriov_netdevice"},
+            '"sriov intel.com/sriov_netdevice" is a device resource',
+        ),
+        ({"type": "sriov", "resourceName": "nvidia.com/gpu"}, '"sriov nvidia.com/gpu" is a device resource'),
+        ({"type": "bridge"}, '"bridge lan" reaches the nodes\' own network'),
     ],
-    ids=["the-node-bridge", "macvlan-on-the-node-nic", "an-ovs-vlan", "an-sriov-vf", "a-bridge-named-after-it"],
+    ids=[
+        "the-node-bridge",
+        "macvlan-on-the-node-nic",
+        "an-ovs-vlan",
+        "an-sriov-vf",
+        "a-gpu-as-an-sriov-resource",
+        "a-bridge-named-after-it",
+    ],
 )
 def test_a_network_over_a_host_interface_is_refused_naming_the_policy_rule(tenant, network, shown):
+    named_in = next((key for key in ("master", "resourceName") if key in network), "bridgeName")
     refused(
         tenant,
-        f"spec.networks[0].bridgeName: Forbidden: host network {shown} reaches the nodes' own network",
+        f"spec.networks[0].{named_in}: Forbidden: host network {shown}",
         "networks.hostNetworks: [{type: ",
         networks=[{"name": "lan", **network}],
     )
@@ -97,7 +113,7 @@ def test_a_network_over_a_host_interface_is_refused_naming_the_policy_rule(tenan
 def test_macvlan_without_a_master_is_refused(tenant):
     refused(
         tenant,
-        "spec.networks[0].bridgeName: Forbidden: macvlan without bridgeName",
+        "spec.networks[0].master: Forbidden: macvlan without master",
         networks=[{"name": "lan", "type": "macvlan"}],
     )
 
