@@ -446,20 +446,28 @@ def resyncs_passed(reconciler: LocalReconciler, count: int) -> Callable[[], bool
 
 
 def test_a_converged_wukong_resynced_makes_zero_write_requests(cluster, admin, namespace, reconciler):
-    apply(cluster, namespace, sample())
-    # Convergence ends with the status naming the node: the last write of the pass (no Event: nothing to act on).
-    wait_for_wukong(
-        admin, namespace, "system-and-data", lambda s: s.get("phase") == "Running" and s.get("nodeName"), "Running"
-    )
-    # The client counts a request once its response is read, which can be after the API server has stored it and
-    # this test has read the status; and a detail seen with the node may be held up to 2 s (statuswrites.HOLD_SECONDS).
-    # The count is taken once two resyncs have passed, when every write of the convergence has been counted.
-    poll(resyncs_passed(reconciler, 2), "two resyncs of the reconciler after convergence (resync period 2s)")
-    writes = writes_sent(reconciler)
-    assert writes > 0, "the reconciler's write count is not readable"
-    window = resyncs_passed(reconciler, 2)
-    poll(window, "two resyncs of the reconciler (resync period 2s)")
-    assert writes_sent(reconciler) - writes == 0
+    # The session's reconciler also serves the Wukongs earlier tests left (some still changing: an import that
+    # restarts, a policy audit); the count is of a replica that sees only this namespace, so every write it sends is
+    # about this Wukong.
+    reconciler.stop()
+    alone = LocalReconciler(cluster, ["--namespace", namespace, "--resync-period", "2"], log_name="zero-writes")
+    try:
+        alone.start()
+        apply(cluster, namespace, sample())
+        wait_for_wukong(
+            admin, namespace, "system-and-data", lambda s: s.get("phase") == "Running" and s.get("nodeName"), "Running"
+        )
+        # The client counts a request once its response is read, which can follow the stored status this test read,
+        # and a detail seen with the node may be held up to 2 s (statuswrites.HOLD_SECONDS): the count is taken once
+        # two resyncs have passed, when every write of the convergence has been counted.
+        poll(resyncs_passed(alone, 2), "two resyncs of the reconciler after convergence (resync period 2s)")
+        writes = writes_sent(alone)
+        assert writes > 0, "the reconciler's write count is not readable"
+        poll(resyncs_passed(alone, 2), "two resyncs of the reconciler (resync period 2s)")
+        assert writes_sent(alone) - writes == 0
+    finally:
+        alone.stop()
+        reconciler.start()
 
 
 def children_in(admin: Kube, namespace: str) -> dict[str, str]:
