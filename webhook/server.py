@@ -288,6 +288,7 @@ class WebhookServer(BaseApplication):
             "bind": [self.options.bind],
             "workers": 1,
             "worker_class": "asgi",
+            "asgi_loop": "asyncio",  # as in the image; uvloop, where a developer has it, measured no faster here
             "worker_connections": self.options.max_connections,
             "keepalive": self.options.keepalive_seconds,
             "graceful_timeout": self.options.graceful_timeout_seconds,
