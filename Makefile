@@ -102,6 +102,7 @@ permissions-update: k8s-bin ## Write the current can-i listing to deploy/rbac/ex
 bench: k8s-bin ## Benchmarks (print figures against a same-run baseline)
 	$(BIN)/python bench/converge.py
 	$(BIN)/python bench/admission.py
+	$(BIN)/python bench/webhook_latency.py
 	$(BIN)/python bench/hostile.py
 	$(BIN)/python bench/policies.py
 	$(BIN)/python bench/startup.py

@@ -13,7 +13,7 @@ from flask import Flask, Response, request
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
 from werkzeug.exceptions import HTTPException
 
-from webhook import admission, bounds
+from webhook import admission, bounds, warmup
 from webhook.admission import BadReview, Endpoint
 from webhook.certmetrics import CertificateValidity
 from webhook.facts import ClusterFacts, FactsUnavailable
@@ -87,7 +87,10 @@ class Metrics:
 
 
 def create_app(config: WebhookConfig | None = None) -> Flask:
+    """The application, its decisions warmed up (webhook.warmup): it is made before the server listens, so no
+    request waits on what the first decision compiles."""
     config = config or WebhookConfig()
+    warmup.warm()
     app = Flask("wukong-webhook")
     app.config["MAX_CONTENT_LENGTH"] = config.max_body_bytes
     metrics = Metrics(config.registry)

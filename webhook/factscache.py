@@ -61,7 +61,11 @@ class FactsCache:
             informer.stop()
 
     def ready(self) -> bool:
-        return all(informer.synced for informer in self._informers)
+        """Every first list has arrived, and the facts built from them: the first request does not build them."""
+        if not all(informer.synced for informer in self._informers):
+            return False
+        self.facts()
+        return True
 
     def facts(self, namespace: str | None = None) -> ClusterFacts:
         """The current snapshot; with ``namespace``, one that knows that namespace's labels whenever a policy could

@@ -17,15 +17,17 @@ previous context until the files are consistent again.
 from __future__ import annotations
 
 import asyncio
+import io
 import logging
 import os
 import ssl
 import threading
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable, Iterable, MutableMapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
-from a2wsgi import WSGIMiddleware
+from a2wsgi.wsgi import build_environ
 from flask import Flask
 from gunicorn.app.base import BaseApplication
 
@@ -89,6 +91,7 @@ Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
+WSGIApplication = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
 
 class BodyBudget:
@@ -133,19 +136,28 @@ class BodyBudget:
 
 
 class WholeRequests:
-    """ASGI middleware: the body of every HTTP request is read completely -- at most ``max_body_bytes``, within
-    ``body_timeout`` seconds, within ``budget`` -- before the wrapped application sees the request."""
+    """The ASGI application: the body of every HTTP request is read completely -- at most ``max_body_bytes``,
+    within ``body_timeout`` seconds, within ``budget`` -- before the WSGI application runs it on one of ``threads``
+    request threads.
+
+    A whole request needs no streaming bridge: the WSGI application gets the body as a file, its whole answer is
+    collected on the request thread and comes back to the event loop in one hop (a generic bridge such as a2wsgi's
+    middleware hands the body in and each piece of the answer out through the loop, a blocking round trip each,
+    four per request). Answers here are small: an AdmissionReview's response, the metrics page."""
 
     def __init__(
-        self, app: Callable[..., Awaitable[None]], max_body_bytes: int, body_timeout: float, budget: BodyBudget
+        self, app: WSGIApplication, threads: int, max_body_bytes: int, body_timeout: float, budget: BodyBudget
     ) -> None:
         self.app, self.max_body_bytes, self.body_timeout = app, max_body_bytes, body_timeout
         self.budget = budget
+        self.threads = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="request")
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
+        if scope["type"] == "lifespan":
+            await _lifespan(receive, send)
             return
+        if scope["type"] != "http":
+            return  # a WebSocket is refused by returning without accepting it
         expected = self._expected(dict(scope.get("headers") or []))
         if expected > self.max_body_bytes:
             await _answer(send, 413, f"request body is larger than {self.max_body_bytes} bytes")
@@ -174,19 +186,34 @@ class WholeRequests:
         except TimeoutError:
             await _answer(send, 408, f"request body not received within {self.body_timeout:g}s")
             return
-        await self._forward(scope, receive, send, body)
+        await self._forward(scope, send, body)
 
-    async def _forward(self, scope: Scope, receive: Receive, send: Send, body: bytes) -> None:
-        delivered = False
+    async def _forward(self, scope: Scope, send: Send, body: bytes) -> None:
+        environ: dict[str, Any] = cast(Any, build_environ(cast(Any, scope), cast(Any, io.BytesIO(body))))
+        environ.pop("HTTP_TRANSFER_ENCODING", None)  # the body is whole: a chunked one is handed on with its length
+        environ["CONTENT_LENGTH"] = str(len(body))
+        loop = asyncio.get_running_loop()
+        status, headers, payload = await loop.run_in_executor(self.threads, self._run, environ)
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": payload})
 
-        async def replay() -> Message:
-            nonlocal delivered
-            if not delivered:
-                delivered = True
-                return {"type": "http.request", "body": body, "more_body": False}
-            return await receive()  # only a disconnect is left to hear
+    def _run(self, environ: dict[str, Any]) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
+        """On a request thread: the WSGI application's whole answer."""
+        started: list[Any] = []
 
-        await self.app(scope, replay, send)
+        def start_response(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Callable[..., None]:
+            started[:] = [status, headers]
+            return _no_write
+
+        answer = self.app(environ, start_response)
+        try:
+            payload = b"".join(answer)
+        finally:
+            if hasattr(answer, "close"):
+                answer.close()
+        status, headers = started
+        encoded = [(name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in headers]
+        return int(status.split(" ", 1)[0]), encoded, payload
 
     async def _read(self, receive: Receive) -> bytes:
         chunks, size = [], 0
@@ -201,6 +228,21 @@ class WholeRequests:
             chunks.append(chunk)
             if not message.get("more_body"):
                 return b"".join(chunks)
+
+
+def _no_write(_data: bytes) -> None:
+    raise NotImplementedError("the WSGI write() callable: the application returns its body instead")
+
+
+async def _lifespan(receive: Receive, send: Send) -> None:
+    """Nothing to start or stop: the WSGI application was made before the server started."""
+    while True:
+        message = await receive()
+        if message["type"] == "lifespan.startup":
+            await send({"type": "lifespan.startup.complete"})
+        elif message["type"] == "lifespan.shutdown":
+            await send({"type": "lifespan.shutdown.complete"})
+            return
 
 
 class _TooLarge(Exception):
@@ -246,6 +288,7 @@ class WebhookServer(BaseApplication):
             "bind": [self.options.bind],
             "workers": 1,
             "worker_class": "asgi",
+            "asgi_loop": "asyncio",  # as in the image; uvloop, where a developer has it, measured no faster here
             "worker_connections": self.options.max_connections,
             "keepalive": self.options.keepalive_seconds,
             "graceful_timeout": self.options.graceful_timeout_seconds,
@@ -261,9 +304,9 @@ class WebhookServer(BaseApplication):
             self.cfg.set(key, value)
 
     def load(self) -> WholeRequests:
-        flask_app: Any = self.app_factory()  # a WSGI callable; a2wsgi's stub spells the environ type differently
-        wsgi = WSGIMiddleware(flask_app, workers=self.options.threads)
-        budget = BodyBudget(
-            self.options.max_body_bytes, self.options.small_body_bytes, self.options.budget_wait_seconds
-        )
-        return WholeRequests(wsgi, self.options.max_body_bytes, self.options.body_timeout_seconds, budget)
+        return whole_requests(self.app_factory(), self.options)
+
+
+def whole_requests(app: WSGIApplication | Flask, options: ServeOptions) -> WholeRequests:
+    budget = BodyBudget(options.max_body_bytes, options.small_body_bytes, options.budget_wait_seconds)
+    return WholeRequests(app, options.threads, options.max_body_bytes, options.body_timeout_seconds, budget)

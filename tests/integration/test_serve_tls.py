@@ -69,25 +69,27 @@ def server(tmp_path):
     certs = tmp_path / "certs"
     generate(certs)
     port = free_port()
-    process = subprocess.Popen(
-        [
-            BIN / "wukong-webhook",
-            "serve",
-            "--bind-address",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--tls-cert-file",
-            certs / "tls.crt",
-            "--tls-private-key-file",
-            certs / "tls.key",
-            "--storage-classes",
-            ROOT / "deploy/storageclasses/devcluster.yaml",
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )
+    log = tmp_path / "server.log"  # a file, not a pipe: nobody reads a pipe while the tests run, and a full one blocks
+    with log.open("wb") as output:  # the server keeps its own copy of the descriptor
+        process = subprocess.Popen(
+            [
+                BIN / "wukong-webhook",
+                "serve",
+                "--bind-address",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--tls-cert-file",
+                certs / "tls.crt",
+                "--tls-private-key-file",
+                certs / "tls.key",
+                "--storage-classes",
+                ROOT / "deploy/storageclasses/devcluster.yaml",
+            ],
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
     context = ssl.create_default_context(cafile=str(certs / "ca.crt"))
     deadline = time.monotonic() + 30
     while True:
@@ -101,7 +103,8 @@ def server(tmp_path):
         except OSError:
             if process.poll() is not None or time.monotonic() > deadline:
                 process.kill()
-                pytest.fail(f"wukong-webhook serve did not start:\n{process.communicate()[0].decode()}")
+                process.wait()
+                pytest.fail(f"wukong-webhook serve did not start:\n{log.read_text()}")
             time.sleep(0.1)
     yield port, certs, context
     process.terminate()

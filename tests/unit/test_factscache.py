@@ -93,6 +93,16 @@ def test_the_cache_is_not_ready_until_the_first_list_has_arrived(start):
     assert cache.facts().storage_class("standard") is not None
 
 
+def test_once_ready_the_first_request_finds_the_facts_built(start, monkeypatch):
+    kube = ScriptedKube([storage_class("standard", default=True), storage_class("slow")])
+    kube.proceed.clear()  # no watch event: the snapshot is the one built from the list
+    cache = start(kube)
+    assert kube.watching.wait(WAIT)
+    assert cache.ready()
+    monkeypatch.setattr(FactsCache, "_rebuild", lambda self: pytest.fail("a request rebuilt the facts"))
+    assert sorted(cache.facts().storage_classes or {}) == ["slow", "standard"]
+
+
 def test_the_facts_hold_the_listed_classes_and_the_cluster_default(start):
     kube = ScriptedKube(
         [

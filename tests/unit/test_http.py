@@ -192,3 +192,48 @@ def test_the_mutating_endpoint_refuses_a_shrink_before_the_crd_rules_run(client)
     assert response["allowed"] is False
     assert response["status"]["message"].startswith('spec.disks[0].size: Forbidden: disk "system" cannot shrink')
     assert "patch" not in response
+
+
+FIRST_REQUESTS = """
+import json, sys
+import fastjsonschema, jsonschema
+from tests.builders import disk, facts, wukong
+from tests.unit.test_http import review
+from webhook.app import StaticFacts, WebhookConfig, create_app
+from wukong import manifests
+
+client = create_app(WebhookConfig(facts=StaticFacts(facts()))).test_client()
+
+
+def compiled(*_args, **_kwargs):
+    raise AssertionError("a request read or compiled a schema")
+
+
+fastjsonschema.compile = manifests.load_objects = jsonschema.Draft7Validator = compiled
+created = wukong(disk("system", image="docker://x/y"), disk("data", "500Gi"), name="first")
+grown = wukong(disk("system", storageClassName="longhorn", boot=True), disk("data", "600Gi"), name="first")
+refused = wukong(disk("system"), cpu="two", name="first")
+answers = [
+    client.post("/mutate", json=review(created)).get_json()["response"]["allowed"],
+    client.post("/validate", json=review(grown, old=created, operation="UPDATE")).get_json()["response"]["allowed"],
+    client.post("/validate", json=review(refused)).get_json()["response"]["allowed"],
+]
+print(json.dumps(answers))
+"""
+
+
+def test_the_first_requests_of_a_process_find_the_schemas_read_and_compiled():
+    """In a fresh interpreter: once the application exists, reading the CRD or compiling a schema fails loudly."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    done = subprocess.run(
+        [sys.executable, "-c", FIRST_REQUESTS],
+        cwd=Path(__file__).resolve().parents[2],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) == [True, True, False]
