@@ -1,7 +1,8 @@
 """The reconciler's wiring: informers feed the generic controller (kubeclient/controller.py), which runs the pass
 (reconcile.py) one Wukong at a time.
 
-The child informers hold only what this reconciler manages (by label); a child's event requeues the Wukongs its
+The child informers hold only what this reconciler manages (by label), and of each object only what a pass reads
+(caching.py); a child's event requeues the Wukongs its
 labels and ownerReferences name, coalesced; a StorageClass's event requeues every Wukong; the metrics are named here.
 """
 
@@ -24,6 +25,7 @@ from kubeclient.resources import (
     VIRTUAL_MACHINES,
 )
 from kubeclient.rest import Kube
+from reconciler.caching import CacheTransforms
 from reconciler.events import EventRecorder
 from reconciler.lookups import Lookups
 from reconciler.ownership import owners
@@ -77,13 +79,13 @@ HOOKS = controller.Hooks(passed=_passed, resynced=RESYNCS.inc, depth=QUEUE_DEPTH
 class Controller:
     def __init__(self, kube: Kube, settings: Settings) -> None:
         self.kube, self.settings = kube, settings
-        ns = settings.namespace
-        self.wukongs = Informer(kube, WUKONGS, ns)
-        self.pvcs = Informer(kube, PVCS, ns, MANAGED)
-        self.data_volumes = Informer(kube, DATA_VOLUMES, ns, MANAGED)
-        self.vms = Informer(kube, VIRTUAL_MACHINES, ns, MANAGED)
-        self.vmis = Informer(kube, VIRTUAL_MACHINE_INSTANCES, ns, INSTANCES)
-        self.storage_classes = Informer(kube, STORAGE_CLASSES)
+        ns, kept = settings.namespace, CacheTransforms()
+        self.wukongs = Informer(kube, WUKONGS, ns, transform=kept.default)
+        self.pvcs = Informer(kube, PVCS, ns, MANAGED, kept.default)
+        self.data_volumes = Informer(kube, DATA_VOLUMES, ns, MANAGED, kept.default)
+        self.vms = Informer(kube, VIRTUAL_MACHINES, ns, MANAGED, kept.default)
+        self.vmis = Informer(kube, VIRTUAL_MACHINE_INSTANCES, ns, INSTANCES, kept.instances)
+        self.storage_classes = Informer(kube, STORAGE_CLASSES, transform=kept.default)
         self.policies = Policies(kube)
         owns = settings.owns
         self.loop: controller.Controller[Key] = controller.Controller(

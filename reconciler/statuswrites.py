@@ -88,7 +88,12 @@ class StatusWrites:
         with self._lock:
             written = self._written.get(key)
         cached = wukong["metadata"].get("resourceVersion") or ""
-        if written is None or not cached.isdigit() or not written[0].isdigit() or int(written[0]) <= int(cached):
+        if written is None or not cached.isdigit() or not written[0].isdigit():
+            return wukong
+        if int(written[0]) <= int(cached):  # the cache has caught up: the copy is not needed again
+            with self._lock:
+                if self._written.get(key) is written:
+                    del self._written[key]
             return wukong
         return {**wukong, "metadata": {**wukong["metadata"], "resourceVersion": written[0]}, "status": written[1]}
 
