@@ -89,6 +89,11 @@ def reconciler_requests(reconciler: LocalReconciler) -> dict[str, float]:
     return counts
 
 
+def reconciler_passes(reconciler: LocalReconciler) -> float:
+    pattern = r"^wukong_reconciler_reconciles_total\{[^}]*\} (\S+)$"
+    return sum(float(v) for v in re.findall(pattern, reconciler.metrics(), re.MULTILINE))
+
+
 def watch_until_running(admin: Kube, namespace: str, count: int, say, timeout: float = 3600) -> dict[str, float]:
     """Follow the Wukongs with one watch (an observer whose cost does not grow with polling) until all run;
     returns when each was first seen Running (wall clock)."""
@@ -164,6 +169,7 @@ def run(plane: ControlPlane, admin: Kube, mode: str, count: int, args: argparse.
         assert reconciler.process is not None
         meter = ProcessMeter(reconciler.process.pid)
         cpu_before, before_rec = meter.cpu_seconds(), reconciler_requests(reconciler)
+        passes_before = reconciler_passes(reconciler)
         profiler = profile_start(reconciler.process.pid, args.profile, namespace) if args.profile else None
 
         def create(obj: dict) -> float:
@@ -181,6 +187,7 @@ def run(plane: ControlPlane, admin: Kube, mode: str, count: int, args: argparse.
         result["writes"] = floor.writes / count
     else:
         after_rec = reconciler_requests(reconciler)
+        result["passes"] = (reconciler_passes(reconciler) - passes_before) / count
         result["cpu"] = meter.cpu_seconds() - cpu_before
         result["rss"] = meter.peak_mib
         meter.stop()
@@ -242,13 +249,13 @@ def percentile(values: list[float], fraction: float) -> float:
 
 def print_timeline(count: int, floor: dict, ours: dict) -> None:
     print(f"  timeline of one Wukong, N={count}: seconds after its create, p50 / p90 / p99 / max over the Wukongs")
-    print(f"    {'step':<16} {'floor':>27}   {'ours':>27}")
+    print(f"    {'step':<16} {'floor':>31}   {'ours':>31}")
     for step in TIMELINE[1:]:
         cells = []
         for r in (floor, ours):
             values = [t[step] for t in r["timeline"].values() if step in t]
             cells.append(" / ".join(f"{percentile(values, q):5.1f}" for q in (0.5, 0.9, 0.99, 1.0)))
-        print(f"    {step:<16} {cells[0]:>27}   {cells[1]:>27}")
+        print(f"    {step:<16} {cells[0]:>31}   {cells[1]:>31}")
 
 
 def summarize(runs: list[dict]) -> list[dict]:
@@ -267,26 +274,37 @@ def report(pairs: list[dict], args: argparse.Namespace) -> None:
         f"simulation: a process of its own per run, {args.simulation_workers} workers; reconciler: {args.workers} "
         f"workers; Wukongs created from {args.creators} threads"
     )
+    print(f"{'N':>6} {'floor':>8} {'ours':>8} {'ours/floor':>10} {'ms/Wukong floor':>16} {'ms/Wukong ours':>15}")
+    for p in pairs:
+        f, o, n = p[FLOOR], p[OURS], p["count"]
+        print(
+            f"{n:>6} {f['seconds']:>7.1f}s {o['seconds']:>7.1f}s {o['seconds'] / f['seconds']:>10.2f} "
+            f"{f['seconds'] / n * 1000:>16.1f} {o['seconds'] / n * 1000:>15.1f}"
+        )
     print(
-        f"{'N':>6} {'floor':>8} {'ours':>8} {'ours/fl':>8} {'ms/W fl':>8} {'ms/W':>6} {'writes/W':>9} "
-        f"{'status/W':>9} {'req/W':>6} {'API fl':>8} {'API ours':>9} {'RSS':>8} {'KB/W':>6} {'CPU s':>6} "
-        f"{'sim CPU fl/ours':>16} {'sim queue peak':>15}"
+        f"{'N':>6} {'writes/W':>9} {'status/W':>9} {'passes/W':>9} {'req/W':>6} {'API floor':>10} {'API ours':>9} "
+        f"{'ratio':>6} {'peak RSS':>9} {'KB/W':>6} {'CPU s':>6}"
     )
     for p in pairs:
         f, o, n = p[FLOOR], p[OURS], p["count"]
-        sim = f"{f['simulation']['cpu']:.0f}/{o['simulation']['cpu']:.0f}"
-        queue = f"{f['simulation']['queue']['peak']:.0f}/{o['simulation']['queue']['peak']:.0f}"
         print(
-            f"{n:>6} {f['seconds']:>7.1f}s {o['seconds']:>7.1f}s {o['seconds'] / f['seconds']:>8.2f} "
-            f"{f['seconds'] / n * 1000:>8.1f} {o['seconds'] / n * 1000:>6.1f} {o['writes']:>9.2f} "
-            f"{o['status_writes']:>9.2f} {o['requests']:>6.1f} {f['api_total']:>8.0f} {o['api_total']:>9.0f} "
-            f"{o['rss']:>6.0f}Mi {o['rss'] * 1024 / n:>6.1f} {o['cpu']:>6.1f} {sim:>16} {queue:>15}"
+            f"{n:>6} {o['writes']:>9.2f} {o['status_writes']:>9.2f} {o['passes']:>9.1f} {o['requests']:>6.1f} "
+            f"{f['api_total']:>10.0f} {o['api_total']:>9.0f} {o['api_total'] / f['api_total']:>6.2f} "
+            f"{o['rss']:>7.0f}Mi {o['rss'] * 1024 / n:>6.1f} {o['cpu']:>6.1f}"
         )
     print(
-        f"  ours/fl: time to all Running over the floor's (same run); writes/W: the reconciler's writes per Wukong "
-        f"(budget {WRITE_BUDGET}; the floor's are 4); KB/W: peak RSS per Wukong (budget {MEMORY_BUDGET_KB}); "
-        f"sim queue peak: floor/ours"
+        f"  writes/W: the reconciler's writes per Wukong (budget {WRITE_BUDGET}; the floor's are 4), of which status; "
+        f"passes/W: its reconcile passes; API: every request the API server counted in the run; KB/W: the "
+        f"reconciler's peak RSS per Wukong (budget {MEMORY_BUDGET_KB})"
     )
+    print(f"{'N':>6} {'simulation':>10} {'CPU s floor/ours':>17} {'queue peak floor/ours':>22} {'queue mean':>11}")
+    for p in pairs:
+        f, o = p[FLOOR]["simulation"], p[OURS]["simulation"]
+        peaks, means = (
+            f"{f['queue']['peak']:.0f}/{o['queue']['peak']:.0f}",
+            f"{f['queue']['mean']:.1f}/{o['queue']['mean']:.1f}",
+        )
+        print(f"{p['count']:>6} {o['workers']:>8} w {f['cpu']:>8.1f}/{o['cpu']:<8.1f} {peaks:>22} {means:>11}")
     smallest, largest = min(p["count"] for p in pairs), max(p["count"] for p in pairs)
     if largest != smallest:
         per = {n: [p[OURS]["seconds"] / n for p in pairs if p["count"] == n] for n in (smallest, largest)}
