@@ -2,8 +2,9 @@
 (reconcile.py) one Wukong at a time.
 
 The child informers hold only what this reconciler manages (by label), and of each object only what a pass reads
-(caching.py); a child's event requeues the Wukongs its
-labels and ownerReferences name, coalesced; a StorageClass's event requeues every Wukong; the metrics are named here.
+(caching.py). A Wukong's event requeues it, except the echo of our own status write; a child's event requeues the
+Wukongs its labels and ownerReferences name, coalesced; a StorageClass's event requeues every Wukong. The metrics are
+named here.
 """
 
 from __future__ import annotations
@@ -87,6 +88,7 @@ class Controller:
         self.vmis = Informer(kube, VIRTUAL_MACHINE_INSTANCES, ns, INSTANCES, kept.instances)
         self.storage_classes = Informer(kube, STORAGE_CLASSES, transform=kept.default)
         self.policies = Policies(kube)
+        self.status_writes = StatusWrites(settings.status_hold)
         owns = settings.owns
         self.loop: controller.Controller[Key] = controller.Controller(
             self._reconcile,
@@ -102,7 +104,7 @@ class Controller:
             Caches(self.wukongs, self.pvcs, self.data_volumes, self.vms, self.vmis, self.storage_classes),
             Lookups(kube, self.policies.scope),
             EventRecorder(kube, settings.instance),
-            StatusWrites(settings.status_hold),
+            self.status_writes,
             settings.hotplug_disks,
             self.loop.pass_scheduled,
         )
@@ -111,11 +113,18 @@ class Controller:
             informer.on_change(self._child_changed)
         for informer in (self.pvcs, self.data_volumes):
             informer.index_by_label(api.RELEASED_FROM_LABEL)  # what a Wukong still holds of its removed disks
-        self.wukongs.on_change(lambda _kind, obj: self.loop.enqueue(key_of(obj)))
+        self.wukongs.on_change(self._wukong_changed)
         self.storage_classes.on_change(lambda _kind, _obj: self.loop.enqueue_all())
 
     def _reconcile(self, key: Key) -> controller.Result:
         return self.reconciler.reconcile(key)
+
+    def _wukong_changed(self, _kind: str, obj: dict[str, Any]) -> None:
+        """Every change of a Wukong gets a pass, but the echo of this replica's own status write: that pass would
+        find what the one that wrote it already knew."""
+        key = key_of(obj)
+        if not self.status_writes.echo(key, obj["metadata"].get("resourceVersion") or ""):
+            self.loop.enqueue(key)
 
     def _child_changed(self, _kind: str, obj: dict[str, Any]) -> None:
         namespace = obj["metadata"].get("namespace", "")
