@@ -53,6 +53,11 @@ SHARDS = Gauge("wukong_reconciler_shards", "Shards the Wukongs are hashed into (
 SHARDS_HELD = Gauge("wukong_reconciler_shards_held", "Shards whose Lease this replica holds (0 without --shards).")
 MANAGED = f"{api.MANAGED_BY_LABEL}={api.MANAGED_BY}"  # our volumes and VMs, released volumes included
 INSTANCES = api.WUKONG_LABEL  # KubeVirt copies the VM template's labels onto the instance
+# A burst of child changes (a claim binding: its volume name, then its phase; CDI's claim, then the DataVolume) comes
+# within a few requests of the simulation or the real controllers, well inside this; a longer window only delays the
+# next step (the VM created, Running said) by up to its length, twice per Wukong. The status' own waits
+# (statuswrites.py) keep the writes few, whatever the window.
+COALESCE_SECONDS = 0.2
 
 
 @dataclasses.dataclass
@@ -61,7 +66,7 @@ class Settings:
     workers: int = 4
     resync_period: float = 300.0
     hotplug_disks: bool = False  # KubeVirt's DeclarativeHotplugVolumes is on: attach added disks live
-    coalesce: float = 1.0  # seconds: child changes within this of a Wukong's last pass share one pass
+    coalesce: float = COALESCE_SECONDS  # child changes within this of a Wukong's last pass share one pass
     status_hold: float = HOLD_SECONDS  # seconds: the longest a changed detail of the status waits for company
     owns: Callable[[str, str], bool] | None = None  # sharding: whether this replica reconciles (namespace, name)
     instance: str = dataclasses.field(default_factory=lambda: f"wukong-reconciler-{uuid.uuid4().hex[:8]}")
