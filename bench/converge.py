@@ -154,7 +154,6 @@ def run(plane: ControlPlane, admin: Kube, mode: str, count: int, args: argparse.
     simulation = SimulationProcess(plane, namespace, args.simulation_workers, log_name=f"simulation-{namespace}")
     simulation.start()
     result: dict[str, Any] = {"mode": mode, "count": count}
-    before_api = apiserver_requests(plane)
     if mode == FLOOR:
         floor = IdealReconciler(admin, namespace, args.workers).start()
 
@@ -176,6 +175,7 @@ def run(plane: ControlPlane, admin: Kube, mode: str, count: int, args: argparse.
             admin.create(WUKONGS, obj)
             return time.time()
 
+    before_api = apiserver_requests(plane)
     started = time.monotonic()
     created = create_all(count, namespace, args.creators, create)
     say(f"bench: {mode}: {count} Wukongs created in {time.monotonic() - started:.1f}s; watching them converge")
