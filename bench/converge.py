@@ -1,14 +1,14 @@
 """The scale curve against its floor: N Wukongs (2 disks each) converging on devcluster, and what they cost.
 
-    .venv/bin/python bench/converge.py [--counts 100,500,1000,2000] [--repeat 1] [--workers 4]
-        [--simulation-workers 16] [--creators 4] [--profile DIR] [--plot bench/scale.png]
+    .venv/bin/python bench/converge.py [--counts 100,500,1000,2000] [--repeat 1] [--workers N]
+        [--simulation-workers 64] [--creators 16] [--profile DIR] [--plot bench/scale.png]
 
 ``--counts 100,500,1000,2000,5000`` adds the 5,000 (about half an hour more). For each N and repeat, two runs on the
 same devcluster, each in a namespace of its own with a simulation of its own (devcluster/simulation.py: a process
 with ``--simulation-workers`` workers, its queue depth reported so that it is seen not to be the bottleneck):
 
-- **floor**: an ideal reconciler played by the benchmark (bench/floor.py) -- each Wukong's children created the
-  moment the Wukong is, ``Running`` written once when the VM's instance runs;
+- **floor**: an ideal reconciler played by the benchmark (bench/floor.py) with the reconciler's ServiceAccount --
+  each Wukong's children created the moment the Wukong is, ``Running`` written once when the VM's instance runs;
 - **ours**: the real wukong-reconciler process with its ServiceAccount's rights, the benchmark creating only the
   Wukongs.
 
@@ -38,9 +38,13 @@ from typing import Any
 from floor import IdealReconciler
 
 from devcluster.controlplane import ControlPlane
+from devcluster.local_reconciler import ACCOUNT as RECONCILER_ACCOUNT
+from devcluster.local_reconciler import NAMESPACE as RECONCILER_NAMESPACE
 from devcluster.local_reconciler import LocalReconciler, install_rbac
 from devcluster.simulation import STEPS, SimulationProcess
+from kubeclient.credentials import load_api_client
 from kubeclient.rest import Kube
+from reconciler.events import COMPONENT
 from wukong.api import WUKONGS
 
 FLOOR, OURS = "floor", "ours"
@@ -94,27 +98,40 @@ def reconciler_passes(reconciler: LocalReconciler) -> float:
     return sum(float(v) for v in re.findall(pattern, reconciler.metrics(), re.MULTILINE))
 
 
-def watch_until_running(admin: Kube, namespace: str, count: int, say, timeout: float = 3600) -> dict[str, float]:
-    """Follow the Wukongs with one watch (an observer whose cost does not grow with polling) until all run;
-    returns when each was first seen Running (wall clock)."""
-    started = time.monotonic()
-    items, version = admin.list(WUKONGS, namespace)
-    running = {w["metadata"]["name"]: time.time() for w in items if (w.get("status") or {}).get("phase") == "Running"}
-    last_report = started
-    while len(running) < count:
-        if time.monotonic() - started > timeout:
-            raise RuntimeError(f"did not converge in {timeout:.0f}s")
-        for event in admin.watch(WUKONGS, namespace, version, timeout_seconds=5):
-            obj = event["object"]
-            version = obj["metadata"].get("resourceVersion", version)
-            if event["type"] in ("ADDED", "MODIFIED") and (obj.get("status") or {}).get("phase") == "Running":
-                running.setdefault(obj["metadata"]["name"], time.time())
-            if time.monotonic() - last_report > 10:
-                last_report = time.monotonic()
-                say(f"bench:   {len(running)}/{count} Running after {last_report - started:.0f}s")
-            if len(running) >= count:
-                break
-    return running
+class Observer:
+    """One watch on the namespace's Wukongs, started before the first create (an observer whose cost does not grow
+    with polling): when each was first seen Running, wall clock."""
+
+    def __init__(self, admin: Kube, namespace: str) -> None:
+        self.admin, self.namespace = admin, namespace
+        self.running: dict[str, float] = {}
+        self._changed = threading.Condition()
+        _, self._version = admin.list(WUKONGS, namespace)
+        self._stop = threading.Event()
+        threading.Thread(target=self._watch, name="observer", daemon=True).start()
+
+    def _watch(self) -> None:
+        while not self._stop.is_set():
+            for event in self.admin.watch(WUKONGS, self.namespace, self._version, timeout_seconds=30):
+                obj = event["object"]
+                self._version = obj["metadata"].get("resourceVersion", self._version)
+                if event["type"] in ("ADDED", "MODIFIED") and (obj.get("status") or {}).get("phase") == "Running":
+                    with self._changed:
+                        self.running.setdefault(obj["metadata"]["name"], time.time())
+                        self._changed.notify_all()
+                if self._stop.is_set():
+                    return
+
+    def wait(self, count: int, say, timeout: float = 3600) -> dict[str, float]:
+        started = time.monotonic()
+        with self._changed:
+            while len(self.running) < count:
+                if time.monotonic() - started > timeout:
+                    raise RuntimeError(f"did not converge in {timeout:.0f}s")
+                if not self._changed.wait(10):
+                    say(f"bench:   {len(self.running)}/{count} Running after {time.monotonic() - started:.0f}s")
+            self._stop.set()
+            return dict(self.running)
 
 
 class ProcessMeter:
@@ -155,14 +172,22 @@ def run(plane: ControlPlane, admin: Kube, mode: str, count: int, args: argparse.
     simulation.start()
     result: dict[str, Any] = {"mode": mode, "count": count}
     if mode == FLOOR:
-        floor = IdealReconciler(admin, namespace, args.workers).start()
+        identity = plane.service_account_kubeconfig(RECONCILER_NAMESPACE, RECONCILER_ACCOUNT)
+        as_reconciler = Kube(load_api_client(str(identity)), field_manager=COMPONENT)
+        floor = IdealReconciler(admin, as_reconciler, namespace, args.creators).start()
 
         def create(obj: dict) -> float:
             return floor.create(obj)
     else:
         reconciler = LocalReconciler(
             plane,
-            ["--namespace", namespace, "--workers", str(args.workers), "--resync-period", "600"],
+            [
+                "--namespace",
+                namespace,
+                "--resync-period",
+                "600",
+                *(["--workers", str(args.workers)] if args.workers else []),
+            ],
             log_name=f"reconciler-{namespace}",
         ).start()
         assert reconciler.process is not None
@@ -175,11 +200,12 @@ def run(plane: ControlPlane, admin: Kube, mode: str, count: int, args: argparse.
             admin.create(WUKONGS, obj)
             return time.time()
 
+    observer = Observer(admin, namespace)
     before_api = apiserver_requests(plane)
     started = time.monotonic()
     created = create_all(count, namespace, args.creators, create)
     say(f"bench: {mode}: {count} Wukongs created in {time.monotonic() - started:.1f}s; watching them converge")
-    running = watch_until_running(admin, namespace, count, say)
+    running = observer.wait(count, say)
     result["seconds"] = time.monotonic() - started
     result["api_total"] = apiserver_requests(plane) - before_api
     if mode == FLOOR:
@@ -271,8 +297,9 @@ def summarize(runs: list[dict]) -> list[dict]:
 def report(pairs: list[dict], args: argparse.Namespace) -> None:
     print()
     print(
-        f"simulation: a process of its own per run, {args.simulation_workers} workers; reconciler: {args.workers} "
-        f"workers; Wukongs created from {args.creators} threads"
+        f"simulation: a process of its own per run, {args.simulation_workers} workers; reconciler: "
+        f"{args.workers or 'its default'} workers; Wukongs created (and the floor's statuses written) from "
+        f"{args.creators} threads"
     )
     print(f"{'N':>6} {'floor':>8} {'ours':>8} {'ours/floor':>10} {'ms/Wukong floor':>16} {'ms/Wukong ours':>15}")
     for p in pairs:
@@ -368,9 +395,11 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--counts", default="100,500,1000,2000", help="Wukong counts, comma-separated (5000 too)")
     parser.add_argument("--repeat", type=int, default=1, help="runs of each N, floor and ours each time")
-    parser.add_argument("--workers", type=int, default=4, help="the reconciler's (and the floor's status writers)")
-    parser.add_argument("--simulation-workers", type=int, default=16)
-    parser.add_argument("--creators", type=int, default=4, help="threads creating the Wukongs")
+    parser.add_argument("--workers", type=int, help="the reconciler's --workers (default: its own default)")
+    parser.add_argument("--simulation-workers", type=int, default=64)
+    parser.add_argument(
+        "--creators", type=int, default=16, help="threads creating the Wukongs (and writing the floor's statuses)"
+    )
     parser.add_argument("--profile", type=Path, help="sample the reconciler with py-spy, collapsed stacks here")
     parser.add_argument("--plot", type=Path, default=Path("bench/scale.png"))
     args = parser.parse_args()

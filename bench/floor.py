@@ -28,11 +28,13 @@ from wukong.spec import DELETE
 
 
 class IdealReconciler:
-    """``writers``: threads that write the statuses, so that the writes of many instances running at once are not
+    """``user``: who creates the Wukongs; ``kube``: the reconciler's identity (its ServiceAccount), which alone may
+    write volumes labelled for a Wukong (deploy/rbac/ownership-guard.yaml) and which pays the same admission for
+    them. ``writers``: threads that write the statuses, so that the writes of many instances running at once are not
     taken one after the other."""
 
-    def __init__(self, kube: Kube, namespace: str, writers: int = 4) -> None:
-        self.kube, self.namespace = kube, namespace
+    def __init__(self, user: Kube, kube: Kube, namespace: str, writers: int = 4) -> None:
+        self.user, self.kube, self.namespace = user, kube, namespace
         self.instances = Informer(kube, VIRTUAL_MACHINE_INSTANCES, namespace)
         self.instances.on_change(self._instance)
         self._writers = ThreadPoolExecutor(writers, thread_name_prefix="floor-status")
@@ -53,7 +55,7 @@ class IdealReconciler:
 
     def create(self, manifest: dict[str, Any]) -> float:
         """The Wukong and, at once, its children; returns when the Wukong was created (wall clock)."""
-        wukong = self.kube.create(WUKONGS, manifest)
+        wukong = self.user.create(WUKONGS, manifest)
         created = time.time()
         with self._lock:
             self._generations[wukong["metadata"]["name"]] = int(wukong["metadata"].get("generation") or 1)

@@ -63,7 +63,7 @@ COALESCE_SECONDS = 0.2
 @dataclasses.dataclass
 class Settings:
     namespace: str | None = None
-    workers: int = 4
+    workers: int = 16  # passes wait on API round trips: concurrency, not CPU, bounds how many converge at once
     resync_period: float = 300.0
     hotplug_disks: bool = False  # KubeVirt's DeclarativeHotplugVolumes is on: attach added disks live
     coalesce: float = COALESCE_SECONDS  # child changes within this of a Wukong's last pass share one pass
