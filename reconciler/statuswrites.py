@@ -1,12 +1,13 @@
 """When a Wukong's status is written: at once for what a user watches for, soon for the rest, never twice the same.
 
 A change a user watches for (``status.urgent``: the generation observed, the phase, a condition's status, the
-safety marks of a lost volume) is written at once -- unless this Wukong's own writes of the last ``settle``
-seconds are still being answered (the claims binding, CDI importing, the VM starting, KubeVirt judging a change,
-all within moments): then it waits for those answers, at most ``settle`` seconds from when it was first seen, so
-that a Wukong that converges quickly says ``Running`` in one write instead of three. A phase reached with nothing
-under way (``Reconciling`` False: converged, or stalled until someone acts) is said at once by a pass that wrote
-nothing, and the marks of a lost volume never wait. Any other change -- a
+safety marks of a lost volume) is written at once -- unless the pass that saw it wrote children itself: their
+answers (a claim binding, a VM starting, KubeVirt judging a change) come back within moments, and the change waits
+up to ``settle`` seconds from when it was first seen for them. A new Wukong's first status waits so for the answers
+to every write of its creation, not only those of the pass that saw it, so that one that converges quickly says
+``Running`` in one write, the moment it runs, instead of three; a phase reached with nothing under way
+(``Reconciling`` False: running, or stalled until someone acts) is said at once by a pass that wrote nothing. The
+marks of a lost volume never wait. Any other change -- a
 message, a volume bound, a size, the node -- is held at most ``hold`` seconds from when it was first seen, so that
 the changes following it share its write; an urgent write within that time takes it along. A status equal to the
 one stored is never written: every change is written within ``max(hold, settle)`` seconds of when it was seen.
@@ -67,8 +68,10 @@ class StatusWrites:
     ) -> Decision:
         """``another_pass_coming``: changes that came in during this pass already scheduled the next one (within
         the coalescing window), which writes what is newer. ``acted``: this pass wrote children, whose answers (a
-        claim binding, a VM starting) come back within ``settle`` seconds: until then an urgent change waits for
-        them, unless nothing is under way any more. The hold counts from when a change was first seen."""
+        claim binding, a VM starting) come back within ``settle`` seconds: an urgent change waits for them, and
+        a new Wukong's first status waits for the answers to the writes of any pass of the last ``settle``
+        seconds, unless it reached a phase with nothing under way. The hold counts from when a change was first
+        seen."""
         now = self._clock()
         with self._lock:
             if acted:
@@ -82,7 +85,7 @@ class StatusWrites:
                 self._held_since.setdefault(key, now)
                 return NOTHING
             urgent = status.urgent(before, after)
-            answered = key not in self._acted_at or _arrived(before, after)
+            answered = bool(before) or key not in self._acted_at or _arrived(before, after)
             if urgent and ((not acted and answered) or status.safety_marks_changed(before, after)):
                 self._held_since.pop(key, None)
                 return WRITE

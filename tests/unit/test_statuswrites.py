@@ -108,12 +108,21 @@ def converged(phase: str = "Running") -> dict:
 def test_a_phase_reached_with_nothing_under_way_is_written_at_once_by_a_pass_that_wrote_nothing():
     clock = Clock()
     writes = StatusWrites(hold=2.0, settle=2.0, clock=clock)
-    assert writes.decide(KEY, status(), converged(), acted=True).after == 2.0  # its own writes are answered first
-    assert writes.decide(KEY, status(), converged()).write
-    assert not writes.decide(KEY, converged(), converged() | {"observedGeneration": 2}).write  # no phase reached
+    assert writes.decide(KEY, {}, converged(), acted=True).after == 2.0  # its own writes are answered first
+    assert writes.decide(KEY, {}, converged()).write
+    assert not writes.decide(KEY, {}, status(phase="Creating")).write  # on the way: the answers are awaited
 
 
-def test_while_the_writes_of_an_earlier_pass_are_answered_an_urgent_change_waits_for_them_too():
+def test_once_a_status_is_stored_only_the_pass_that_wrote_children_waits_for_their_answers():
+    clock = Clock()
+    writes = StatusWrites(hold=2.0, settle=2.0, clock=clock)
+    grown = converged() | {"observedGeneration": 2}
+    assert writes.decide(KEY, converged(), grown, acted=True).after == 2.0  # the claim's new size was just asked
+    clock.now += 0.2
+    assert writes.decide(KEY, converged(), grown).write  # the next pass says Resizing at once
+
+
+def test_a_new_wukongs_first_status_waits_for_the_answers_to_the_writes_of_an_earlier_pass_too():
     clock = Clock()
     writes = StatusWrites(hold=2.0, settle=2.0, clock=clock)
     assert writes.decide(KEY, {}, status(), acted=True).after == 2.0
