@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import collections
+import json
 import os
 import re
 import subprocess
@@ -43,7 +44,8 @@ from devcluster.local_reconciler import NAMESPACE as RECONCILER_NAMESPACE
 from devcluster.local_reconciler import LocalReconciler, install_rbac
 from devcluster.simulation import STEPS, SimulationProcess
 from kubeclient.credentials import load_api_client
-from kubeclient.rest import Kube
+from kubeclient.resources import NAMESPACES
+from kubeclient.rest import Kube, NotFound
 from reconciler.events import COMPONENT
 from wukong.api import WUKONGS
 
@@ -233,8 +235,20 @@ def run(plane: ControlPlane, admin: Kube, mode: str, count: int, args: argparse.
         | {RUNNING: running[name] - created[name]}
         for name in created
     }
-    plane.kubectl("delete", "namespace", namespace, "--wait=true", "--timeout=1800s")  # gone before the next run
     return result
+
+
+def delete_namespace(plane: ControlPlane, admin: Kube, namespace: str, timeout: float = 3600) -> None:
+    """Deleted and gone before the next run, which would otherwise pay for the garbage collection."""
+    plane.kubectl("delete", "namespace", namespace, "--wait=false")
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            admin.get(NAMESPACES, None, namespace)
+        except NotFound:
+            return
+        time.sleep(1)  # a benchmark's pacing between runs
+    raise RuntimeError(f"namespace {namespace} not gone after {timeout:.0f}s")
 
 
 # -- profiling -------------------------------------------------------------------------------------------
@@ -402,21 +416,31 @@ def main() -> int:
     )
     parser.add_argument("--profile", type=Path, help="sample the reconciler with py-spy, collapsed stacks here")
     parser.add_argument("--plot", type=Path, default=Path("bench/scale.png"))
+    parser.add_argument("--results", type=Path, help="append each run's figures to this file (JSON lines)")
+    parser.add_argument("--report", type=Path, help="print the report of the runs in this file and run nothing")
     args = parser.parse_args()
     counts = [int(c) for c in args.counts.split(",")]
     say = lambda line: print(line, flush=True)  # noqa: E731
     runs = []
-    with ControlPlane.start(log=say) as plane:
-        admin = plane.client("bench")
-        install_rbac(plane)
-        turn = 0
-        for repeat in range(args.repeat):
-            for count in counts:
-                order = (FLOOR, OURS) if turn % 2 == 0 else (OURS, FLOOR)
-                turn += 1
-                for mode in order:
-                    say(f"bench: N = {count}, {mode} (repeat {repeat + 1})")
-                    runs.append(run(plane, admin, mode, count, args, str(repeat), say))
+    if args.report:
+        runs = [json.loads(line) for line in args.report.read_text().splitlines() if line.strip()]
+    else:
+        with ControlPlane.start(log=say) as plane:
+            admin = plane.client("bench")
+            install_rbac(plane)
+            plan = [
+                (repeat, count, mode)
+                for turn, (repeat, count) in enumerate((r, c) for r in range(args.repeat) for c in counts)
+                for mode in ((FLOOR, OURS) if turn % 2 == 0 else (OURS, FLOOR))
+            ]
+            for index, (repeat, count, mode) in enumerate(plan):
+                say(f"bench: N = {count}, {mode} (repeat {repeat + 1})")
+                runs.append(run(plane, admin, mode, count, args, str(repeat), say))
+                if args.results:
+                    with args.results.open("a") as out:
+                        out.write(json.dumps(runs[-1]) + "\n")
+                if index < len(plan) - 1:
+                    delete_namespace(plane, admin, f"bench-{mode}-{count}-{repeat}")
     pairs = summarize(runs)
     report(pairs, args)
     if plot(pairs, args.plot):
