@@ -130,6 +130,10 @@ class SimulatedBackend:
         self.snapshots = Informer(kube, VOLUME_SNAPSHOTS, namespace)
         self.snapshot_classes = Informer(kube, VOLUME_SNAPSHOT_CLASSES)
         self.queue: WorkQueue[Item] = WorkQueue()
+        self._users: dict[tuple[str, str], set[str]] = {}  # (namespace, claim) -> the VMs using it
+        self._used: dict[tuple[str, str], set[str]] = {}  # (namespace, VM) -> the claims it uses
+        self._users_lock = threading.Lock()
+        self.vms.on_change(self._index_users)  # first: the other handlers read the index
         for informer, kind in ((self.pvcs, "pvc"), (self.data_volumes, "dv"), (self.vms, "vm"), (self.snapshots, "vs")):
             informer.on_change(functools.partial(self._seen, kind))
         self.instances.on_change(self._instance_changed)
@@ -184,9 +188,28 @@ class SimulatedBackend:
                 self.queue.add_after(("pvc", item[1], claim), self.delay)
         if kind == "pvc":  # a bound claim may finish an import or let a VM start
             self.queue.add(("dv", item[1], item[2]))
-            for vm in self.vms.items():
-                if vm["metadata"]["namespace"] == item[1] and item[2] in _claims(vm):
-                    self.queue.add(("vm", item[1], vm["metadata"]["name"]))
+            for vm in self._users_of(item[1], item[2]):
+                self.queue.add(("vm", item[1], vm))
+
+    def _index_users(self, event: str, vm: dict[str, Any]) -> None:
+        """Which VMs use each claim: a claim's change looks its VMs up here, not through every VM (the
+        simulation's cost per change stays flat however many VMs there are)."""
+        namespace, name = vm["metadata"]["namespace"], vm["metadata"]["name"]
+        claims = set() if event == "DELETED" else set(_claims(vm))
+        with self._users_lock:
+            for claim in self._used.pop((namespace, name), set()) - claims:
+                users = self._users.get((namespace, claim), set())
+                users.discard(name)
+                if not users:
+                    self._users.pop((namespace, claim), None)
+            for claim in claims:
+                self._users.setdefault((namespace, claim), set()).add(name)
+            if claims:
+                self._used[(namespace, name)] = claims
+
+    def _users_of(self, namespace: str, claim: str) -> list[str]:
+        with self._users_lock:
+            return sorted(self._users.get((namespace, claim), ()))
 
     def _instance_changed(self, event: str, obj: dict[str, Any]) -> None:
         """An instance deleted by someone else (``virtctl restart``, an eviction) is started again from the
@@ -282,7 +305,7 @@ class SimulatedBackend:
         return {}
 
     def _consumed(self, namespace: str, claim: str) -> bool:
-        return any(vm["metadata"]["namespace"] == namespace and claim in _claims(vm) for vm in self.vms.items())
+        return bool(self._users_of(namespace, claim))
 
     def _bind(self, pvc: dict[str, Any], storage_class: StorageClass, requested: str) -> None:
         metadata = pvc["metadata"]

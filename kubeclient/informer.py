@@ -5,6 +5,9 @@ version stays fresh. Whenever a watch ends -- the server's timeout, a dropped co
 next one resumes from the last version seen (event or bookmark), never from an older one, with no relist.
 Only a 410 Gone relists. A failed attempt backs off with jitter, so a restarted API server is not met by
 every informer at once; a watch that delivered anything counts as a success and resets the back-off.
+
+A ``transform`` (kubeclient/transforms.py) decides what the cache keeps of each object: it runs once per object as
+it arrives, and the cache and the handlers see only its result.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from urllib3.exceptions import HTTPError
 
 from kubeclient.resources import Resource
 from kubeclient.rest import ApiError, Gone, Kube
+from kubeclient.transforms import Transform
 
 log = logging.getLogger("wukong.kubeclient.informer")
 Key = tuple[str, str]  # (namespace, name)
@@ -42,10 +46,16 @@ def key_of(obj: dict[str, Any]) -> Key:
 
 class Informer:
     def __init__(
-        self, kube: Kube, resource: Resource, namespace: str | None = None, label_selector: str | None = None
+        self,
+        kube: Kube,
+        resource: Resource,
+        namespace: str | None = None,
+        label_selector: str | None = None,
+        transform: Transform | None = None,
     ) -> None:
         self.kube, self.resource = kube, resource
         self.namespace, self.label_selector = namespace, label_selector
+        self._transform = transform
         self._store: dict[Key, dict[str, Any]] = {}
         self._index_labels: list[str] = []
         self._index: dict[tuple[str, str, str], set[str]] = {}  # (label, namespace, value) -> names
@@ -130,6 +140,8 @@ class Informer:
     def _relist(self) -> None:
         RELISTS.labels(self.resource.plural).inc()
         items, version = self.kube.list(self.resource, self.namespace, self.label_selector)
+        if self._transform is not None:
+            items = [self._transform(item) for item in items]
         fresh = {key_of(item): item for item in items}
         with self._lock:
             gone = [obj for key, obj in self._store.items() if key not in fresh]
@@ -155,6 +167,8 @@ class Informer:
             if kind != "BOOKMARK":
                 obj.setdefault("apiVersion", self.resource.api_version)
                 obj.setdefault("kind", self.resource.kind)
+                if self._transform is not None:
+                    obj = self._transform(obj)
                 with self._lock:
                     if _older(obj, self._store.get(key_of(obj))):
                         STALE.labels(self.resource.plural).inc()

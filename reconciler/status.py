@@ -480,6 +480,15 @@ def urgent(before: Obj, after: Obj) -> bool:
     return "VolumesBound" in changed and became.get("VolumesBound") != "True"
 
 
+def settled(status_: Obj) -> bool:
+    """Nothing is under way: kstatus' ``Reconciling`` is False -- the Wukong is as its spec asks, or stalled until
+    someone acts. No answer to a write of ours can change such a status, so it need not wait for one."""
+    return any(
+        isinstance(c, Mapping) and c.get("type") == "Reconciling" and c.get("status") == "False"
+        for c in status_.get("conditions") or []
+    )
+
+
 def safety_marks_changed(before: Obj, after: Obj) -> bool:
     """The record of a loss and of a spent acknowledgement changed: it must not wait, it decides what is made."""
     return _safety_marks(before) != _safety_marks(after)

@@ -98,3 +98,52 @@ def test_an_urgent_change_seen_by_a_pass_that_wrote_children_waits_the_settling_
 def test_the_record_of_a_lost_volume_never_waits():
     lost = {**status(), "volumes": [{"name": "data", "lost": True}]}
     assert StatusWrites(clock=Clock()).decide(KEY, status(), lost, acted=True).write
+
+
+def converged(phase: str = "Running") -> dict:
+    done = {"type": "Reconciling", "status": "False", "message": "the Wukong is as its spec asks"}
+    return {**status(phase=phase), "conditions": [done]}
+
+
+def test_a_phase_reached_with_nothing_under_way_is_written_at_once_by_a_pass_that_wrote_nothing():
+    clock = Clock()
+    writes = StatusWrites(hold=2.0, settle=2.0, clock=clock)
+    assert writes.decide(KEY, {}, converged(), acted=True).after == 2.0  # its own writes are answered first
+    assert writes.decide(KEY, {}, converged()).write
+    assert not writes.decide(KEY, {}, status(phase="Creating")).write  # on the way: the answers are awaited
+
+
+def test_once_a_status_is_stored_only_the_pass_that_wrote_children_waits_for_their_answers():
+    clock = Clock()
+    writes = StatusWrites(hold=2.0, settle=2.0, clock=clock)
+    grown = converged() | {"observedGeneration": 2}
+    assert writes.decide(KEY, converged(), grown, acted=True).after == 2.0  # the claim's new size was just asked
+    clock.now += 0.2
+    assert writes.decide(KEY, converged(), grown).write  # the next pass says Resizing at once
+
+
+def test_a_new_wukongs_first_status_waits_for_the_answers_to_the_writes_of_an_earlier_pass_too():
+    clock = Clock()
+    writes = StatusWrites(hold=2.0, settle=2.0, clock=clock)
+    assert writes.decide(KEY, {}, status(), acted=True).after == 2.0
+    clock.now += 0.5  # a claim bound: the pass writes nothing, the VM is not made yet
+    assert writes.decide(KEY, {}, status(message="1/2 volumes bound")).after == 1.5
+    clock.now += 0.5  # the VM runs: nothing is under way
+    assert writes.decide(KEY, {}, converged()).write
+
+
+def test_an_urgent_change_seen_once_the_answers_are_due_is_written_at_once():
+    clock = Clock()
+    writes = StatusWrites(hold=2.0, settle=2.0, clock=clock)
+    writes.decide(KEY, status(), status(message="1/2"), acted=True)
+    writes.written(KEY, "7", status(message="1/2"))
+    clock.now += 2.0
+    assert writes.decide(KEY, status(), status(phase="Error")).write
+
+
+def test_the_echo_of_this_replicas_last_write_is_known_and_no_other_version_is():
+    writes = StatusWrites(clock=Clock())
+    assert not writes.echo(KEY, "8")
+    writes.written(KEY, "8", status(phase="Running"))
+    assert writes.echo(KEY, "8")
+    assert not writes.echo(KEY, "9") and not writes.echo(KEY, "") and not writes.echo(("default", "vm2"), "8")
